@@ -1,0 +1,370 @@
+"""Configuration: read once at start-up into small frozen objects, one per component.
+
+Sources, later wins: built-in defaults, the TOML file named by ``RESYNC_CONFIG``, environment
+variables. Every setting has one environment name (the public interface, documented in the
+README) and one TOML location (``[section] key``). A bad or missing value raises ``ConfigError``
+with one line naming the setting. There are no default secrets.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from bot.errors import ConfigError
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TwsSettings:
+    urls: tuple[str, ...]  # base URLs ending in /twsd: master first, then backups
+    user: str | None = None
+    password: str | None = field(default=None, repr=False)
+    api_key: str | None = field(default=None, repr=False)
+    verify_tls: bool = True
+    ca_bundle: str | None = None
+    timeout: float = 10.0
+    retries: int = 3
+    breaker_fail_max: int = 5
+    breaker_reset: float = 30.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StoreSettings:
+    redis_url: str | None = field(default=None, repr=False)
+    data_dir: Path = Path(".resync")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LogSettings:
+    level: str = "INFO"
+    format: str = "json"  # "json" or "console"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WebSettings:
+    host: str = "0.0.0.0"
+    port: int = 8080
+    api_token: str | None = field(default=None, repr=False)  # bearer token of POST /api/chat
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SlackSettings:
+    bot_token: str = field(repr=False)
+    signing_secret: str = field(repr=False)
+    app_token: str | None = field(default=None, repr=False)
+    api_url: str | None = None
+    command: str = "/tws"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LlmSettings:
+    model: str
+    api_base: str | None = None
+    api_key: str | None = field(default=None, repr=False)
+    timeout: float = 20.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PolicySettings:
+    path: Path | None = None  # None: the built-in default policy
+    confirm_ttl: float = 300.0
+    context_ttl: float = 3600.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AlertRoute:
+    targets: tuple[str, ...]  # "slack:C0123", "teams:<conversation id>", "console"
+    stream: str = "*"
+    job: str = "*"
+    workstation: str = "*"
+    mute: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AlertSettings:
+    enabled: bool = True
+    poll_interval: float = 30.0
+    states: tuple[str, ...] = ("ABEND", "FAIL", "ERROR")
+    notify_pend: bool = True
+    notify_late: bool = False
+    routes: tuple[AlertRoute, ...] = ()
+    default_targets: tuple[str, ...] = ()
+    match: str = "first"  # "first" or "all"
+    burst_threshold: int = 5
+    burst_window: float = 300.0
+    lock_ttl: float = 30.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Settings:
+    tws: TwsSettings
+    store: StoreSettings
+    log: LogSettings
+    web: WebSettings
+    policy: PolicySettings
+    alerts: AlertSettings
+    slack: SlackSettings | None = None
+    llm: LlmSettings | None = None
+
+    def secrets(self) -> tuple[str, ...]:
+        """Every secret value, so the log pipeline can scrub them wherever they appear."""
+        values = [self.tws.password, self.tws.api_key, self.store.redis_url and _url_password(self.store.redis_url),
+                  self.web.api_token]
+        if self.slack:
+            values += [self.slack.bot_token, self.slack.signing_secret, self.slack.app_token]
+        if self.llm:
+            values.append(self.llm.api_key)
+        return tuple(v for v in values if v and len(v) >= 4)
+
+
+# --- reading -------------------------------------------------------------------------------
+
+_MISSING = object()
+
+
+class _Source:
+    """Looks a setting up in the environment, then the TOML file."""
+
+    def __init__(self, env: Mapping[str, str], toml: Mapping[str, Any]) -> None:
+        self.env = env
+        self.toml = toml
+
+    def raw(self, env_name: str, toml_path: str) -> Any:
+        if self.env.get(env_name, "") != "":
+            return self.env[env_name]
+        node: Any = self.toml
+        for part in toml_path.split("."):
+            if not isinstance(node, Mapping) or part not in node:
+                return _MISSING
+            node = node[part]
+        return node
+
+    def str(self, env_name: str, toml_path: str, default: str | None = None) -> str | None:
+        value = self.raw(env_name, toml_path)
+        if value is _MISSING:
+            return default
+        if not isinstance(value, str):
+            raise ConfigError(f"{env_name} ([{toml_path}]) must be a string")
+        return value.strip()
+
+    def number(self, env_name: str, toml_path: str, default: float, *, minimum: float = 0.0) -> float:
+        value = self.raw(env_name, toml_path)
+        if value is _MISSING:
+            return default
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{env_name} ([{toml_path}]) must be a number, got {value!r}") from None
+        if number < minimum:
+            raise ConfigError(f"{env_name} ([{toml_path}]) must be at least {minimum:g}, got {number:g}")
+        return number
+
+    def flag(self, env_name: str, toml_path: str, default: bool) -> bool:
+        value = self.raw(env_name, toml_path)
+        if value is _MISSING:
+            return default
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in {"1", "true", "yes", "on"}:
+            return True
+        if text in {"0", "false", "no", "off"}:
+            return False
+        raise ConfigError(f"{env_name} ([{toml_path}]) must be true or false, got {value!r}")
+
+    def items(self, env_name: str, toml_path: str, default: tuple[str, ...] = ()) -> tuple[str, ...]:
+        value = self.raw(env_name, toml_path)
+        if value is _MISSING:
+            return default
+        if isinstance(value, str):
+            value = value.split(",")
+        if not isinstance(value, list):
+            raise ConfigError(f"{env_name} ([{toml_path}]) must be a comma-separated list")
+        return tuple(str(v).strip() for v in value if str(v).strip())
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Read and validate every setting; raise ConfigError naming the first bad one."""
+    env = os.environ if env is None else env
+    source = _Source(env, _read_toml(env.get("RESYNC_CONFIG", "")))
+    return Settings(
+        tws=_tws(source),
+        store=_store(source),
+        log=_log(source),
+        web=_web(source),
+        policy=_policy(source),
+        alerts=_alerts(source),
+        slack=_slack(source),
+        llm=_llm(source),
+    )
+
+
+def _read_toml(path: str) -> Mapping[str, Any]:
+    if not path:
+        return {}
+    try:
+        with open(path, "rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"RESYNC_CONFIG: file not found: {path}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"RESYNC_CONFIG: {path} is not valid TOML: {exc}") from None
+
+
+def _url(setting: str, value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in {"http", "https"} or not parts.netloc:
+        raise ConfigError(f"{setting}: {value!r} is not an http(s) URL")
+    if parts.username or parts.password:
+        raise ConfigError(f"{setting}: put credentials in TWS_USER/TWS_PASSWORD or TWS_API_KEY, not in the URL")
+    return value.rstrip("/")
+
+
+def tws_base_url(value: str) -> str:
+    """``https://host:31116`` and ``https://host:31116/twsd`` both mean the same server."""
+    value = _url("TWS_URL", value.strip())
+    return value if value.endswith("/twsd") else value + "/twsd"
+
+
+def _tws(s: _Source) -> TwsSettings:
+    urls = s.items("TWS_URL", "tws.url")
+    if not urls:
+        raise ConfigError("TWS_URL is required (e.g. https://mdm.example.com:31116; comma-separate backups)")
+    user, password, api_key = s.str("TWS_USER", "tws.user"), s.str("TWS_PASSWORD", "tws.password"), s.str(
+        "TWS_API_KEY", "tws.api_key")
+    if api_key is None and (not user or not password):
+        raise ConfigError("TWS_USER and TWS_PASSWORD (or TWS_API_KEY) are required")
+    ca_bundle = s.str("TWS_CA_BUNDLE", "tws.ca_bundle")
+    if ca_bundle and not Path(ca_bundle).is_file():
+        raise ConfigError(f"TWS_CA_BUNDLE: file not found: {ca_bundle}")
+    return TwsSettings(
+        urls=tuple(tws_base_url(u) for u in urls),
+        user=user,
+        password=password,
+        api_key=api_key,
+        verify_tls=s.flag("TWS_VERIFY_TLS", "tws.verify_tls", True),
+        ca_bundle=ca_bundle,
+        timeout=s.number("TWS_TIMEOUT", "tws.timeout", 10.0, minimum=0.1),
+        retries=int(s.number("TWS_RETRIES", "tws.retries", 3)),
+        breaker_fail_max=int(s.number("TWS_BREAKER_FAILURES", "tws.breaker_failures", 5, minimum=1)),
+        breaker_reset=s.number("TWS_BREAKER_RESET", "tws.breaker_reset", 30.0, minimum=1),
+    )
+
+
+def _store(s: _Source) -> StoreSettings:
+    redis_url = s.str("REDIS_URL", "store.redis_url")
+    if redis_url and urlsplit(redis_url).scheme not in {"redis", "rediss", "unix"}:
+        raise ConfigError("REDIS_URL must start with redis://, rediss:// or unix://")
+    return StoreSettings(redis_url=redis_url or None, data_dir=Path(s.str("RESYNC_DATA_DIR", "store.data_dir", ".resync")))
+
+
+def _log(s: _Source) -> LogSettings:
+    level = (s.str("LOG_LEVEL", "log.level", "INFO") or "INFO").upper()
+    if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+        raise ConfigError(f"LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL, got {level!r}")
+    fmt = (s.str("LOG_FORMAT", "log.format", "json") or "json").lower()
+    if fmt not in {"json", "console"}:
+        raise ConfigError(f"LOG_FORMAT must be json or console, got {fmt!r}")
+    return LogSettings(level=level, format=fmt)
+
+
+def _web(s: _Source) -> WebSettings:
+    port = int(s.number("PORT", "web.port", 8080, minimum=1))
+    if port > 65535:
+        raise ConfigError(f"PORT must be at most 65535, got {port}")
+    return WebSettings(host=s.str("RESYNC_HOST", "web.host", "0.0.0.0") or "0.0.0.0", port=port,
+                       api_token=s.str("RESYNC_API_TOKEN", "web.api_token") or None)
+
+
+def _policy(s: _Source) -> PolicySettings:
+    path = s.str("RESYNC_POLICY", "policy.path")
+    if path and not Path(path).is_file():
+        raise ConfigError(f"RESYNC_POLICY: file not found: {path}")
+    return PolicySettings(
+        path=Path(path) if path else None,
+        confirm_ttl=s.number("RESYNC_CONFIRM_TTL", "policy.confirm_ttl", 300.0, minimum=5),
+        context_ttl=s.number("RESYNC_CONTEXT_TTL", "policy.context_ttl", 3600.0, minimum=5),
+    )
+
+
+def _target(setting: str, value: str) -> str:
+    if value != "console" and (":" not in value or value.split(":", 1)[0] not in {"slack", "teams", "console"}):
+        raise ConfigError(f"{setting}: {value!r} is not a target (slack:C0123456, teams:<conversation id> or console)")
+    return value
+
+
+def _alerts(s: _Source) -> AlertSettings:
+    states = tuple(x.upper() for x in s.items("RESYNC_ALERT_STATES", "alerts.states", ("ABEND", "FAIL", "ERROR")))
+    match = (s.str("RESYNC_ALERT_MATCH", "alerts.match", "first") or "first").lower()
+    if match not in {"first", "all"}:
+        raise ConfigError(f"RESYNC_ALERT_MATCH must be first or all, got {match!r}")
+    routes = []
+    raw_routes = s.toml.get("alerts", {}).get("routes", []) if isinstance(s.toml.get("alerts"), Mapping) else []
+    for index, raw in enumerate(raw_routes):
+        where = f"[[alerts.routes]] #{index + 1}"
+        if not isinstance(raw, Mapping):
+            raise ConfigError(f"{where} must be a table")
+        targets = raw.get("targets", raw.get("channels", []))
+        targets = [targets] if isinstance(targets, str) else targets
+        mute = bool(raw.get("mute", False))
+        if not targets and not mute:
+            raise ConfigError(f"{where} needs targets (or mute = true)")
+        routes.append(AlertRoute(
+            targets=tuple(_target(where, str(t)) for t in targets),
+            stream=str(raw.get("stream", "*")).upper(), job=str(raw.get("job", "*")).upper(),
+            workstation=str(raw.get("workstation", "*")).upper(), mute=mute))
+    return AlertSettings(
+        enabled=s.flag("RESYNC_ALERTS", "alerts.enabled", True),
+        poll_interval=s.number("RESYNC_POLL_INTERVAL", "alerts.poll_interval", 30.0, minimum=1),
+        states=states,
+        notify_pend=s.flag("RESYNC_ALERT_PEND", "alerts.notify_pend", True),
+        notify_late=s.flag("RESYNC_ALERT_LATE", "alerts.notify_late", False),
+        routes=tuple(routes),
+        default_targets=tuple(_target("RESYNC_ALERT_CHANNELS", t)
+                              for t in s.items("RESYNC_ALERT_CHANNELS", "alerts.channels")),
+        match=match,
+        burst_threshold=int(s.number("RESYNC_ALERT_BURST", "alerts.burst_threshold", 5, minimum=1)),
+        burst_window=s.number("RESYNC_ALERT_BURST_WINDOW", "alerts.burst_window", 300.0, minimum=1),
+        lock_ttl=s.number("RESYNC_LOCK_TTL", "alerts.lock_ttl", 30.0, minimum=2),
+    )
+
+
+def _slack(s: _Source) -> SlackSettings | None:
+    token, secret = s.str("SLACK_BOT_TOKEN", "slack.bot_token"), s.str("SLACK_SIGNING_SECRET", "slack.signing_secret")
+    app_token = s.str("SLACK_APP_TOKEN", "slack.app_token")
+    if not token and not secret and not app_token:
+        return None
+    if not token:
+        raise ConfigError("SLACK_BOT_TOKEN is required when Slack is configured")
+    if not secret and not app_token:
+        raise ConfigError("SLACK_SIGNING_SECRET is required for Slack over HTTP (or set SLACK_APP_TOKEN for Socket Mode)")
+    if app_token and not app_token.startswith("xapp-"):
+        raise ConfigError("SLACK_APP_TOKEN must be an app-level token (xapp-...)")
+    api_url = s.str("SLACK_API_URL", "slack.api_url")
+    command = s.str("SLACK_COMMAND", "slack.command", "/tws") or "/tws"
+    return SlackSettings(
+        bot_token=token, signing_secret=secret or "", app_token=app_token or None,
+        api_url=_url("SLACK_API_URL", api_url) + "/" if api_url else None,
+        command=command if command.startswith("/") else "/" + command,
+    )
+
+
+def _llm(s: _Source) -> LlmSettings | None:
+    model = s.str("LLM_MODEL", "llm.model")
+    if not model:
+        return None
+    api_base = s.str("LLM_API_BASE", "llm.api_base")
+    return LlmSettings(
+        model=model, api_base=_url("LLM_API_BASE", api_base) if api_base else None,
+        api_key=s.str("LLM_API_KEY", "llm.api_key") or None,
+        timeout=s.number("LLM_TIMEOUT", "llm.timeout", 20.0, minimum=1),
+    )
+
+
+def _url_password(url: str) -> str | None:
+    return urlsplit(url).password

@@ -1,0 +1,86 @@
+"""The exception tree of Resync, in one place.
+
+Third-party errors (aiohttp, redis, sqlite, litellm, slack-sdk) are translated into these once,
+at the edge of the component that talks to them, with ``raise ... from exc``. Entry points (an
+HTTP route, a scheduled job, the console loop) catch ``ResyncError`` and answer politely.
+
+    ResyncError
+    ├── ConfigError             a setting is missing or invalid (start-up stops)
+    ├── StoreError              the state store (SQLite or Redis) is unreachable or failed
+    ├── DeliveryError           a chat platform did not take a message (the outbox retries)
+    └── TwsError                anything the TWS engine or the way to it said no to
+        ├── TwsUnavailable      connection refused, timeout, 5xx, or the circuit breaker is open
+        ├── TwsAuthError        401: the credentials were refused
+        ├── TwsForbidden        403: the TWS user may not do this
+        ├── JobNotFound         no plan instance matches (AWSBIO006E or an empty query)
+        ├── AmbiguousJob        several plan instances match; carries the candidates
+        ├── InvalidState        the action is not allowed in the job's state (AWSBIN076E)
+        ├── OutcomeUnknown      a state-changing request was sent but its result never came back
+        └── BadResponse         TWS answered something we cannot read
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+
+class ResyncError(Exception):
+    """Base of every error Resync raises on purpose."""
+
+
+class ConfigError(ResyncError):
+    """A setting is missing or invalid; the message names the setting."""
+
+
+class StoreError(ResyncError):
+    """The state store could not be reached or refused the operation."""
+
+
+class TwsError(ResyncError):
+    """TWS (or the way to it) refused or failed a request."""
+
+
+class TwsUnavailable(TwsError):
+    """TWS cannot be reached right now (network, timeout, 5xx, breaker open)."""
+
+
+class TwsAuthError(TwsError):
+    """TWS refused the credentials (HTTP 401)."""
+
+
+class TwsForbidden(TwsError):
+    """The TWS user lacks the right for this request (HTTP 403)."""
+
+
+class JobNotFound(TwsError):
+    """No job (or job stream) in the current plan matches."""
+
+
+class AmbiguousJob(TwsError):
+    """Several plan instances match a name; the caller must choose, never guess."""
+
+    def __init__(self, message: str, candidates: Sequence[Any]) -> None:
+        super().__init__(message)
+        self.candidates = tuple(candidates)
+
+
+class InvalidState(TwsError):
+    """The action is not allowed in the current state of the job (AWSBIN076E)."""
+
+
+class OutcomeUnknown(TwsError):
+    """A state-changing request may or may not have been applied: never retried blindly."""
+
+
+class BadResponse(TwsError):
+    """TWS answered with a body or status we cannot interpret."""
+
+
+class DeliveryError(ResyncError):
+    """A chat platform did not take a message; ``retry_after`` is its hint in seconds, if any."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None, permanent: bool = False) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+        self.permanent = permanent

@@ -1,0 +1,130 @@
+"""The one event every adapter produces and the one reply every adapter renders.
+
+Slack, Teams, the console and the HTTP chat API translate their payloads into ``Event`` and turn
+``Reply`` into Block Kit, an Adaptive Card, terminal text or JSON. Nothing under ``bot/`` knows
+which platform it is talking to.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+EventKind = Literal["message", "dm", "command", "action"]
+Level = Literal["info", "success", "warning", "error"]
+
+# Action ids carried by buttons; adapters route them back into the core unchanged.
+ACTION_CONFIRM = "resync_confirm"
+ACTION_CANCEL = "resync_cancel"
+ACTION_CHOOSE = "resync_choose"  # value: the exact command to run, e.g. "status CPU1#S.J"
+ACTION_ALERT_RERUN = "resync_alert_rerun"
+ACTION_ALERT_LOG = "resync_alert_log"
+ACTION_ALERT_ACK = "resync_alert_ack"
+ACTION_ALERT_SNOOZE_1H = "resync_alert_snooze_1h"
+ACTION_ALERT_SNOOZE_24H = "resync_alert_snooze_24h"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Event:
+    """A message, slash command or button press, whatever platform it came from.
+
+    ``kind`` is "message" for a channel mention, "dm" for a direct message, "command" for a slash
+    command (``text`` is what follows the command), "action" for a button (``action_id`` and
+    ``action_value`` carry the payload).
+    """
+
+    platform: str  # "slack", "teams", "console", "http"
+    workspace: str  # Slack team id, Teams tenant id, "local"
+    channel: str  # channel or conversation id
+    user_id: str
+    text: str = ""
+    kind: EventKind = "message"
+    thread: str | None = None  # thread root the conversation lives in, if any
+    user_name: str = ""
+    user_email: str | None = None
+    action_id: str | None = None
+    action_value: str | None = None
+    message_ref: str | None = None  # the message that carried the pressed button
+    event_id: str | None = None  # the platform's delivery id, for deduplication
+    lang: str | None = None  # "en" or "pt" when the platform knows the user's locale
+
+    @property
+    def conversation_key(self) -> str:
+        """Where follow-ups ("and its log?") are remembered: per thread, or per DM."""
+        return f"{self.platform}:{self.workspace}:{self.channel}:{self.thread or ''}"
+
+    @property
+    def identities(self) -> tuple[str, ...]:
+        """Identity strings a permission policy may name for this user."""
+        ids = [f"{self.platform}:{self.user_id}", self.user_id]
+        if self.user_email:
+            ids.append(self.user_email.lower())
+        return tuple(ids)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Field:
+    label: str
+    value: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Button:
+    label: str
+    action_id: str
+    value: str
+    style: Literal["primary", "danger"] | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Reply:
+    """What the bot says back; adapters render it within their platform's limits.
+
+    ``code`` is a verbatim block (a job log); ``thread`` names the thread to answer in (None: the
+    adapter's default for the event); ``ephemeral`` asks for a reply only the requester sees;
+    ``update`` names an earlier message (``Event.message_ref`` or a stored alert message) to
+    replace instead of posting a new one.
+    """
+
+    text: str
+    title: str | None = None
+    fields: tuple[Field, ...] = ()
+    code: str | None = None
+    code_title: str | None = None
+    buttons: tuple[Button, ...] = ()
+    thread: str | None = None
+    ephemeral: bool = False
+    update: str | None = None
+    level: Level = "info"
+    context: str | None = None  # small print under the reply (e.g. "requested by @ana")
+
+
+#: What an adapter is given: one callable from event to replies.
+Handle = Callable[[Event], Awaitable[list[Reply]]]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Posted:
+    """Where a proactive message landed, so it can be threaded under and updated later."""
+
+    target: str  # e.g. "slack:C0123456"
+    message_ref: str  # Slack ts, Teams activity id
+    thread: str | None = None
+
+
+class Notifier(Protocol):
+    """Proactive delivery (alerts) to a routed target such as ``slack:C0123456``.
+
+    Raises ``DeliveryError`` when the platform refused or could not be reached, so the outbox
+    can retry later.
+    """
+
+    def handles(self, target: str) -> bool: ...
+
+    async def post(self, target: str, reply: Reply, *, thread: str | None = None) -> Posted: ...
+
+    async def update(self, target: str, message_ref: str, reply: Reply) -> None: ...
+
+
+ReplySink = Callable[[Reply], Awaitable[None]]

@@ -1,0 +1,86 @@
+"""What the bot must remember, behind one small interface with two real implementations.
+
+``SqliteStore`` (embedded, the default, one process) and ``RedisStore`` (``REDIS_URL``, several
+replicas) pass the same contract tests (tests/test_store_contract.py). Values are JSON-able dicts.
+
+Key spaces used by the rest of the code (by convention, prefix first):
+  dedup:<platform>:<event_id>        delivery dedup (claim)
+  idem:<confirmation id>             an action ran at most once (claim)
+  confirm:<id>                       a pending confirmation (put with TTL)
+  ctx:<conversation key>             conversation context (put with TTL)
+  convref:<target>                   proactive conversation references
+  alert:<job id>:<run id>            alert records
+  snooze:<job id> / mute:<pattern>   noise control (put with TTL)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+JSON = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OutboxItem:
+    id: str
+    payload: JSON
+    attempts: int
+    due_at: float  # epoch seconds
+    last_error: str | None = None
+
+
+class Store(Protocol):
+    """The state store port. Every method raises ``StoreError`` when the backend fails."""
+
+    kind: str  # "sqlite" or "redis"
+
+    async def ping(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    # --- keys with TTL: dedup and idempotency -------------------------------------------
+    async def claim(self, key: str, ttl: float) -> bool:
+        """Atomically mark ``key`` for ``ttl`` seconds; True only for the first caller."""
+        ...
+
+    # --- small JSON records -------------------------------------------------------------
+    async def put(self, key: str, value: JSON, ttl: float | None = None) -> None: ...
+
+    async def get(self, key: str) -> JSON | None: ...
+
+    async def delete(self, key: str) -> None: ...
+
+    async def scan(self, prefix: str) -> list[tuple[str, JSON]]:
+        """Every live record whose key starts with ``prefix`` (sorted by key)."""
+        ...
+
+    # --- append-only, hash-chained log (audit) -------------------------------------------
+    async def append_chained(self, log: str, build: Callable[[JSON | None], JSON]) -> JSON:
+        """Append ``build(last_record)`` atomically: no two appends see the same last record."""
+        ...
+
+    async def read_log(self, log: str, *, last: int | None = None) -> list[JSON]:
+        """The records of ``log`` in append order (only the newest ``last`` when given)."""
+        ...
+
+    # --- durable outbox (alerts are written here before they are sent) ---------------------
+    async def outbox_add(self, item_id: str, payload: JSON, due_at: float) -> bool:
+        """Queue an item; False (and nothing changes) when ``item_id`` was ever queued before."""
+        ...
+
+    async def outbox_due(self, now: float, limit: int = 50) -> list[OutboxItem]: ...
+
+    async def outbox_done(self, item_id: str) -> None: ...
+
+    async def outbox_retry(self, item_id: str, due_at: float, error: str) -> None: ...
+
+    async def outbox_pending(self) -> int: ...
+
+    # --- leader lock (one poller among replicas) ------------------------------------------
+    async def acquire_lock(self, name: str, owner: str, ttl: float) -> bool:
+        """Take the lock or renew it when ``owner`` already holds it."""
+        ...
+
+    async def release_lock(self, name: str, owner: str) -> None: ...

@@ -1,0 +1,121 @@
+"""Typed, frozen views of TWS plan objects.
+
+The client builds these from the V2 JSON (see ``wire.py`` for the field mapping, which is the one
+place where uncertain field names live); nothing else in Resync reads raw TWS JSON.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+#: The ``FAILED`` status group used by queries, tools and alerts.
+FAILED_STATES: frozenset[str] = frozenset({"ABEND", "FAIL", "ERROR"})
+
+#: Every internal status a plan job can have (tws-api.md section 7).
+JOB_STATES: frozenset[str] = frozenset(
+    {
+        "ABEND", "FAIL", "ERROR", "ABENP", "SUCCP", "DONE", "EXTRN", "PEND", "CANCL", "EXEC",
+        "HOLD", "FENCE", "READY", "SCHED", "INTRO", "ADD", "WAIT", "BOUND", "SUCC", "SUPPR",
+    }
+)
+
+#: Every job stream state (tws-api.md section 6).
+STREAM_STATES: frozenset[str] = frozenset(
+    {"ADD", "ABEND", "CANCELP", "ERROR", "EXEC", "EXTRN", "HOLD", "READY", "STUCK", "SUCC", "SUPPR"}
+)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Dependency:
+    job_id: str | None
+    job_name: str | None
+    stream_name: str | None
+    satisfied: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Job:
+    """One job instance in the current plan."""
+
+    id: str
+    name: str
+    stream: str
+    stream_id: str
+    workstation: str  # without the leading "/" of V2 folder paths
+    status: str  # internalStatus: ABEND, SUCC, EXEC, ...
+    coarse_status: str = ""  # DWC status: Error, Successful, Running, ...
+    run_id: str | None = None
+    return_code: int | None = None
+    job_number: int | None = None
+    priority: int | None = None
+    sched_time: datetime | None = None
+    start: datetime | None = None
+    end: datetime | None = None
+    rerun_count: int = 0
+    late: bool = False
+    requires_confirmation: bool = False
+    dependencies: tuple[Dependency, ...] = ()
+
+    @property
+    def full_name(self) -> str:
+        """Conman syntax ``WS#STREAM.JOB``, how operators name a job."""
+        return f"{self.workstation}#{self.stream}.{self.name}"
+
+    @property
+    def failed(self) -> bool:
+        return self.status in FAILED_STATES
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JobStream:
+    """One job stream instance in the current plan."""
+
+    id: str
+    name: str
+    workstation: str
+    status: str
+    sched_time: datetime | None = None
+    start: datetime | None = None
+    end: datetime | None = None
+    job_count: int | None = None
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.workstation}#{self.name}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JobLog:
+    """A slice of a job's stdlist: the whole log or its tail."""
+
+    job_id: str
+    run_id: str | None
+    text: str
+    total_lines: int
+    first_line: int  # 1-based number of the first line in ``text``
+
+    @property
+    def truncated(self) -> bool:
+        return self.first_line > 1
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EngineInfo:
+    version: str
+    engine_type: str
+    timezone: str
+    license_type: str | None = None
+    plan_start: datetime | None = None
+    plan_end: datetime | None = None
+    master: str | None = None  # the base URL that answered
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ActionResult:
+    """What TWS said after a job or job stream action."""
+
+    action: str
+    target_id: str
+    messages: tuple[str, ...] = ()
+    new_run_id: str | None = None
