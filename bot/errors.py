@@ -8,6 +8,7 @@ HTTP route, a scheduled job, the console loop) catch ``ResyncError`` and answer 
     ├── ConfigError             a setting is missing or invalid (start-up stops)
     ├── StoreError              the state store (SQLite or Redis) is unreachable or failed
     ├── DeliveryError           a chat platform did not take a message (the outbox retries)
+    ├── LlmError                the language model failed, timed out or answered nonsense
     └── TwsError                anything the TWS engine or the way to it said no to
         ├── TwsUnavailable      connection refused, timeout, 5xx, or the circuit breaker is open
         ├── TwsAuthError        401: the credentials were refused
@@ -84,3 +85,7 @@ class DeliveryError(ResyncError):
         super().__init__(message)
         self.retry_after = retry_after
         self.permanent = permanent
+
+
+class LlmError(ResyncError):
+    """The LLM call failed or returned something unusable; the core falls back to the rules."""

@@ -73,6 +73,6 @@ TOOLS: dict[str, ToolSpec] = {spec.name: spec for spec in (
     ToolSpec(name="engine_health", description="Whether TWS is reachable, its version and the state of the connection.",
              parameters=_params()),
     ToolSpec(name="search_runbooks", description="Search the operations runbooks for how to fix a problem.",
-             parameters={**_params(query={"type": "string", "description": "What to look for"}), "required": ["query"]}),
+             parameters=_params(query={"type": "string", "description": "What to look for (default: the whole message)"})),
     ToolSpec(name="help", description="What the bot can do, with examples.", parameters=_params()),
 )}
