@@ -204,6 +204,18 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     )
 
 
+def load_store_settings(env: Mapping[str, str] | None = None) -> StoreSettings:
+    """Only the store slice: for commands (``resync audit``) that need no TWS settings."""
+    env = os.environ if env is None else env
+    return _store(_Source(env, _read_toml(env.get("RESYNC_CONFIG", ""))))
+
+
+def load_llm_settings(env: Mapping[str, str] | None = None) -> LlmSettings | None:
+    """Only the LLM slice: for ``resync ask --dry-run``, which never calls TWS."""
+    env = os.environ if env is None else env
+    return _llm(_Source(env, _read_toml(env.get("RESYNC_CONFIG", ""))))
+
+
 def _read_toml(path: str) -> Mapping[str, Any]:
     if not path:
         return {}

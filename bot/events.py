@@ -17,7 +17,7 @@ Level = Literal["info", "success", "warning", "error"]
 # Action ids carried by buttons; adapters route them back into the core unchanged.
 ACTION_CONFIRM = "resync_confirm"
 ACTION_CANCEL = "resync_cancel"
-ACTION_CHOOSE = "resync_choose"  # value: the exact command to run, e.g. "status CPU1#S.J"
+ACTION_CHOOSE = "resync_choose"  # value: JSON {"tool": ..., "job_id": ...} picked among candidates
 ACTION_ALERT_RERUN = "resync_alert_rerun"
 ACTION_ALERT_LOG = "resync_alert_log"
 ACTION_ALERT_ACK = "resync_alert_ack"

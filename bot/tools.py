@@ -1,13 +1,25 @@
 """The TWS tools the bot can use: one registry shared by commands, rules and the LLM.
 
-SKELETON: the specs are final (their JSON-schema parameters go to the LLM as-is); the runners are
-being written.
+The specs' JSON-schema parameters go to the LLM as-is. Read-only tools run here; state-changing
+tools are only proposed here and run by the agent core after permission and confirmation.
 """
 
 from __future__ import annotations
 
+import difflib
+import json
+from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
+
+from bot.errors import AmbiguousJob, JobNotFound, TwsError
+from bot.events import ACTION_CHOOSE, Button, Field, Reply
+from bot.texts import say
+from bot.tws.client import TwsClient
+from bot.tws.models import FAILED_STATES, JOB_STATES, Job
+from bot.tws.names import JobRef, parse_job_ref
 
 _JOB = {"type": "string", "description": "Job name: JOB, STREAM.JOB or WORKSTATION#STREAM.JOB"}
 _STREAM = {"type": "string", "description": "Job stream name"}
@@ -76,3 +88,235 @@ TOOLS: dict[str, ToolSpec] = {spec.name: spec for spec in (
              parameters=_params(query={"type": "string", "description": "What to look for (default: the whole message)"})),
     ToolSpec(name="help", description="What the bot can do, with examples.", parameters=_params()),
 )}
+
+
+# --- running the read-only tools ----------------------------------------------------------------
+# State-changing tools are never run from here: the agent core proposes them for confirmation.
+
+RunbookSearch = Callable[[str], Awaitable[str | None]]
+LIST_LIMIT = 25
+LOG_TAIL = 60
+_WILDCARDS = ("@", "*", "?")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ToolContext:
+    """What a tool run may use: capabilities, not the whole app."""
+
+    tws: TwsClient
+    lang: str
+    text: str = ""  # the user's message (the default runbook query)
+    runbooks: RunbookSearch | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Outcome:
+    replies: list[Reply]
+    job: Job | None = None  # the job discussed, remembered for follow-ups
+
+
+def has_wildcard(name: str) -> bool:
+    return any(w in name for w in _WILDCARDS)
+
+
+def job_ref(args: dict[str, str]) -> JobRef:
+    """Combine ``job`` (maybe WS#STREAM.JOB) with separate stream/workstation arguments."""
+    ref = parse_job_ref(args["job"])
+    return JobRef(job=ref.job, stream=ref.stream or (args.get("stream") or "").upper() or None,
+                  workstation=ref.workstation or (args.get("workstation") or "").upper() or None)
+
+
+def choice_value(tool: str, *, job_id: str | None = None, job: str | None = None) -> str:
+    return json.dumps({"tool": tool, **({"job_id": job_id} if job_id else {}), **({"job": job} if job else {})})
+
+
+async def resolve(ctx: ToolContext, tool: str, args: dict[str, str]) -> Job | Reply:
+    """One plan instance for the arguments, or a reply asking the user to choose (never a guess)."""
+    if args.get("job_id"):
+        return await ctx.tws.get_job(args["job_id"])
+    if not args.get("job"):
+        return Reply(text=say(ctx.lang, "need_job"), level="warning")
+    ref = job_ref(args)
+    try:
+        return await ctx.tws.resolve_job(ref)
+    except AmbiguousJob as exc:
+        jobs: list[Job] = list(exc.candidates)[:10]
+        buttons = tuple(Button(label=_short_label(job), action_id=ACTION_CHOOSE,
+                               value=choice_value(tool, job_id=job.id)) for job in jobs)
+        text = say(ctx.lang, "ambiguous", name=str(ref), count=len(exc.candidates))
+        return Reply(text=text, buttons=buttons, level="warning")
+    except JobNotFound:
+        names = await _close_names(ctx.tws, ref)
+        if not names:
+            return Reply(text=say(ctx.lang, "job_not_found", name=str(ref)), level="warning")
+        buttons = tuple(Button(label=n, action_id=ACTION_CHOOSE, value=choice_value(tool, job=n)) for n in names)
+        return Reply(text=say(ctx.lang, "did_you_mean", name=str(ref)), buttons=buttons, level="warning")
+
+
+async def _close_names(tws: TwsClient, ref: JobRef, limit: int = 5) -> list[str]:
+    """Close matches among plan names sharing a prefix: cheap even on a 100,000-job plan."""
+    names: set[str] = set()
+    for prefix in {ref.job[:3], ref.job[:1]}:
+        count = 0
+        async for job in tws.iter_jobs(name=prefix + "@", stream=ref.stream, workstation=ref.workstation, page_size=500):
+            names.add(job.name if not ref.stream else f"{job.stream}.{job.name}")
+            count += 1
+            if count >= 2000:
+                break
+        if len(names) >= 20:
+            break
+    target = ref.job if not ref.stream else f"{ref.stream}.{ref.job}"
+    return difflib.get_close_matches(target, sorted(names), n=limit, cutoff=0.6)
+
+
+def _short_label(job: Job) -> str:
+    when = _time(job.sched_time)
+    label = f"{job.full_name} {when}".strip()
+    return label if len(label) <= 70 else label[:69] + "…"
+
+
+def _time(value: datetime | None) -> str:
+    return value.strftime("%m-%d %H:%M") if value else ""
+
+
+def job_fields(job: Job, lang: str) -> tuple[Field, ...]:
+    fields = [Field(label=say(lang, "f_status"), value=f"{job.status}" + (f" ({job.coarse_status})" if job.coarse_status else "")),
+              Field(label=say(lang, "f_stream"), value=job.stream),
+              Field(label=say(lang, "f_ws"), value=job.workstation)]
+    if job.return_code is not None:
+        fields.append(Field(label=say(lang, "f_rc"), value=str(job.return_code)))
+    for key, value in (("f_sched", job.sched_time), ("f_start", job.start), ("f_end", job.end)):
+        if value:
+            fields.append(Field(label=say(lang, key), value=value.strftime("%Y-%m-%d %H:%M:%S UTC")))
+    if job.rerun_count:
+        fields.append(Field(label=say(lang, "f_reruns"), value=str(job.rerun_count)))
+    return tuple(fields)
+
+
+_LEVEL = {"SUCC": "success", "ABEND": "error", "FAIL": "error", "ERROR": "error", "HOLD": "warning", "PEND": "warning"}
+
+
+def status_reply(job: Job, lang: str) -> Reply:
+    buttons = [Button(label=say(lang, "btn_log"), action_id=ACTION_CHOOSE, value=choice_value("job_log", job_id=job.id))]
+    if job.status in FAILED_STATES or job.status == "SUCC":
+        buttons.append(Button(label=say(lang, "btn_rerun"), action_id=ACTION_CHOOSE,
+                              value=choice_value("rerun_job", job_id=job.id), style="danger" if job.status == "SUCC" else "primary"))
+    return Reply(title=job.full_name, text=f"`{job.full_name}`: *{job.status}*", fields=job_fields(job, lang),
+                 buttons=tuple(buttons), level=_LEVEL.get(job.status, "info"))  # type: ignore[arg-type]
+
+
+async def run_read_tool(tool: str, args: dict[str, str], ctx: ToolContext) -> Outcome:
+    runner = _READERS[tool]
+    return await runner(ctx, args)
+
+
+async def _job_status(ctx: ToolContext, args: dict[str, str]) -> Outcome:
+    if args.get("job") and has_wildcard(args["job"]):
+        return await _list_jobs(ctx, {**args, "name": args["job"]})
+    found = await resolve(ctx, "job_status", args)
+    if isinstance(found, Reply):
+        return Outcome(replies=[found])
+    return Outcome(replies=[status_reply(found, ctx.lang)], job=found)
+
+
+async def _job_log(ctx: ToolContext, args: dict[str, str]) -> Outcome:
+    found = await resolve(ctx, "job_log", args)
+    if isinstance(found, Reply):
+        return Outcome(replies=[found])
+    log = await ctx.tws.job_log(found.id, tail=LOG_TAIL)
+    if not log.text.strip():
+        return Outcome(replies=[Reply(text=say(ctx.lang, "log_empty", job=found.full_name))], job=found)
+    shown = log.text.count("\n") + 1
+    note = say(ctx.lang, "log_cut", shown=shown, total=log.total_lines) if log.truncated else ""
+    title = say(ctx.lang, "log_title", job=found.full_name, run=found.rerun_count + 1)
+    return Outcome(job=found, replies=[Reply(
+        title=title, text=f"`{found.full_name}`: *{found.status}*" + (f" rc={found.return_code}" if found.return_code is not None else ""),
+        code=log.text, code_title=note or None, level=_LEVEL.get(found.status, "info"))])  # type: ignore[arg-type]
+
+
+async def _list_jobs(ctx: ToolContext, args: dict[str, str]) -> Outcome:
+    status = (args.get("status") or "").upper() or None
+    if status and status != "FAILED" and status not in JOB_STATES:
+        return Outcome(replies=[Reply(text=f"`{status}`: " + ", ".join(sorted(JOB_STATES | {"FAILED"})), level="warning")])
+    filters = {"status": status, "stream": (args.get("stream") or "").upper() or None,
+               "workstation": (args.get("workstation") or "").upper() or None, "name": args.get("name")}
+    filters = {k: v for k, v in filters.items() if v}
+    jobs: list[Job] = []
+    async for job in ctx.tws.iter_jobs(**filters, page_size=100):  # type: ignore[arg-type]
+        jobs.append(job)
+        if len(jobs) > LIST_LIMIT:
+            break
+    what = "".join(f" {k}={v}" for k, v in filters.items())
+    what = f" ({what.strip()})" if what else ""
+    if not jobs:
+        return Outcome(replies=[Reply(text=say(ctx.lang, "no_jobs", what=what), level="success" if status == "FAILED" else "info")])
+    total = len(jobs) if len(jobs) <= LIST_LIMIT else await ctx.tws.count_jobs(**filters)
+    lines = [_job_line(job) for job in jobs[:LIST_LIMIT]]
+    if total > LIST_LIMIT:
+        lines.append(say(ctx.lang, "more_jobs", more=total - LIST_LIMIT))
+    level = "error" if status == "FAILED" else "info"
+    return Outcome(replies=[Reply(text=say(ctx.lang, "jobs_found", count=total, what=what), code="\n".join(lines), level=level)],
+                   job=jobs[0] if total == 1 else None)
+
+
+def _job_line(job: Job) -> str:
+    rc = f" rc={job.return_code}" if job.return_code is not None else ""
+    when = _time(job.end or job.start or job.sched_time)
+    return f"{job.status:<6} {job.full_name}{rc} {when}".rstrip()
+
+
+async def _stream_status(ctx: ToolContext, args: dict[str, str]) -> Outcome:
+    name = (args.get("stream") or "").upper()
+    if not name:
+        return Outcome(replies=[Reply(text=say(ctx.lang, "need_stream"), level="warning")])
+    streams = await ctx.tws.query_streams(name=name, workstation=(args.get("workstation") or "").upper() or None)
+    if not streams:
+        return Outcome(replies=[Reply(text=say(ctx.lang, "stream_not_found", name=name), level="warning")])
+    jobs = await ctx.tws.query_jobs(stream=name)
+    replies = []
+    for stream in streams[:5]:
+        counts = Counter(job.status for job in jobs if job.stream_id == stream.id)
+        failed = [job for job in jobs if job.stream_id == stream.id and job.failed]
+        summary = ", ".join(f"{status} {n}" for status, n in counts.most_common())
+        fields = [Field(label=say(ctx.lang, "f_status"), value=stream.status), Field(label=say(ctx.lang, "f_ws"), value=stream.workstation),
+                  Field(label=say(ctx.lang, "f_jobs"), value=summary or "0")]
+        if stream.sched_time:
+            fields.append(Field(label=say(ctx.lang, "f_sched"), value=stream.sched_time.strftime("%Y-%m-%d %H:%M UTC")))
+        replies.append(Reply(title=say(ctx.lang, "stream_title", stream=stream.full_name),
+                             text=f"`{stream.full_name}`: *{stream.status}*", fields=tuple(fields),
+                             code="\n".join(_job_line(j) for j in failed[:10]) or None,
+                             level="error" if failed else "info"))
+    return Outcome(replies=replies)
+
+
+async def _engine_health(ctx: ToolContext, args: dict[str, str]) -> Outcome:
+    try:
+        info = await ctx.tws.engine_info()
+    except TwsError as exc:
+        return Outcome(replies=[Reply(text=say(ctx.lang, "health_down", detail=str(exc)), level="error",
+                                      fields=(Field(label=say(ctx.lang, "f_breaker"), value=ctx.tws.breaker_state),))])
+    fields = (Field(label=say(ctx.lang, "f_version"), value=f"{info.version} ({info.engine_type})"),
+              Field(label=say(ctx.lang, "f_timezone"), value=info.timezone),
+              Field(label=say(ctx.lang, "f_server"), value=ctx.tws.active_url),
+              Field(label=say(ctx.lang, "f_breaker"), value=ctx.tws.breaker_state))
+    return Outcome(replies=[Reply(text=say(ctx.lang, "health_ok"), fields=fields, level="success")])
+
+
+async def _search_runbooks(ctx: ToolContext, args: dict[str, str]) -> Outcome:
+    if ctx.runbooks is None:
+        return Outcome(replies=[Reply(text=say(ctx.lang, "no_kb"))])
+    answer = await ctx.runbooks(args.get("query") or ctx.text)
+    return Outcome(replies=[Reply(text=answer or say(ctx.lang, "no_kb"))])
+
+
+async def _help(ctx: ToolContext, args: dict[str, str]) -> Outcome:
+    from bot.nlu import examples
+
+    sample = "\n".join(f"• {e}" for e in examples(ctx.lang)[:6])
+    return Outcome(replies=[Reply(title=say(ctx.lang, "help_title"), text=say(ctx.lang, "help_text") + "\n" + sample)])
+
+
+_READERS: dict[str, Callable[[ToolContext, dict[str, str]], Awaitable[Outcome]]] = {
+    "job_status": _job_status, "job_log": _job_log, "list_jobs": _list_jobs, "stream_status": _stream_status,
+    "engine_health": _engine_health, "search_runbooks": _search_runbooks, "help": _help,
+}

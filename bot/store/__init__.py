@@ -15,9 +15,17 @@ Key spaces used by the rest of the code (by convention, prefix first):
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
+
+import structlog
+
+from bot.config import StoreSettings
+from bot.errors import StoreError
+
+log = structlog.get_logger(__name__)
 
 JSON = dict[str, Any]
 
@@ -84,3 +92,34 @@ class Store(Protocol):
         ...
 
     async def release_lock(self, name: str, owner: str) -> None: ...
+
+
+# --- opening the configured store ---------------------------------------------------------
+
+@asynccontextmanager
+async def open_store(settings: StoreSettings, *, namespace: str = "resync:") -> AsyncIterator[Store]:
+    """Redis when ``REDIS_URL`` is set, else ``<data_dir>/state.db``; closed on exit.
+
+    A configured Redis that does not answer stops start-up with ``StoreError``: falling back to
+    a local file would silently split state between replicas.
+    """
+    # Imported here: the implementations import this module, and redis is only needed with Redis.
+    if settings.redis_url:
+        from bot.store.redis import RedisStore
+
+        redis_store = RedisStore.from_url(settings.redis_url, namespace=namespace)
+        try:
+            await redis_store.ping()
+        except StoreError:
+            await redis_store.close()
+            raise
+        log.info("store_opened", kind="redis", where=redis_store.where, namespace=namespace)
+        store: Store = redis_store
+    else:
+        from bot.store.sqlite import SqliteStore
+
+        store = await SqliteStore.open(settings.data_dir / "state.db")
+    try:
+        yield store
+    finally:
+        await store.close()

@@ -1,41 +1,143 @@
-"""The resilient TWS client: one pooled aiohttp session, V2 API, typed results.
+"""The resilient TWS client: one pooled aiohttp session, the V2 API, typed results.
 
-SKELETON: signatures are the contract other modules code against; bodies are being written.
+Every request goes through ``_request``, the one edge where aiohttp errors and HTTP statuses
+become ``bot.errors`` exceptions:
+
+    connection refused / DNS / TLS   -> next URL (nothing was sent); all failed -> TwsUnavailable
+    timeout, dropped connection, 5xx -> GET: retried with backoff, then TwsUnavailable
+                                        PUT: OutcomeUnknown (it may have been applied)
+    401 TwsAuthError, 403 TwsForbidden, 404 / AWSBIO006E JobNotFound, AWSBIN076E InvalidState,
+    unreadable body or unexpected status -> BadResponse
+
+Unavailability (not 4xx answers) feeds a pybreaker circuit breaker; while it is open every call
+fails fast with TwsUnavailable. Wire details (paths, fields, OQL) live in ``wire.py``.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable
+import asyncio
+import contextlib
+import difflib
+import json
+import random
+import ssl
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterable
+from typing import Any
 
 import aiohttp
+import pybreaker
+import structlog
 
 from bot.config import TwsSettings
+from bot.errors import (
+    AmbiguousJob,
+    BadResponse,
+    ConfigError,
+    InvalidState,
+    JobNotFound,
+    OutcomeUnknown,
+    TwsAuthError,
+    TwsError,
+    TwsForbidden,
+    TwsUnavailable,
+)
+from bot.tws import wire
 from bot.tws.models import ActionResult, EngineInfo, Job, JobLog, JobStream
 from bot.tws.names import JobRef
 
+log = structlog.get_logger(__name__)
+
 JOB_ACTIONS = ("rerun", "hold", "release", "cancel", "kill", "confirm-succ")
 STREAM_ACTIONS = ("hold", "release", "cancel")
+
+#: (operation, HTTP method, seconds, error class name or None): how the web layer gets metrics.
+Observe = Callable[[str, str, float, str | None], None]
+
+_RESOLVE_LIMIT = 50  # candidates shown when a name is ambiguous
+_BACKOFF_CAP = 10.0
+
+
+class _MaybeSent(aiohttp.ClientError):
+    """The connection dropped after the request went out; the server may have acted on it."""
+
+
+async def _no_resend(request: aiohttp.ClientRequest, handler: Any) -> aiohttp.ClientResponse:
+    """aiohttp silently resends PUT (and GET) once when a connection drops; we decide instead.
+
+    Re-raising as a plain ClientError takes the error out of aiohttp's retry path, so a rerun is
+    never sent twice behind our back and every GET retry is counted, backed off and logged.
+    """
+    try:
+        return await handler(request)
+    except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
+        if isinstance(exc, aiohttp.ClientConnectorError):
+            raise
+        raise _MaybeSent(f"connection dropped ({type(exc).__name__})") from exc
+
+
+class _NotSent(Exception):
+    """Nothing reached this URL (refused, DNS, TLS handshake): safe to try the next one."""
+
+
+class _BreakerWatch(pybreaker.CircuitBreakerListener):
+    """Remembers when the breaker opened (our fail-fast clock) and logs every transition."""
+
+    def __init__(self) -> None:
+        self.opened_at = 0.0
+
+    def state_change(self, cb: pybreaker.CircuitBreaker, old_state: Any, new_state: Any) -> None:
+        if new_state.name == pybreaker.STATE_OPEN:
+            self.opened_at = time.monotonic()
+        log.warning("tws_breaker_state", state=new_state.name, previous=getattr(old_state, "name", None))
 
 
 class TwsClient:
     """Talks to one TWS master (with backups), translating every failure into bot.errors."""
 
-    def __init__(self, settings: TwsSettings, *, session: aiohttp.ClientSession | None = None) -> None:
-        raise NotImplementedError
+    def __init__(self, settings: TwsSettings, *, session: aiohttp.ClientSession | None = None,
+                 observe: Observe | None = None, backoff: float = 0.5) -> None:
+        if not settings.urls:
+            raise ConfigError("TWS_URL is required")
+        if not settings.api_key and not (settings.user and settings.password):
+            raise ConfigError("TWS_USER and TWS_PASSWORD (or TWS_API_KEY) are required")
+        self._settings = settings
+        self._urls = tuple(u.rstrip("/") for u in settings.urls)
+        self._active = 0
+        self._session = session
+        self._owns_session = session is None
+        self._observe = observe
+        self._backoff = backoff
+        self._timeout = aiohttp.ClientTimeout(total=settings.timeout)
+        self._auth = wire.authorization(user=settings.user, password=settings.password, api_key=settings.api_key)
+        self._ssl = _ssl_option(settings)
+        self._watch = _BreakerWatch()
+        self._breaker = pybreaker.CircuitBreaker(fail_max=settings.breaker_fail_max,
+                                                 reset_timeout=settings.breaker_reset, listeners=[self._watch])
+        self._probing = False
 
-    async def __aenter__(self) -> TwsClient: ...
-    async def __aexit__(self, *exc: object) -> None: ...
-    async def close(self) -> None: ...
+    async def __aenter__(self) -> TwsClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Close the session only when this client created it."""
+        if self._owns_session and self._session is not None:
+            await self._session.close()
+            self._session = None
 
     @property
     def breaker_state(self) -> str:
         """"closed", "open" or "half-open"."""
-        raise NotImplementedError
+        return self._breaker.current_state
 
     @property
     def active_url(self) -> str:
         """The base URL that answered last (master or a backup)."""
-        raise NotImplementedError
+        return self._urls[self._active]
 
     # --- reads (retried with backoff + full jitter) -----------------------------------------
     async def iter_jobs(self, *, name: str | None = None, stream: str | None = None,
@@ -43,39 +145,327 @@ class TwsClient:
                         page_size: int = 500) -> AsyncIterator[Job]:
         """Every matching job in the plan, page by page. ``status`` may be "FAILED" (the group),
         one internal status, or several. Names may use ``@`` or ``*`` wildcards."""
-        raise NotImplementedError
-        yield  # pragma: no cover
+        oql = wire.job_filter(name=name, stream=stream, workstation=workstation, status=status)
+        async for raw in self._pages("iter_jobs", wire.JOBS, oql, page_size):
+            yield wire.job(raw)
 
-    async def query_jobs(self, **filters: object) -> list[Job]:
+    async def query_jobs(self, **filters: Any) -> list[Job]:
         """``iter_jobs`` collected into a list (same filters)."""
-        raise NotImplementedError
+        return [job async for job in self.iter_jobs(**filters)]
 
-    async def count_jobs(self, **filters: object) -> int: ...
-    async def get_job(self, job_id: str) -> Job: ...
-    async def job_log(self, job_id: str, *, tail: int | None = 200) -> JobLog:
-        """The last ``tail`` lines of the current run's stdlist (None: the whole log)."""
-        raise NotImplementedError
+    async def count_jobs(self, **filters: Any) -> int:
+        oql = wire.job_filter(**filters)
+        return wire.count(await self._get("count_jobs", wire.JOB_COUNT, wire.oql_params(oql)))
+
+    async def get_job(self, job_id: str) -> Job:
+        return wire.job(await self._get("get_job", wire.job_path(job_id)))
+
+    async def job_log(self, job_id: str, *, tail: int | None = 200, run_id: str | None = None) -> JobLog:
+        """The last ``tail`` lines of the current run's stdlist (None: the whole log).
+
+        Pass ``run_id`` (``Job.run_id``) when you already hold the job, to save one request. A job
+        that never ran has no log: the answer is empty with ``run_id`` None.
+        """
+        run_id = run_id or (await self.get_job(job_id)).run_id
+        if run_id is None:
+            return JobLog(job_id=job_id, run_id=None, text="", total_lines=0, first_line=1)
+        if tail is None:
+            return await self._whole_log(job_id, run_id)
+        return await self._log_tail(job_id, run_id, max(1, tail))
 
     async def successors(self, job: Job) -> list[Job]:
         """Jobs in the plan that depend on ``job`` (for the downstream impact of a failure)."""
-        raise NotImplementedError
+        return [wire.job(raw) async for raw in
+                self._pages("successors", wire.JOBS, wire.successors_filter(job.id), 500)]
 
     async def query_streams(self, *, name: str | None = None, workstation: str | None = None,
-                            status: str | None = None) -> list[JobStream]: ...
-    async def get_stream(self, stream_id: str) -> JobStream: ...
-    async def engine_info(self) -> EngineInfo: ...
+                            status: str | None = None) -> list[JobStream]:
+        oql = wire.stream_filter(name=name, workstation=workstation, status=status)
+        return [wire.stream(raw) async for raw in self._pages("query_streams", wire.STREAMS, oql, 500)]
+
+    async def get_stream(self, stream_id: str) -> JobStream:
+        return wire.stream(await self._get("get_stream", wire.stream_path(stream_id)))
+
+    async def engine_info(self) -> EngineInfo:
+        body = await self._get("engine_info", wire.ENGINE_INFO)
+        return wire.engine(body, answered_by=self.active_url)
 
     async def resolve_job(self, ref: JobRef) -> Job:
         """Exactly one plan instance for ``ref``; JobNotFound or AmbiguousJob(candidates) otherwise."""
-        raise NotImplementedError
+        oql = wire.job_filter(name=ref.job, stream=ref.stream, workstation=ref.workstation)
+        body = await self._get("resolve_job", wire.JOBS, {**wire.oql_params(oql), **wire.page_params(_RESOLVE_LIMIT, 0)})
+        results, total, _ = wire.envelope(body)
+        jobs = [wire.job(raw) for raw in results]
+        total = max(total or 0, len(jobs))
+        if not jobs:
+            raise JobNotFound(f"No job {ref} in the current plan")
+        if total > 1:
+            raise AmbiguousJob(f"{total} jobs in the current plan match {ref}", jobs)
+        return jobs[0]
+
+    async def similar_job_names(self, name: str, limit: int = 5) -> list[str]:
+        """Plan job names sharing ``name``'s first letters, closest first (for "did you mean")."""
+        name = name.strip().upper()
+        if len(name) < 2:
+            return []
+        oql = wire.name_term("name", name[:3] + "@")
+        body = await self._get("similar_job_names", wire.JOBS, {"oql": oql, **wire.page_params(wire.PAGE_LIMIT_MAX, 0)})
+        names = {str(raw.get("name", "")).upper() for raw in wire.envelope(body)[0] if isinstance(raw, dict)}
+        return difflib.get_close_matches(name, sorted(names - {""}), n=limit, cutoff=0.0)
 
     # --- actions (never retried blindly: OutcomeUnknown when the result is lost) ----------------
     async def job_action(self, job_id: str, action: str) -> ActionResult:
         """One of JOB_ACTIONS on a job instance."""
-        raise NotImplementedError
+        if action not in JOB_ACTIONS:
+            raise ValueError(f"unknown job action {action!r}; expected one of {JOB_ACTIONS}")
+        body = await self._put(f"job_{action}", wire.job_action_path(job_id, action))
+        log.info("tws_job_action", action=action, job_id=job_id)
+        return wire.action_result(body, action=action, target_id=job_id)
 
-    async def rerun(self, job_id: str) -> ActionResult: ...
-    async def hold(self, job_id: str) -> ActionResult: ...
-    async def release(self, job_id: str) -> ActionResult: ...
-    async def cancel(self, job_id: str) -> ActionResult: ...
-    async def stream_action(self, stream_id: str, action: str) -> ActionResult: ...
+    async def rerun(self, job_id: str) -> ActionResult:
+        return await self.job_action(job_id, "rerun")
+
+    async def hold(self, job_id: str) -> ActionResult:
+        return await self.job_action(job_id, "hold")
+
+    async def release(self, job_id: str) -> ActionResult:
+        return await self.job_action(job_id, "release")
+
+    async def cancel(self, job_id: str) -> ActionResult:
+        return await self.job_action(job_id, "cancel")
+
+    async def kill(self, job_id: str) -> ActionResult:
+        return await self.job_action(job_id, "kill")
+
+    async def confirm_succ(self, job_id: str) -> ActionResult:
+        return await self.job_action(job_id, "confirm-succ")
+
+    async def stream_action(self, stream_id: str, action: str) -> ActionResult:
+        if action not in STREAM_ACTIONS:
+            raise ValueError(f"unknown job stream action {action!r}; expected one of {STREAM_ACTIONS}")
+        body = await self._put(f"stream_{action}", wire.stream_action_path(stream_id, action))
+        log.info("tws_stream_action", action=action, stream_id=stream_id)
+        return wire.action_result(body, action=action, target_id=stream_id)
+
+    # --- paging ---------------------------------------------------------------------------------
+    async def _pages(self, operation: str, path: str, oql: str | None, page_size: int) -> AsyncIterator[Any]:
+        """Every result of a query: follow ``next`` when given, else step ``offset`` up to ``count``.
+
+        The plan changes while we page, so an instance may shift across a page boundary: ids
+        already yielded are skipped.
+        """
+        limit = max(1, min(page_size, wire.PAGE_LIMIT_MAX))
+        params: dict[str, str] = {**wire.oql_params(oql), **wire.page_params(limit, 0)}
+        seen: set[str] = set()
+        offset = 0
+        while True:
+            results, total, link = wire.envelope(await self._get(operation, path, params))
+            for raw in results:
+                key = raw.get("id") if isinstance(raw, dict) else None
+                if key is None or key not in seen:
+                    seen.add(key)
+                    yield raw
+            offset += len(results)
+            if not results:
+                return
+            if link:
+                path, params = wire.follow_next(link, base_url=self.active_url, current_path=path)
+            elif total is not None and offset < total:
+                params = {**params, **wire.page_params(limit, offset)}
+            else:
+                return
+
+    async def _log_tail(self, job_id: str, run_id: str, tail: int) -> JobLog:
+        """One request for the last page; a second only if that page is a short remainder."""
+        last, number, pages = await self._log_page(job_id, run_id, lines=tail, page=-1)
+        got = _lines(last.text)
+        if len(got) >= tail or last.first_line <= 1 or pages <= 1:
+            return last
+        previous_number = (number if number > 0 else pages) - 1
+        previous, _, _ = await self._log_page(job_id, run_id, lines=tail, page=previous_number)
+        merged = (_lines(previous.text) + got)[-tail:]
+        return JobLog(job_id=last.job_id, run_id=last.run_id, text="\n".join(merged),
+                      total_lines=last.total_lines, first_line=last.first_line + len(got) - len(merged))
+
+    async def _whole_log(self, job_id: str, run_id: str) -> JobLog:
+        first, _, pages = await self._log_page(job_id, run_id, lines=wire.LOG_PAGE_LINES, page=1)
+        parts = [first.text]
+        for number in range(2, pages + 1):
+            page, _, _ = await self._log_page(job_id, run_id, lines=wire.LOG_PAGE_LINES, page=number)
+            parts.append(page.text)
+        text = "\n".join(p for p in parts if p)
+        return JobLog(job_id=first.job_id, run_id=first.run_id, text=text,
+                      total_lines=first.total_lines, first_line=1)
+
+    async def _log_page(self, job_id: str, run_id: str, *, lines: int, page: int) -> tuple[JobLog, int, int]:
+        body = await self._get("job_log", wire.joblog_path(run_id), wire.log_params(lines=lines, page=page))
+        return wire.log_page(body, job_id=job_id)
+
+    # --- the edge: one request, with breaker, retries and failover --------------------------------
+    async def _get(self, operation: str, path: str, params: dict[str, str] | None = None) -> Any:
+        return await self._request(operation, "GET", path, params)
+
+    async def _put(self, operation: str, path: str) -> Any:
+        return await self._request(operation, "PUT", path, None, body={})
+
+    async def _request(self, operation: str, method: str, path: str, params: dict[str, str] | None,
+                       *, body: Any = None) -> Any:
+        started, error = time.perf_counter(), None
+        try:
+            return await self._guarded(method, path, params, body)
+        except BaseException as exc:
+            error = type(exc).__name__
+            raise
+        finally:
+            if self._observe is not None:
+                self._observe(operation, method, time.perf_counter() - started, error)
+
+    async def _guarded(self, method: str, path: str, params: dict[str, str] | None, body: Any) -> Any:
+        probe = self._admit()
+        try:
+            result = await self._with_retries(method, path, params, body)
+        except (TwsUnavailable, OutcomeUnknown) as exc:
+            self._record(exc)
+            raise
+        except TwsError:
+            self._record(None)  # TWS answered: it is up, even if it said no
+            raise
+        finally:
+            if probe:
+                self._probing = False
+        self._record(None)
+        return result
+
+    def _admit(self) -> bool:
+        """Fail fast while the breaker is open; let one probe through once reset_timeout passed."""
+        state = self._breaker.current_state
+        if state == pybreaker.STATE_CLOSED:
+            return False
+        if state == pybreaker.STATE_OPEN:
+            wait = self._watch.opened_at + self._breaker.reset_timeout - time.monotonic()
+            if wait > 0:
+                raise TwsUnavailable(f"TWS is unavailable (circuit open after repeated failures; "
+                                     f"next try in {wait:.0f}s)")
+            self._breaker.half_open()
+        if self._probing:
+            raise TwsUnavailable("TWS is unavailable (circuit half-open: a probe request is in flight)")
+        self._probing = True
+        return True
+
+    def _record(self, error: TwsError | None) -> None:
+        """Feed pybreaker's state machine through its sync ``call`` (its call_async needs tornado)."""
+        with contextlib.suppress(pybreaker.CircuitBreakerError, TwsError):
+            if error is None:
+                self._breaker.call(_succeed)
+            else:
+                self._breaker.call(_fail, error)
+
+    async def _with_retries(self, method: str, path: str, params: dict[str, str] | None, body: Any) -> Any:
+        request_id = str(uuid.uuid4())
+        attempts = self._settings.retries + 1 if method == "GET" else 1
+        for attempt in range(1, attempts + 1):
+            try:
+                return await self._any_url(method, path, params, body, request_id, attempt)
+            except TwsUnavailable as exc:
+                if attempt >= attempts:
+                    raise
+                delay = random.uniform(0, min(_BACKOFF_CAP, self._backoff * 2 ** (attempt - 1)))
+                log.info("tws_retry", method=method, path=path, attempt=attempt, delay=round(delay, 3),
+                         reason=str(exc), request_id=request_id)
+                await asyncio.sleep(delay)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _any_url(self, method: str, path: str, params: dict[str, str] | None, body: Any,
+                       request_id: str, attempt: int) -> Any:
+        """Try the active URL, then the others in order, moving on only when nothing was sent."""
+        reasons = []
+        for index in [(self._active + i) % len(self._urls) for i in range(len(self._urls))]:
+            url = self._urls[index]
+            try:
+                result = await self._send(url, method, path, params, body, request_id, attempt)
+            except _NotSent as exc:
+                reasons.append(f"{url} ({exc})")
+                log.warning("tws_url_unreachable", url=url, reason=str(exc), request_id=request_id)
+                continue
+            if index != self._active:
+                log.warning("tws_failover", from_url=self.active_url, to_url=url)
+                self._active = index
+            return result
+        raise TwsUnavailable("TWS is unreachable: " + "; ".join(reasons))
+
+    async def _send(self, base: str, method: str, path: str, params: dict[str, str] | None, body: Any,
+                    request_id: str, attempt: int) -> Any:
+        headers = {**wire.BASE_HEADERS, "Authorization": self._auth, wire.REQUEST_ID_HEADER: request_id}
+        log.debug("tws_request", method=method, url=base, path=path, params=params, attempt=attempt,
+                  request_id=request_id)
+        try:
+            async with self._client().request(method, base + path, params=params, json=body, headers=headers,
+                                              ssl=self._ssl, timeout=self._timeout,
+                                              middlewares=(_no_resend,)) as response:
+                raw = await response.read()
+                status = response.status
+        except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
+            raise _NotSent(type(exc).__name__) from exc
+        except (asyncio.TimeoutError, aiohttp.ClientError) as exc:
+            what = "timed out" if isinstance(exc, asyncio.TimeoutError) else f"failed ({type(exc).__name__})"
+            raise _lost(method, path, f"the request {what}") from exc
+        log.debug("tws_response", status=status, bytes=len(raw), request_id=request_id)
+        return _decode(method, path, status, raw)
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            self._session = aiohttp.ClientSession()
+        return self._session
+
+
+def _lost(method: str, path: str, what: str) -> TwsError:
+    """A reply that never came: harmless for a read, unknown outcome for an action."""
+    if method == "GET":
+        return TwsUnavailable(f"TWS did not answer: {what}")
+    return OutcomeUnknown(f"TWS did not confirm {method} {path}: {what}. The action may or may not have "
+                          f"been applied; check the current state before trying again.")
+
+
+def _decode(method: str, path: str, status: int, raw: bytes) -> Any:
+    if 200 <= status < 300:
+        try:
+            return json.loads(raw) if raw.strip() else {}
+        except ValueError as exc:
+            raise BadResponse(f"TWS answered {status} with a body that is not JSON") from exc
+    messages = wire.error_messages(raw)
+    text = "; ".join(messages)[:300] or f"HTTP {status}"
+    if status == 401:
+        raise TwsAuthError("TWS refused the credentials (HTTP 401)")
+    if status == 403:
+        raise TwsForbidden(f"The TWS user may not do this: {text}")
+    if wire.has_code(messages, wire.INVALID_STATE_CODE):
+        raise InvalidState(text)
+    if wire.has_code(messages, wire.NOT_FOUND_CODE) or (status == 404 and messages):
+        raise JobNotFound(f"Not in the current plan: {text}")
+    if status == 429 and method != "GET":
+        raise TwsUnavailable("TWS is throttling requests (HTTP 429); the action was not applied")
+    if status == 429 or status >= 500:
+        raise _lost(method, path, f"it answered HTTP {status}")
+    raise BadResponse(f"TWS answered HTTP {status} to {method} {path}: {text}")
+
+
+def _lines(text: str) -> list[str]:
+    return text.split("\n") if text else []
+
+
+def _succeed() -> None:
+    return None
+
+
+def _fail(error: TwsError) -> None:
+    raise error
+
+
+def _ssl_option(settings: TwsSettings) -> ssl.SSLContext | bool:
+    if not settings.verify_tls:
+        log.warning("tws_tls_verification_disabled", urls=settings.urls,
+                    hint="anyone on the network path can impersonate TWS; set TWS_CA_BUNDLE instead")
+        return False
+    if settings.ca_bundle:
+        return ssl.create_default_context(cafile=settings.ca_bundle)
+    return True

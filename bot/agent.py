@@ -1,0 +1,370 @@
+"""The agent core: one Event in, replies out, with every state change made safe.
+
+Understanding runs in a fixed order: the command grammar and the bilingual rules (``bot.nlu``),
+then, when configured, LLM tool-calling (``bot.llm``) for what the rules did not understand. The
+LLM only ever *chooses* a registered tool; what it chooses goes through exactly the same path as
+a typed command:
+
+    read tool   -> policy.can_read -> run -> reply
+    action tool -> resolve the job (choices, never a guess) -> policy.can_act -> [reason] ->
+                   confirmation (Confirm / Cancel, TTL) -> requester or role holder confirms ->
+                   idempotency claim (runs at most once) -> TWS -> audit -> reply
+
+Every request, denial, confirmation and outcome of an action is appended to the audit log.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
+from typing import Any, Protocol
+
+import structlog
+
+from bot import audit
+from bot.config import PolicySettings
+from bot.errors import (
+    InvalidState,
+    JobNotFound,
+    LlmError,
+    OutcomeUnknown,
+    StoreError,
+    TwsAuthError,
+    TwsError,
+    TwsForbidden,
+    TwsUnavailable,
+)
+from bot.events import (
+    ACTION_ALERT_ACK,
+    ACTION_ALERT_LOG,
+    ACTION_ALERT_RERUN,
+    ACTION_ALERT_SNOOZE_1H,
+    ACTION_ALERT_SNOOZE_24H,
+    ACTION_CANCEL,
+    ACTION_CHOOSE,
+    ACTION_CONFIRM,
+    Button,
+    Event,
+    Field,
+    Reply,
+)
+from bot.logs import bind_correlation
+from bot.nlu import detect_language, examples, understand
+from bot.policy import Policy, action_of, job_names_for
+from bot.store import Store
+from bot.texts import say
+from bot.tools import TOOLS, Intent, Outcome, RunbookSearch, ToolContext, has_wildcard, job_fields, resolve, run_read_tool
+from bot.tws.client import TwsClient
+from bot.tws.models import Job
+
+log = structlog.get_logger(__name__)
+
+AlertActions = Callable[[Event], Awaitable[list[Reply] | None]]
+JobActionHook = Callable[..., Awaitable[None]]  # (job_id=, tool=, actor=, outcome=)
+
+_DONE_TTL = 7 * 24 * 3600.0
+# States from which TWS accepts each action (docs/tws-wire.md); used to warn before confirming.
+_ALLOWED_FROM = {
+    "rerun": {"SUCC", "ABEND", "FAIL", "SUPPR", "CANCL"},
+    "hold": {"SCHED", "READY", "HOLD", "WAIT", "INTRO", "ADD", "FENCE", "BOUND"},
+    "release": {"HOLD"},
+    "cancel": {"SCHED", "READY", "HOLD", "WAIT", "INTRO", "ADD", "FENCE", "BOUND", "ABEND", "FAIL", "ERROR", "PEND"},
+}
+
+
+class ChatTool(Protocol):
+    """What the agent needs of an LLM tool caller (``bot.llm.ToolCaller``; tests use the stub)."""
+
+    async def choose(self, text: str, *, lang: str, context: str | None = None) -> Intent: ...
+
+    async def explain(self, question: str, *, lang: str, tool: str, result: str) -> str: ...
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Hooks:
+    """What other components plug into the core (the alerts engine, the knowledge base)."""
+
+    alert_actions: AlertActions | None = None
+    on_job_action: JobActionHook | None = None
+    runbooks: RunbookSearch | None = None
+
+
+class Agent:
+    def __init__(self, *, tws: TwsClient, store: Store, policy: Policy, settings: PolicySettings,
+                 llm: ChatTool | None = None, hooks: Hooks = Hooks(), clock: Callable[[], float] = time.time) -> None:
+        self.tws = tws
+        self.store = store
+        self.policy = policy
+        self.settings = settings
+        self.llm = llm
+        self.hooks = hooks
+        self.clock = clock
+
+    # --- entry point ------------------------------------------------------------------------
+    async def handle(self, event: Event) -> list[Reply]:
+        bind_correlation(platform=event.platform, channel=event.channel, user=event.user_id)
+        lang = event.lang or detect_language(event.text or "")
+        try:
+            if event.kind == "action":
+                return await self._on_action(event, lang)
+            return await self._on_text(event, lang)
+        except TwsUnavailable as exc:
+            return [Reply(text=say(lang, "tws_down", detail=str(exc)), level="error", ephemeral=True)]
+        except TwsAuthError:
+            return [Reply(text=say(lang, "tws_auth"), level="error", ephemeral=True)]
+        except TwsForbidden:
+            return [Reply(text=say(lang, "tws_forbidden"), level="error", ephemeral=True)]
+        except JobNotFound as exc:
+            return [Reply(text=str(exc), level="warning")]
+        except (TwsError, StoreError) as exc:
+            ref = uuid.uuid4().hex[:8]
+            log.error("request_failed", ref=ref, error=f"{type(exc).__name__}: {exc}")
+            return [Reply(text=say(lang, "internal_error", ref=ref), level="error", ephemeral=True)]
+
+    # --- text -------------------------------------------------------------------------------
+    async def _on_text(self, event: Event, lang: str) -> list[Reply]:
+        text = event.text.strip()
+        reason_key = f"reason:{event.conversation_key}:{event.user_id}"
+        waiting = await self.store.get(reason_key)
+        if waiting and text:
+            await self.store.delete(reason_key)
+            return await self._take_reason(event, waiting["id"], text)
+        intent = understand(text, lang=event.lang)
+        lang = event.lang or intent.lang or lang
+        note = None
+        if intent.tool is None and self.llm is not None and text:
+            try:
+                intent = await self.llm.choose(text, lang=lang, context=await self._context_hint(event))
+            except LlmError as exc:
+                log.warning("llm_fallback", error=str(exc))
+                note = say(lang, "llm_fallback")
+        if intent.tool is None:
+            sample = "\n".join(f"• `{e}`" for e in examples(lang)[:5])
+            return [Reply(text=(note + "\n" if note else "") + say(lang, "not_understood") + "\n" + sample)]
+        replies = await self._run(event, intent, lang)
+        if note:
+            replies = [Reply(text=note, level="warning"), *replies]
+        return replies
+
+    async def _run(self, event: Event, intent: Intent, lang: str) -> list[Reply]:
+        spec = TOOLS.get(intent.tool or "")
+        if spec is None:
+            return [Reply(text=say(lang, "not_understood"))]
+        decision = self.policy.can_read(event.identities)
+        if not decision.allowed and spec.name != "help":
+            log.info("permission_denied", tool=spec.name, reason=decision.reason)
+            if spec.changes_state:
+                await self._audit(event, "deny", spec.name, str(intent.args.get("job", "?")), result="denied: unknown user")
+            return [Reply(text=say(lang, "denied_read"), level="warning", ephemeral=True)]
+        args = dict(intent.args)
+        if "job" in spec.parameters.get("properties", {}) and not args.get("job") and not args.get("job_id"):
+            remembered = await self._remembered(event)
+            if remembered:
+                args["job_id"] = remembered
+        ctx = ToolContext(tws=self.tws, lang=lang, text=event.text, runbooks=self.hooks.runbooks)
+        if spec.changes_state:
+            return await self._propose(event, spec.name, args, ctx)
+        outcome = await run_read_tool(spec.name, args, ctx)
+        await self._remember(event, outcome)
+        if intent.source == "llm" and self.llm is not None and outcome.replies:
+            outcome = await self._explained(event, spec.name, outcome, lang)
+        return outcome.replies
+
+    async def _explained(self, event: Event, tool: str, outcome: Outcome, lang: str) -> Outcome:
+        """Hand the (bounded, data-marked) tool result back to the model for a natural answer."""
+        first = outcome.replies[0]
+        try:
+            answer = await self.llm.explain(event.text, lang=lang, tool=tool, result=reply_as_text(first))  # type: ignore[union-attr]
+        except LlmError as exc:
+            log.warning("llm_explain_failed", error=str(exc))
+            return outcome
+        return Outcome(replies=[replace(first, text=answer), *outcome.replies[1:]], job=outcome.job)
+
+    # --- context ------------------------------------------------------------------------------
+    def _context_key(self, event: Event) -> str:
+        return f"ctx:{event.conversation_key}"
+
+    async def _remember(self, event: Event, outcome: Outcome) -> None:
+        if outcome.job is not None:
+            await self.store.put(self._context_key(event), {"job_id": outcome.job.id, "job": outcome.job.full_name},
+                                 ttl=self.settings.context_ttl)
+
+    async def _remembered(self, event: Event) -> str | None:
+        record = await self.store.get(self._context_key(event))
+        return record["job_id"] if record else None
+
+    async def _context_hint(self, event: Event) -> str | None:
+        record = await self.store.get(self._context_key(event))
+        return f"last job discussed: {record['job']}" if record else None
+
+    # --- proposing an action --------------------------------------------------------------------
+    async def _propose(self, event: Event, tool: str, args: dict[str, str], ctx: ToolContext) -> list[Reply]:
+        lang, action = ctx.lang, action_of(tool)
+        if args.get("job") and has_wildcard(args["job"]):
+            return [Reply(text=say(lang, "denied_action", action=say(lang, f"verb_{action}"), job=args["job"],
+                                   reason="wildcards are not accepted for actions"), level="warning", ephemeral=True)]
+        found = await resolve(ctx, tool, args)
+        if isinstance(found, Reply):
+            return [found]
+        job = found
+        await self._remember(event, Outcome(replies=[], job=job))
+        decision = self.policy.can_act(event.identities, tool, job_names_for(job.workstation, job.stream, job.name))
+        if not decision.allowed:
+            log.info("permission_denied", tool=tool, job=job.full_name, reason=decision.reason)
+            await self._audit(event, "deny", tool, job.full_name, result=f"denied: {decision.reason}")
+            return [Reply(text=say(lang, "denied_action", action=say(lang, f"verb_{action}"), job=job.full_name,
+                                   reason=decision.reason), level="warning", ephemeral=True)]
+        pending_id = uuid.uuid4().hex
+        pending = {
+            "id": pending_id, "tool": tool, "job_id": job.id, "job": job.full_name, "status": job.status,
+            "requester": event.user_id, "requester_name": event.user_name or event.user_id,
+            "where": event.conversation_key, "created": self.clock(), "lang": lang,
+            "reason": None, "justification_required": decision.justification_required,
+        }
+        await self.store.put(f"confirm:{pending_id}", pending, ttl=self.settings.confirm_ttl)
+        await self._audit(event, "request", tool, job.full_name, result="pending", details={"status": job.status})
+        if decision.justification_required:
+            await self.store.put(f"reason:{event.conversation_key}:{event.user_id}", {"id": pending_id},
+                                 ttl=self.settings.confirm_ttl)
+            return [Reply(text=say(lang, "ask_reason", action=say(lang, f"verb_{action}"), job=job.full_name), level="warning")]
+        return [self._confirmation(pending, job, lang)]
+
+    async def _take_reason(self, event: Event, pending_id: str, reason: str) -> list[Reply]:
+        pending = await self.store.get(f"confirm:{pending_id}")
+        lang = event.lang or detect_language(reason)
+        if pending is None:
+            return [Reply(text=say(lang, "expired"), level="warning")]
+        pending["reason"] = reason[:500]
+        remaining = max(1.0, pending["created"] + self.settings.confirm_ttl - self.clock())
+        await self.store.put(f"confirm:{pending_id}", pending, ttl=remaining)
+        job = await self.tws.get_job(pending["job_id"])
+        return [self._confirmation(pending, job, pending["lang"])]
+
+    def _confirmation(self, pending: dict[str, Any], job: Job, lang: str) -> Reply:
+        action = action_of(pending["tool"])
+        rc = f", rc={job.return_code}" if job.return_code is not None else ""
+        meaning = say(lang, f"mean_{action}", job=job.full_name, status=job.status, rc=rc)
+        if job.status not in _ALLOWED_FROM[action]:
+            meaning += "\n" + say(lang, "state_warning", status=job.status, verb=say(lang, f"verb_{action}"))
+        fields = job_fields(job, lang)
+        if pending.get("reason"):
+            fields += (Field(label="Reason" if lang == "en" else "Motivo", value=pending["reason"]),)
+        return Reply(
+            title=say(lang, "confirm_title", action=say(lang, f"verb_{action}").capitalize(), job=job.full_name),
+            text=say(lang, "confirm_text", meaning=meaning, minutes=int(self.settings.confirm_ttl // 60) or 1),
+            fields=fields, level="warning",
+            buttons=(Button(label=say(lang, "btn_confirm"), action_id=ACTION_CONFIRM, value=pending["id"], style="danger"),
+                     Button(label=say(lang, "btn_cancel"), action_id=ACTION_CANCEL, value=pending["id"])),
+            context=say(lang, "requested_by", user=pending["requester_name"]),
+        )
+
+    # --- buttons ------------------------------------------------------------------------------
+    async def _on_action(self, event: Event, lang: str) -> list[Reply]:
+        action_id, value = event.action_id or "", event.action_value or ""
+        if action_id == ACTION_CONFIRM:
+            return await self._confirm(event, value)
+        if action_id == ACTION_CANCEL:
+            return await self._cancel(event, value)
+        if action_id == ACTION_CHOOSE:
+            try:
+                choice = json.loads(value)
+                tool = str(choice["tool"])
+                args = {k: str(choice[k]) for k in ("job_id", "job") if choice.get(k)}
+            except (ValueError, KeyError, TypeError):
+                return [Reply(text=say(lang, "not_understood"), ephemeral=True)]
+            return await self._run(event, Intent(tool=tool, args=args, lang=lang, source="button"), lang)
+        if action_id == ACTION_ALERT_RERUN:
+            return await self._run(event, Intent(tool="rerun_job", args={"job_id": value}, lang=lang, source="button"), lang)
+        if action_id == ACTION_ALERT_LOG:
+            return await self._run(event, Intent(tool="job_log", args={"job_id": value}, lang=lang, source="button"), lang)
+        if action_id in {ACTION_ALERT_ACK, ACTION_ALERT_SNOOZE_1H, ACTION_ALERT_SNOOZE_24H} and self.hooks.alert_actions:
+            if not self.policy.can_read(event.identities).allowed:
+                return [Reply(text=say(lang, "denied_read"), level="warning", ephemeral=True)]
+            return await self.hooks.alert_actions(event) or []
+        log.warning("unknown_action", action_id=action_id)
+        return [Reply(text=say(lang, "not_understood"), ephemeral=True)]
+
+    async def _confirm(self, event: Event, pending_id: str) -> list[Reply]:
+        pending = await self.store.get(f"confirm:{pending_id}")
+        if pending is None:
+            done = await self.store.get(f"done:{pending_id}")
+            lang = done["lang"] if done else (event.lang or "en")
+            return [Reply(text=say(lang, "already_done" if done else "expired"), ephemeral=True, level="warning")]
+        lang, tool, action = pending["lang"], pending["tool"], action_of(pending["tool"])
+        if self.clock() > pending["created"] + self.settings.confirm_ttl:
+            await self.store.delete(f"confirm:{pending_id}")
+            await self._audit(event, "expired", tool, pending["job"], result="expired")
+            return [Reply(text=say(lang, "expired"), ephemeral=True, level="warning")]
+        if pending.get("justification_required") and not pending.get("reason"):
+            return [Reply(text=say(lang, "ask_reason", action=say(lang, f"verb_{action}"), job=pending["job"]), ephemeral=True)]
+        if event.user_id != pending["requester"] and not self._may_confirm(event, pending):
+            await self._audit(event, "deny", tool, pending["job"], result="denied: not requester nor role holder")
+            return [Reply(text=say(lang, "not_yours", action=say(lang, f"verb_{action}")), ephemeral=True, level="warning")]
+        if not await self.store.claim(f"idem:{pending_id}", _DONE_TTL):
+            log.info("duplicate_confirmation", pending=pending_id)
+            return [Reply(text=say(lang, "already_done"), ephemeral=True)]
+        await self._audit(event, "confirm", tool, pending["job"], why=pending.get("reason"), result="confirmed")
+        outcome, reply = await self._execute(pending, event)
+        await self._audit(event, "outcome", tool, pending["job"], why=pending.get("reason"), result=outcome)
+        await self.store.put(f"done:{pending_id}", {"lang": lang, "outcome": outcome}, ttl=_DONE_TTL)
+        await self.store.delete(f"confirm:{pending_id}")
+        if self.hooks.on_job_action is not None:
+            await self.hooks.on_job_action(job_id=pending["job_id"], tool=tool, actor=self._actor(event), outcome=outcome)
+        return [reply]
+
+    def _may_confirm(self, event: Event, pending: dict[str, Any]) -> bool:
+        ws, _, rest = pending["job"].partition("#")
+        stream, _, name = rest.partition(".")
+        return self.policy.can_act(event.identities, pending["tool"], job_names_for(ws, stream, name)).allowed
+
+    async def _execute(self, pending: dict[str, Any], event: Event) -> tuple[str, Reply]:
+        lang, action, job = pending["lang"], action_of(pending["tool"]), pending["job"]
+        verb = say(lang, f"verb_{action}")
+        by = say(lang, "requested_by", user=pending["requester_name"]) + f" · ✔ {event.user_name or event.user_id}"
+        try:
+            result = await self.tws.job_action(pending["job_id"], action)
+        except InvalidState as exc:
+            return f"refused: {exc}", Reply(text=say(lang, "action_invalid", action=verb, job=job, detail=str(exc)),
+                                            level="error", update=event.message_ref, context=by)
+        except OutcomeUnknown:
+            return "unknown", Reply(text=say(lang, "action_unknown", action=verb, job=job), level="warning",
+                                    update=event.message_ref, context=by)
+        except TwsError as exc:
+            return f"error: {type(exc).__name__}", Reply(text=say(lang, "action_failed", action=verb, job=job, detail=str(exc)),
+                                                         level="error", update=event.message_ref, context=by)
+        detail = " ".join(result.messages)[:300]
+        log.info("job_action_done", action=action, job=job, run=result.new_run_id)
+        return "ok", Reply(text=say(lang, "action_done", action=verb.capitalize(), job=job, detail=detail), level="success",
+                           update=event.message_ref, context=by)
+
+    async def _cancel(self, event: Event, pending_id: str) -> list[Reply]:
+        pending = await self.store.get(f"confirm:{pending_id}")
+        if pending is None:
+            return [Reply(text=say(event.lang or "en", "expired"), ephemeral=True)]
+        lang = pending["lang"]
+        if event.user_id != pending["requester"] and not self._may_confirm(event, pending):
+            return [Reply(text=say(lang, "not_yours", action=say(lang, f"verb_{action_of(pending['tool'])}")), ephemeral=True)]
+        await self.store.delete(f"confirm:{pending_id}")
+        await self._audit(event, "cancelled", pending["tool"], pending["job"], result="cancelled by user")
+        return [Reply(text=say(lang, "cancelled"), update=event.message_ref,
+                      context=say(lang, "requested_by", user=pending["requester_name"]))]
+
+    # --- audit ----------------------------------------------------------------------------------
+    def _actor(self, event: Event) -> str:
+        name = f" ({event.user_name})" if event.user_name else ""
+        return f"{event.platform}:{event.user_id}{name}"
+
+    async def _audit(self, event: Event, action: str, tool: str, target: str, *, why: str | None = None,
+                     result: str | None = None, details: dict[str, Any] | None = None) -> None:
+        await audit.append(self.store, audit.AuditEntry(
+            actor=self._actor(event), action=action, tool=tool, target=target,
+            where=f"{event.platform}:{event.workspace}:{event.channel}", why=why, result=result, details=details))
+
+
+def reply_as_text(reply: Reply, limit: int = 4000) -> str:
+    """A reply flattened to text: what the LLM sees of a tool result (bounded)."""
+    parts = [reply.title or "", reply.text, *(f"{f.label}: {f.value}" for f in reply.fields), reply.code or ""]
+    return "\n".join(p for p in parts if p)[:limit]

@@ -1,0 +1,164 @@
+"""Getting alert messages to the chat platforms exactly once, through the store's durable outbox.
+
+Every message is queued with ``Store.outbox_add`` under a deterministic id *before* anything is
+sent, so a poll repeated after a restart re-adds the same ids, which the store ignores. Four kinds
+of item:
+
+    root     the first message of a failure thread; rendered from the store when it is sent, so a
+             root delayed by an outage shows the failure as it is by then
+    update   re-render a root in place (``Notifier.update``); dropped when the root is not out yet
+             (the root will show the latest state anyway) and coalesced within one delivery run
+    reply    a message in a failure thread; waits until the thread's root has been delivered
+    notice   a standalone message (TWS unreachable / reachable again)
+
+After a root is delivered its reference (``alertref:<thread>:<target>``) is stored, which is what
+replies and updates need and what keeps a re-delivered root from being posted twice. A failed
+send is retried with exponential backoff (or the platform's ``retry_after``); while a target is
+failing, its other items wait behind it so a thread keeps its order. A ``permanent`` error drops
+the item (and, for a root, its whole thread on that target). The one window left open: a crash
+between the platform accepting a message and ``outbox_done`` re-sends that one message.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Literal
+
+import structlog
+
+from bot.alerts.compose import JSON, reply_from_json, reply_to_json
+from bot.errors import DeliveryError
+from bot.events import Notifier, Reply
+from bot.store import OutboxItem, Store
+
+log = structlog.get_logger(__name__)
+
+Op = Literal["root", "update", "reply", "notice"]
+Outcome = Literal["sent", "dropped", "wait"]
+RenderRoot = Callable[[str], Awaitable[Reply | None]]
+
+REF_TTL = 3 * 86400.0
+ROOT_WAIT = 2.0  # how soon a reply looks again for its thread's root
+BACKOFF_BASE = 2.0
+BACKOFF_MAX = 300.0
+BATCH = 100
+
+
+def ref_key(thread: str, target: str) -> str:
+    return f"alertref:{thread}:{target}"
+
+
+def backoff(failures: int) -> float:
+    """Exponential, capped, with jitter so replicas and targets do not retry in step."""
+    delay = min(BACKOFF_MAX, BACKOFF_BASE * 2 ** min(max(failures - 1, 0), 10))
+    return delay * random.uniform(0.8, 1.2)
+
+
+class Outbox:
+    """Queues alert messages durably and sends the due ones through the notifiers."""
+
+    def __init__(self, store: Store, notifiers: Sequence[Notifier], *, render_root: RenderRoot,
+                 clock: Callable[[], float]) -> None:
+        self._store = store
+        self._notifiers = tuple(notifiers)
+        self._render_root = render_root
+        self._clock = clock
+        self._seq = itertools.count()
+        self._paused: dict[str, float] = {}  # target -> until when it is left alone
+        self._failures: dict[str, int] = {}  # target -> consecutive failed sends
+
+    async def add(self, item_id: str, *, op: Op, target: str, thread: str | None = None,
+                  reply: Reply | None = None) -> bool:
+        """Queue one message; False when this id was queued before (a repeated poll)."""
+        now = self._clock()
+        payload: JSON = {"op": op, "target": target, "thread": thread, "seq": [now, next(self._seq)],
+                         "reply": reply_to_json(reply) if reply else None}
+        return await self._store.outbox_add(item_id, payload, now)
+
+    async def deliver_due(self) -> int:
+        """Send what is due, oldest first; return how many messages reached a platform."""
+        now = self._clock()
+        items = sorted(await self._store.outbox_due(now, limit=BATCH), key=lambda i: tuple(i.payload["seq"]))
+        delivered, updated = 0, set[tuple[str, str]]()
+        for item in items:
+            target = item.payload["target"]
+            if self._paused.get(target, 0.0) > now:
+                await self._store.outbox_retry(item.id, self._paused[target], "waiting behind a failed send")
+                continue
+            try:
+                outcome = await self._send(item, updated)
+            except DeliveryError as exc:
+                await self._failed(item, exc, now)
+                continue
+            self._failures.pop(target, None)
+            if outcome == "wait":
+                await self._store.outbox_retry(item.id, now + ROOT_WAIT, "waiting for the thread root")
+                continue
+            await self._store.outbox_done(item.id)
+            delivered += outcome == "sent"
+        return delivered
+
+    async def _send(self, item: OutboxItem, updated: set[tuple[str, str]]) -> Outcome:
+        op, target, thread = item.payload["op"], item.payload["target"], item.payload["thread"]
+        notifier = next((n for n in self._notifiers if n.handles(target)), None)
+        if notifier is None:
+            log.error("alert_target_unhandled", target=target, item=item.id)
+            return "dropped"
+        if op == "notice":
+            await notifier.post(target, reply_from_json(item.payload["reply"]))
+            log.info("alert_notice_sent", target=target, item=item.id)
+            return "sent"
+        ref = await self._store.get(ref_key(thread, target))
+        if op == "root":
+            return await self._post_root(notifier, item, ref, updated)
+        if ref is None:
+            return "wait" if op == "reply" else "dropped"
+        if ref.get("dead"):
+            return "dropped"
+        if op == "update":
+            return await self._update_root(notifier, target, thread, ref, updated)
+        await notifier.post(target, reply_from_json(item.payload["reply"]), thread=ref["thread"])
+        log.info("alert_reply_sent", target=target, thread=thread, item=item.id)
+        return "sent"
+
+    async def _post_root(self, notifier: Notifier, item: OutboxItem, ref: JSON | None,
+                         updated: set[tuple[str, str]]) -> Outcome:
+        target, thread = item.payload["target"], item.payload["thread"]
+        if ref is not None:
+            return "dropped"  # posted before a restart cut this item short
+        reply = await self._render_root(thread) or reply_from_json(item.payload["reply"])
+        posted = await notifier.post(target, reply)
+        await self._store.put(ref_key(thread, target), {"ref": posted.message_ref,
+                                                        "thread": posted.thread or posted.message_ref}, REF_TTL)
+        updated.add((thread, target))
+        log.info("alert_sent", target=target, thread=thread, message_ref=posted.message_ref, item=item.id)
+        return "sent"
+
+    async def _update_root(self, notifier: Notifier, target: str, thread: str, ref: JSON,
+                           updated: set[tuple[str, str]]) -> Outcome:
+        if (thread, target) in updated:
+            return "dropped"
+        reply = await self._render_root(thread)
+        if reply is None:
+            return "dropped"
+        await notifier.update(target, ref["ref"], reply)
+        updated.add((thread, target))
+        log.info("alert_root_updated", target=target, thread=thread)
+        return "sent"
+
+    async def _failed(self, item: OutboxItem, exc: DeliveryError, now: float) -> None:
+        target, op = item.payload["target"], item.payload["op"]
+        if exc.permanent:
+            log.error("alert_delivery_dropped", target=target, op=op, item=item.id, error=str(exc))
+            if op == "root":
+                await self._store.put(ref_key(item.payload["thread"], target), {"dead": True}, REF_TTL)
+            await self._store.outbox_done(item.id)
+            return
+        failures = self._failures[target] = self._failures.get(target, 0) + 1
+        delay = exc.retry_after if exc.retry_after is not None else backoff(max(failures, item.attempts + 1))
+        self._paused[target] = now + delay
+        await self._store.outbox_retry(item.id, now + delay, str(exc)[:200])
+        log.warning("alert_delivery_failed", target=target, op=op, item=item.id, retry_in=round(delay, 1),
+                    attempts=item.attempts + 1, error=str(exc)[:200])

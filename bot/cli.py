@@ -1,0 +1,322 @@
+"""The ``resync`` command: serve, worker, demo, ask, simulator, tws, audit.
+
+Each subcommand reads the configuration once, sets up logging, and owns one entry point's
+catch-all: a configuration or connection problem ends with one clear line and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import sys
+from contextlib import AsyncExitStack
+from dataclasses import replace
+from typing import Any
+
+import structlog
+
+from bot.config import ConfigError, Settings, load_settings
+from bot.errors import ResyncError
+from bot.logs import configure_logging
+
+log = structlog.get_logger(__name__)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "run", None):
+        parser.print_help()
+        raise SystemExit(2)
+    try:
+        result = args.run(args)
+        if asyncio.iscoroutine(result):
+            result = asyncio.run(result)
+        raise SystemExit(result or 0)
+    except ResyncError as exc:  # configuration, store or TWS trouble: one clear line
+        print(f"resync: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    except KeyboardInterrupt:
+        raise SystemExit(130) from None
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="resync", description="ChatOps for HCL Workload Automation (TWS).")
+    sub = parser.add_subparsers(metavar="COMMAND")
+
+    serve = sub.add_parser("serve", help="run the web app (Slack events, /api/chat, health, metrics) and the alert poller")
+    serve.add_argument("--port", type=int, help="listen port (default: PORT or 8080)")
+    serve.add_argument("--host", help="listen address (default 0.0.0.0)")
+    serve.add_argument("--no-poll", action="store_true", help="do not run the failure poller in this process")
+    serve.set_defaults(run=_serve)
+
+    worker = sub.add_parser("worker", help="run only the failure poller and alert delivery")
+    worker.set_defaults(run=_worker)
+
+    demo = sub.add_parser("demo", help="chat in the console with a built-in TWS simulator (no tokens needed)")
+    demo.add_argument("--jobs", type=int, default=3000)
+    demo.add_argument("--seed", type=int, default=7)
+    demo.add_argument("--failure-rate", type=float, default=0.06)
+    demo.add_argument("--lang", choices=["en", "pt"], help="answer in this language (default: the message's)")
+    demo.set_defaults(run=_demo)
+
+    ask = sub.add_parser("ask", help="ask one question (TEXT '-' reads one utterance per line from stdin)")
+    ask.add_argument("text", nargs="+", metavar="TEXT")
+    ask.add_argument("--dry-run", action="store_true", help="only show what the message means; do not call TWS")
+    ask.add_argument("--json", action="store_true", help="print JSON lines")
+    ask.set_defaults(run=_ask)
+
+    sim = sub.add_parser("simulator", help="run the TWS simulator (credentials: TWS_USER/TWS_PASSWORD, default resync/resync)")
+    sim.add_argument("--host", default="127.0.0.1")
+    sim.add_argument("--port", type=int, default=31116)
+    sim.add_argument("--jobs", type=int, default=2000)
+    sim.add_argument("--seed", type=int, default=42)
+    sim.add_argument("--failure-rate", type=float, default=0.05)
+    sim.add_argument("--speed", type=float, default=60.0, help="virtual seconds per real second")
+    sim.set_defaults(run=_simulator)
+
+    tws = sub.add_parser("tws", help="check the TWS connection from a terminal")
+    tws_sub = tws.add_subparsers(metavar="WHAT")
+    jobs = tws_sub.add_parser("jobs", help="list jobs in the current plan")
+    jobs.add_argument("--status", help="an internal status or FAILED")
+    jobs.add_argument("--stream")
+    jobs.add_argument("--workstation")
+    jobs.add_argument("--name")
+    jobs.add_argument("--limit", type=int, default=100)
+    jobs.set_defaults(run=_tws_jobs)
+    job = tws_sub.add_parser("job", help="one job, by JOB, STREAM.JOB or WS#STREAM.JOB")
+    job.add_argument("name")
+    job.add_argument("--log", action="store_true", help="also print the end of its log")
+    job.set_defaults(run=_tws_job)
+    health = tws_sub.add_parser("health", help="engine info and connection state")
+    health.set_defaults(run=_tws_health)
+
+    audit = sub.add_parser("audit", help="read and verify the audit log")
+    audit_sub = audit.add_subparsers(metavar="WHAT")
+    tail = audit_sub.add_parser("tail", help="the newest audit records")
+    tail.add_argument("-n", type=int, default=20)
+    tail.add_argument("--json", action="store_true")
+    tail.set_defaults(run=_audit_tail)
+    verify = audit_sub.add_parser("verify", help="check the hash chain; exit 1 if a record was edited, deleted or reordered")
+    verify.set_defaults(run=_audit_verify)
+    return parser
+
+
+def _settings(**overrides: Any) -> Settings:
+    settings = load_settings()
+    configure_logging(settings.log, settings.secrets())
+    return settings
+
+
+# --- serve / worker -----------------------------------------------------------------------------
+
+def _serve(args: argparse.Namespace) -> None:
+    from aiohttp import web
+
+    from bot.web import create_app
+
+    settings = _settings()
+    web_settings = replace(settings.web, port=args.port or settings.web.port, host=args.host or settings.web.host)
+    settings = replace(settings, web=web_settings)
+    log.info("serve_starting", port=web_settings.port, store=("redis" if settings.store.redis_url else "sqlite"),
+             slack=settings.slack is not None, llm=settings.llm is not None, poll=not args.no_poll)
+    web.run_app(create_app(settings, poll=not args.no_poll), host=web_settings.host, port=web_settings.port,
+                access_log=None, print=None, shutdown_timeout=10)
+
+
+async def _worker(args: argparse.Namespace) -> None:
+    from bot.wiring import assemble
+
+    settings = _settings()
+    if not settings.alerts.enabled:
+        raise ConfigError("RESYNC_ALERTS is false: the worker has nothing to do")
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    async with AsyncExitStack() as stack:
+        await assemble(settings, stack, poll=True)
+        log.info("worker_started", interval=settings.alerts.poll_interval)
+        await stop.wait()
+        log.info("worker_stopping")
+
+
+# --- demo / ask -------------------------------------------------------------------------------
+
+async def _demo(args: argparse.Namespace) -> None:
+    from adapters.console import Console, ConsoleNotifier
+    from bot.simulator import run_simulator
+    from bot.wiring import assemble
+
+    async with run_simulator(jobs=args.jobs, seed=args.seed, failure_rate=args.failure_rate, speed=60.0) as (sim, url):
+        env = {"LOG_LEVEL": "WARNING", "LOG_FORMAT": "console", "RESYNC_POLL_INTERVAL": "20",
+               "RESYNC_ALERT_CHANNELS": "console", **os.environ,
+               "TWS_URL": url, "TWS_USER": "resync", "TWS_PASSWORD": "resync"}
+        env.pop("TWS_API_KEY", None)
+        for name in ("REDIS_URL", "SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN"):
+            env.pop(name, None)
+        settings = load_settings(env)
+        configure_logging(settings.log, settings.secrets())
+        async with AsyncExitStack() as stack:
+            components = await assemble(settings, stack, poll=True, notifiers=[ConsoleNotifier()])
+            failed = await components.tws.count_jobs(status="FAILED")
+            print(_DEMO_BANNER.format(url=url, jobs=args.jobs, failed=failed, data=settings.store.data_dir))
+            await Console(components.agent.handle, lang=args.lang).run()
+
+
+_DEMO_BANNER = """\
+Resync demo — chatting with a simulated TWS ({jobs} jobs, {failed} failed so far) at {url}
+State is kept in {data}; alerts for new failures appear here. Try:
+  which jobs failed?            quais jobs abendaram?
+  status EXTRACT01              why did <JOB> fail?
+  rerun <JOB from the list>     e o log?
+  help                          (quit with Ctrl-D or 'exit'; `resync audit tail` shows what you did)
+"""
+
+
+async def _ask(args: argparse.Namespace) -> int:
+    from bot.nlu import understand
+
+    texts = [line.rstrip("\n") for line in sys.stdin if line.strip()] if args.text == ["-"] else [" ".join(args.text)]
+    if args.dry_run:
+        from bot.config import load_llm_settings
+
+        llm_settings = load_llm_settings()
+        caller = None
+        if llm_settings is not None:
+            from bot.llm import ToolCaller
+            from bot.tools import TOOLS
+
+            caller = ToolCaller(llm_settings, tuple(TOOLS.values()))
+        for text in texts:
+            intent = understand(text)
+            if intent.tool is None and caller is not None:
+                try:
+                    intent = await caller.choose(text, lang=intent.lang)
+                except ResyncError:
+                    pass
+            if args.json:
+                print(json.dumps({"tool": intent.tool, "args": dict(intent.args)}, ensure_ascii=False))
+            else:
+                print(f"{text!r} -> {intent.tool or '(not understood)'} {dict(intent.args) or ''}".rstrip())
+        return 0
+    from adapters.console import Console
+    from bot.wiring import assemble
+
+    settings = _settings()
+    async with AsyncExitStack() as stack:
+        components = await assemble(replace(settings, alerts=replace(settings.alerts, enabled=False)), stack,
+                                    poll=False, with_slack=False)
+        lines = iter(texts)
+        console = Console(components.agent.handle, read=lambda: next(lines) if not sys.stdin.isatty() else input())
+        for text in texts:
+            if args.json:
+                from dataclasses import asdict
+
+                replies = await components.agent.handle(console._event(text=text, kind="dm"))
+                print(json.dumps({"text": text, "replies": [asdict(r) for r in replies]}, ensure_ascii=False))
+            else:
+                await console.send(console._event(text=text, kind="dm"))
+    return 0
+
+
+# --- simulator / tws / audit ------------------------------------------------------------------
+
+def _simulator(args: argparse.Namespace) -> None:
+    from bot.simulator import main as simulator_main
+
+    simulator_main(host=args.host, port=args.port, jobs=args.jobs, seed=args.seed,
+                   failure_rate=args.failure_rate, speed=args.speed)
+
+
+async def _tws_client(stack: AsyncExitStack):  # type: ignore[no-untyped-def]
+    from bot.tws.client import TwsClient
+
+    settings = _settings()
+    return await stack.enter_async_context(TwsClient(settings.tws))
+
+
+async def _tws_jobs(args: argparse.Namespace) -> int:
+    async with AsyncExitStack() as stack:
+        tws = await _tws_client(stack)
+        filters = {k: v for k, v in {"status": args.status, "stream": args.stream, "workstation": args.workstation,
+                                     "name": args.name}.items() if v}
+        shown = 0
+        async for job in tws.iter_jobs(**filters):
+            if shown < args.limit:
+                rc = "" if job.return_code is None else str(job.return_code)
+                print(f"{job.status:<6} {rc:>4}  {job.full_name}  {job.id}")
+            shown += 1
+        print(f"{shown} job(s)" + (f", first {args.limit} shown" if shown > args.limit else ""))
+    return 0
+
+
+async def _tws_job(args: argparse.Namespace) -> int:
+    from bot.errors import AmbiguousJob
+    from bot.tws.names import parse_job_ref
+
+    async with AsyncExitStack() as stack:
+        tws = await _tws_client(stack)
+        try:
+            job = await tws.resolve_job(parse_job_ref(args.name))
+        except AmbiguousJob as exc:
+            print(f"{args.name} is ambiguous; candidates:")
+            for candidate in exc.candidates:
+                print(f"  {candidate.full_name}  {candidate.status}  {candidate.id}")
+            return 1
+        for key, value in (("job", job.full_name), ("id", job.id), ("status", f"{job.status} ({job.coarse_status})"),
+                           ("return code", job.return_code), ("scheduled", job.sched_time), ("started", job.start),
+                           ("ended", job.end), ("reruns", job.rerun_count)):
+            print(f"{key:>12}: {'' if value is None else value}")
+        if args.log:
+            print((await tws.job_log(job.id, tail=40)).text)
+    return 0
+
+
+async def _tws_health(args: argparse.Namespace) -> int:
+    async with AsyncExitStack() as stack:
+        tws = await _tws_client(stack)
+        try:
+            info = await tws.engine_info()
+        except ResyncError as exc:
+            print(f"TWS NOT reachable: {exc} (breaker {tws.breaker_state})")
+            return 1
+        print(f"TWS is up: {info.version} {info.engine_type}, time zone {info.timezone}, at {tws.active_url}, "
+              f"breaker {tws.breaker_state}")
+    return 0
+
+
+def _store_settings():  # type: ignore[no-untyped-def]
+    """The audit commands need only the store slice, not TWS settings."""
+    from bot.config import load_store_settings
+
+    return load_store_settings()
+
+
+async def _audit_tail(args: argparse.Namespace) -> int:
+    from bot import audit
+    from bot.store import open_store
+
+    async with open_store(_store_settings()) as store:
+        for record in await audit.tail(store, args.n):
+            print(json.dumps(record, ensure_ascii=False) if args.json else audit.format_record(record))
+    return 0
+
+
+async def _audit_verify(args: argparse.Namespace) -> int:
+    from bot import audit
+    from bot.store import open_store
+
+    async with open_store(_store_settings()) as store:
+        records = await store.read_log("audit")
+    problems = audit.verify(records)
+    if not problems:
+        print(f"audit log intact: {len(records)} record(s), hash chain verified")
+        return 0
+    for problem in problems:
+        where = f"record #{problem.seq}" if problem.seq is not None else "log"
+        print(f"TAMPERED {where}: {problem.kind}: {problem.detail}")
+    return 1

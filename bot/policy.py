@@ -1,0 +1,175 @@
+"""Who may do what: chat identities and groups mapped to roles granting reads and actions.
+
+The policy file (TOML, ``RESYNC_POLICY``; example in config/policy.example.toml)::
+
+    [groups]
+    ops = ["slack:U0123ABCD", "ana@example.com", "teams:<aad object id>", "console:operator"]
+
+    [roles.viewer]
+    read = true
+
+    [roles.operator]
+    read = true
+    actions = ["rerun", "hold", "release", "cancel"]
+    jobs = ["*"]                       # WS#STREAM.JOB, STREAM.JOB or JOB patterns; @ works like *
+    require_justification = ["cancel"]
+
+    [bindings]
+    "group:ops" = ["operator"]
+    "slack:U0456EFGH" = ["viewer"]
+
+Default-deny: a user named in no binding (directly or through a group) gets nothing; a known
+user may read; every state-changing tool is denied unless a role grants that action on a
+matching job. Without a policy file only the local console user is known (an operator), so
+``resync demo`` works and no chat user can change anything.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import tomllib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bot.errors import ConfigError
+
+ACTIONS = ("rerun", "hold", "release", "cancel")
+CONSOLE_USER = "console:operator"
+
+
+def action_of(tool: str) -> str:
+    """``rerun_job`` -> ``rerun``: policies name actions, the registry names tools."""
+    return tool.removesuffix("_job")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Role:
+    name: str
+    read: bool = False
+    actions: frozenset[str] = frozenset()
+    jobs: tuple[str, ...] = ("*",)
+    require_justification: frozenset[str] = frozenset()
+
+    def grants(self, action: str, job_names: Iterable[str]) -> bool:
+        names = tuple(job_names)
+        return action in self.actions and any(_match(p, n) for p in self.jobs for n in names)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Decision:
+    allowed: bool
+    reason: str  # "granted by role operator", "unknown user", "no role grants cancel on X"
+    justification_required: bool = False
+    role: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Policy:
+    roles: Mapping[str, Role]
+    bindings: Mapping[str, tuple[str, ...]]  # identity -> role names (groups already expanded)
+
+    def roles_of(self, identities: Iterable[str]) -> list[Role]:
+        names: list[str] = []
+        for identity in identities:
+            for name in self.bindings.get(identity.lower(), ()):
+                if name not in names:
+                    names.append(name)
+        return [self.roles[n] for n in names]
+
+    def is_known(self, identities: Iterable[str]) -> bool:
+        return any(i.lower() in self.bindings for i in identities)
+
+    def can_read(self, identities: Iterable[str]) -> Decision:
+        identities = tuple(identities)
+        if not self.is_known(identities):
+            return Decision(allowed=False, reason="unknown user")
+        return Decision(allowed=True, reason="known user")
+
+    def can_act(self, identities: Iterable[str], tool: str, job_names: Iterable[str]) -> Decision:
+        """May these identities run ``tool`` on a job known by any of ``job_names``?"""
+        identities, names, action = tuple(identities), tuple(job_names), action_of(tool)
+        if not self.is_known(identities):
+            return Decision(allowed=False, reason="unknown user")
+        for role in self.roles_of(identities):
+            if role.grants(action, names):
+                return Decision(allowed=True, reason=f"granted by role {role.name}", role=role.name,
+                                justification_required=action in role.require_justification)
+        return Decision(allowed=False, reason=f"no role grants {action} on {names[0] if names else '?'}")
+
+
+def job_names_for(workstation: str, stream: str, job: str) -> tuple[str, ...]:
+    """The three spellings a policy pattern may target."""
+    return (f"{workstation}#{stream}.{job}", f"{stream}.{job}", job)
+
+
+def _match(pattern: str, name: str) -> bool:
+    return fnmatch.fnmatchcase(name.upper(), pattern.upper().replace("@", "*"))
+
+
+def default_policy() -> Policy:
+    operator = Role(name="operator", read=True, actions=frozenset(ACTIONS))
+    return Policy(roles={"operator": operator}, bindings={CONSOLE_USER: ("operator",)})
+
+
+def load_policy(path: Path | None) -> Policy:
+    """Read and validate the policy file; ConfigError names the bad entry."""
+    if path is None:
+        return default_policy()
+    try:
+        with open(path, "rb") as handle:
+            raw = tomllib.load(handle)
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"RESYNC_POLICY: cannot read {path}: {exc}") from None
+    return parse_policy(raw)
+
+
+def parse_policy(raw: Mapping[str, Any]) -> Policy:
+    roles = {name: _role(name, body) for name, body in _table(raw, "roles").items()}
+    groups = {name: _strings(f"[groups] {name}", members) for name, members in _table(raw, "groups").items()}
+    bindings: dict[str, list[str]] = {}
+    for subject, role_names in _table(raw, "bindings").items():
+        names = _strings(f"[bindings] {subject!r}", role_names)
+        for name in names:
+            if name not in roles:
+                raise ConfigError(f"RESYNC_POLICY: [bindings] {subject!r} names unknown role {name!r}")
+        if subject.startswith("group:"):
+            group = subject.removeprefix("group:")
+            if group not in groups:
+                raise ConfigError(f"RESYNC_POLICY: [bindings] names unknown group {group!r}")
+            members = groups[group]
+        else:
+            members = (subject,)
+        for member in members:
+            bindings.setdefault(member.lower(), []).extend(n for n in names if n not in bindings.get(member.lower(), []))
+    return Policy(roles=roles, bindings={k: tuple(v) for k, v in bindings.items()})
+
+
+def _role(name: str, body: Any) -> Role:
+    if not isinstance(body, Mapping):
+        raise ConfigError(f"RESYNC_POLICY: [roles.{name}] must be a table")
+    actions = frozenset(action_of(a) for a in _strings(f"[roles.{name}] actions", body.get("actions", [])))
+    unknown = actions - set(ACTIONS)
+    if unknown:
+        raise ConfigError(f"RESYNC_POLICY: [roles.{name}] unknown action(s) {sorted(unknown)}; use {list(ACTIONS)}")
+    justification = frozenset(action_of(a) for a in _strings(f"[roles.{name}] require_justification",
+                                                           body.get("require_justification", [])))
+    return Role(name=name, read=bool(body.get("read", True)), actions=actions,
+                jobs=_strings(f"[roles.{name}] jobs", body.get("jobs", ["*"])) or ("*",),
+                require_justification=justification)
+
+
+def _table(raw: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    value = raw.get(key, {})
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"RESYNC_POLICY: [{key}] must be a table")
+    return value
+
+
+def _strings(where: str, value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"RESYNC_POLICY: {where} must be a list of strings")
+    return tuple(value)

@@ -1,0 +1,118 @@
+"""What the bot says, in English and Brazilian Portuguese.
+
+One catalogue, keyed by message id, so a reply never mixes languages and translators find every
+sentence in one place. ``say(lang, key, **values)`` falls back to English.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+_TEXTS: dict[str, tuple[str, str]] = {
+    # key: (English, Portuguese)
+    "not_understood": ("I didn't get that. Try for example:", "Não entendi. Experimente, por exemplo:"),
+    "llm_fallback": ("(The language model is unavailable right now; I used my built-in rules.)",
+                     "(O modelo de linguagem está indisponível agora; usei minhas regras internas.)"),
+    "need_job": ("Which job? Say for example `status PAYROLL_DAILY.EXTRACT01`.",
+                 "Qual job? Diga por exemplo `status PAYROLL_DAILY.EXTRACT01`."),
+    "need_stream": ("Which job stream?", "Qual job stream?"),
+    "job_not_found": ("I can't find a job called `{name}` in the current plan.",
+                      "Não encontrei nenhum job chamado `{name}` no plano atual."),
+    "did_you_mean": ("I can't find `{name}` in the current plan. Did you mean one of these?",
+                     "Não encontrei `{name}` no plano atual. Você quis dizer um destes?"),
+    "ambiguous": ("`{name}` matches {count} jobs in the current plan. Which one?",
+                  "`{name}` corresponde a {count} jobs no plano atual. Qual deles?"),
+    "stream_not_found": ("I can't find a job stream called `{name}` in the current plan.",
+                         "Não encontrei nenhuma job stream chamada `{name}` no plano atual."),
+    "tws_down": ("TWS is not reachable right now ({detail}). I'll keep trying; nothing was changed.",
+                 "O TWS não está acessível agora ({detail}). Vou continuar tentando; nada foi alterado."),
+    "tws_auth": ("TWS refused Resync's credentials. Ask an administrator to check TWS_USER / TWS_API_KEY.",
+                 "O TWS recusou as credenciais do Resync. Peça a um administrador para verificar TWS_USER / TWS_API_KEY."),
+    "tws_forbidden": ("TWS says Resync's user may not do that.", "O TWS diz que o usuário do Resync não pode fazer isso."),
+    "tws_error": ("TWS answered with an error: {detail}", "O TWS respondeu com um erro: {detail}"),
+    "internal_error": ("Something went wrong on my side; it has been logged (ref {ref}).",
+                       "Algo deu errado do meu lado; foi registrado (ref {ref})."),
+    "denied_read": ("Sorry, you are not allowed to use Resync yet. Ask an administrator to add you to the policy.",
+                    "Desculpe, você ainda não tem permissão para usar o Resync. Peça a um administrador para incluí-lo na política."),
+    "denied_action": ("You are not allowed to {action} `{job}` ({reason}).",
+                      "Você não tem permissão para {action} `{job}` ({reason})."),
+    "confirm_title": ("Confirm: {action} {job}", "Confirme: {action} {job}"),
+    "confirm_text": ("{meaning}\nThis request expires in {minutes} min.",
+                     "{meaning}\nEste pedido expira em {minutes} min."),
+    "confirm_console": ("Confirm? [y/N]", "Confirma? [s/N]"),
+    "ask_reason": ("The policy asks for a reason before I {action} `{job}`. Reply in this conversation with the reason.",
+                   "A política exige uma justificativa antes de {action} `{job}`. Responda nesta conversa com o motivo."),
+    "confirmed_running": ("{action} of `{job}` confirmed by {user}; sending it to TWS…",
+                          "{action} de `{job}` confirmado por {user}; enviando ao TWS…"),
+    "action_done": ("✅ {action} of `{job}` accepted by TWS. {detail}", "✅ {action} de `{job}` aceito pelo TWS. {detail}"),
+    "action_invalid": ("TWS refused to {action} `{job}` in its current state: {detail}",
+                       "O TWS recusou {action} `{job}` no estado atual: {detail}"),
+    "action_unknown": ("I sent the {action} of `{job}` but TWS's answer was lost. Check its status before trying again: "
+                       "`status {job}`.",
+                       "Enviei o {action} de `{job}`, mas a resposta do TWS se perdeu. Verifique o status antes de tentar de novo: "
+                       "`status {job}`."),
+    "action_failed": ("The {action} of `{job}` failed: {detail}", "O {action} de `{job}` falhou: {detail}"),
+    "already_done": ("This request was already handled.", "Este pedido já foi tratado."),
+    "expired": ("This confirmation has expired or was already handled. Ask again if it is still needed.",
+                "Esta confirmação expirou ou já foi tratada. Peça de novo se ainda for necessário."),
+    "not_yours": ("Only the requester or someone allowed to {action} this job can confirm it.",
+                  "Só quem pediu ou alguém autorizado a {action} este job pode confirmar."),
+    "cancelled": ("Cancelled: nothing was sent to TWS.", "Cancelado: nada foi enviado ao TWS."),
+    "no_kb": ("No knowledge base is configured yet, so I can't search runbooks. Try `log JOB` to see the error.",
+              "Ainda não há base de conhecimento configurada, então não posso buscar runbooks. Tente `log JOB` para ver o erro."),
+    "no_jobs": ("No jobs match{what}.", "Nenhum job corresponde{what}."),
+    "jobs_found": ("{count} job(s){what}:", "{count} job(s){what}:"),
+    "more_jobs": ("…and {more} more.", "…e mais {more}."),
+    "log_title": ("Log of {job} (run {run})", "Log de {job} (execução {run})"),
+    "log_cut": ("Last {shown} of {total} lines.", "Últimas {shown} de {total} linhas."),
+    "log_empty": ("The log of `{job}` is empty or not available yet.", "O log de `{job}` está vazio ou ainda não está disponível."),
+    "health_ok": ("TWS is up.", "O TWS está no ar."),
+    "health_down": ("TWS is NOT reachable: {detail}", "O TWS NÃO está acessível: {detail}"),
+    "stream_title": ("Job stream {stream}", "Job stream {stream}"),
+    "help_title": ("What I can do", "O que eu sei fazer"),
+    "help_text": (
+        "Ask me in English or Portuguese, or use commands:\n"
+        "• `status JOB` — a job's status  • `log JOB` — the end of its log\n"
+        "• `failures` — what failed  • `jobs [STATUS] [stream S]` — list jobs\n"
+        "• `stream NAME` — a job stream  • `health` — is TWS up?\n"
+        "• `rerun JOB`, `hold JOB`, `release JOB`, `cancel JOB` — always asked to confirm\n"
+        "JOB can be `JOB`, `STREAM.JOB` or `WS#STREAM.JOB`.",
+        "Pergunte em português ou inglês, ou use comandos:\n"
+        "• `status JOB` — status de um job  • `log JOB` — o fim do log\n"
+        "• `failures` — o que falhou  • `jobs [STATUS] [stream S]` — lista jobs\n"
+        "• `stream NOME` — uma job stream  • `health` — o TWS está no ar?\n"
+        "• `rerun JOB`, `hold JOB`, `release JOB`, `cancel JOB` — sempre com confirmação\n"
+        "JOB pode ser `JOB`, `STREAM.JOB` ou `WS#STREAM.JOB`."),
+    "btn_confirm": ("Confirm", "Confirmar"),
+    "btn_cancel": ("Cancel", "Cancelar"),
+    "btn_log": ("Show log", "Ver log"),
+    "btn_rerun": ("Rerun", "Reexecutar"),
+    "btn_status": ("Status", "Status"),
+    # action names as verbs, and what each means in the job's state
+    "verb_rerun": ("rerun", "reexecutar"),
+    "verb_hold": ("hold", "segurar"),
+    "verb_release": ("release", "liberar"),
+    "verb_cancel": ("cancel", "cancelar"),
+    "mean_rerun": ("`{job}` is {status}{rc}. A rerun starts a new run of it now; its successors wait for the new result.",
+                   "`{job}` está {status}{rc}. Uma reexecução inicia uma nova execução agora; os sucessores aguardam o novo resultado."),
+    "mean_hold": ("`{job}` is {status}. Holding it keeps it from starting until someone releases it.",
+                  "`{job}` está {status}. Segurá-lo impede que inicie até alguém liberá-lo."),
+    "mean_release": ("`{job}` is {status}. Releasing it lets it start as soon as its other dependencies allow.",
+                     "`{job}` está {status}. Liberá-lo permite que inicie assim que as outras dependências permitirem."),
+    "mean_cancel": ("`{job}` is {status}. Cancelling it means it will not run in this plan; its successors are released.",
+                    "`{job}` está {status}. Cancelá-lo significa que não rodará neste plano; os sucessores são liberados."),
+    "state_warning": ("⚠️ TWS will probably refuse this: a job that is {status} cannot be {verb}.",
+                      "⚠️ O TWS provavelmente vai recusar: um job {status} não pode ser {verb}."),
+    "f_status": ("Status", "Status"), "f_rc": ("Return code", "Código de retorno"),
+    "f_stream": ("Stream", "Stream"), "f_ws": ("Workstation", "Workstation"),
+    "f_sched": ("Scheduled", "Agendado"), "f_start": ("Started", "Início"), "f_end": ("Ended", "Fim"),
+    "f_reruns": ("Reruns", "Reexecuções"), "f_version": ("Version", "Versão"), "f_breaker": ("Circuit breaker", "Circuit breaker"),
+    "f_server": ("Server", "Servidor"), "f_timezone": ("Time zone", "Fuso horário"), "f_jobs": ("Jobs", "Jobs"),
+    "requested_by": ("requested by {user}", "pedido por {user}"),
+}
+
+
+def say(lang: str, key: str, **values: Any) -> str:
+    english, portuguese = _TEXTS[key]
+    text = portuguese if lang == "pt" else english
+    return text.format(**values) if values else text

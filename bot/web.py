@@ -1,0 +1,156 @@
+"""The aiohttp web application: health, readiness, metrics, the JSON chat API, and the mount
+point of the chat adapters (``/slack/events``).
+
+``create_app`` builds every component through ``bot.wiring.assemble`` inside one
+``AsyncExitStack`` that the app closes on shutdown (aiohttp's ``run_app`` turns SIGTERM into a
+graceful shutdown: in-flight requests finish, the scheduler stops, clients close).
+"""
+
+from __future__ import annotations
+
+import hmac
+import time
+from contextlib import AsyncExitStack
+from dataclasses import asdict
+
+import structlog
+from aiohttp import web
+
+from bot.config import Settings
+from bot.errors import ResyncError
+from bot.events import Event
+from bot.logs import bind_correlation
+from bot.wiring import Components, assemble
+
+log = structlog.get_logger(__name__)
+
+COMPONENTS = web.AppKey("components", Components)
+_MAX_TEXT = 4000
+
+
+async def create_app(settings: Settings, *, poll: bool = True) -> web.Application:
+    stack = AsyncExitStack()
+    try:
+        components = await assemble(settings, stack, poll=poll)
+    except BaseException:
+        await stack.aclose()
+        raise
+    app = web.Application(middlewares=[_observed], client_max_size=1024 * 1024)
+    app[COMPONENTS] = components
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_post("/api/chat", chat)
+    if components.slack is not None:
+        components.slack.mount(app)  # type: ignore[attr-defined]
+
+    async def on_startup(_app: web.Application) -> None:
+        if components.slack is not None:
+            await components.slack.start()  # type: ignore[attr-defined]
+
+    async def on_cleanup(_app: web.Application) -> None:
+        log.info("shutting_down")
+        await stack.aclose()
+
+    app.on_startup.append(on_startup)
+    app.on_cleanup.append(on_cleanup)
+    return app
+
+
+@web.middleware
+async def _observed(request: web.Request, handler):  # type: ignore[no-untyped-def]
+    """Correlation id and Prometheus figures per request; one catch-all per HTTP entry point."""
+    bind_correlation(correlation_id=request.headers.get("X-Request-Id"), path=request.path)
+    started = time.perf_counter()
+    route = request.match_info.route.resource.canonical if request.match_info.route.resource else "unmatched"
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except web.HTTPException as exc:
+        status = exc.status
+        raise
+    except Exception:  # the catch-all of this entry point: log, answer politely
+        log.exception("http_request_failed")
+        return web.json_response({"error": "internal error"}, status=500)
+    finally:
+        metrics_ = request.app[COMPONENTS].metrics
+        metrics_.http_requests.labels(request.method, route, str(status)).inc()
+        metrics_.http_latency.labels(route).observe(time.perf_counter() - started)
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "alive"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """Ready when TWS answers, the breaker is closed and the store answers; 503 says why not."""
+    components = request.app[COMPONENTS]
+    problems: dict[str, str] = {}
+    checks: dict[str, str] = {"breaker": components.tws.breaker_state, "store": components.store.kind}
+    try:
+        info = await components.tws.engine_info()
+        checks["tws"] = f"{info.version} at {components.tws.active_url}"
+    except ResyncError as exc:
+        problems["tws"] = f"{type(exc).__name__}: {exc}"
+    if components.tws.breaker_state == "open":
+        problems["breaker"] = "open: TWS calls fail fast until it recovers"
+    try:
+        await components.store.ping()
+    except ResyncError as exc:
+        problems["store"] = str(exc)
+    body = {"status": "ready" if not problems else "not ready", "checks": checks, "problems": problems}
+    return web.json_response(body, status=200 if not problems else 503)
+
+
+async def metrics(request: web.Request) -> web.Response:
+    payload, content_type = request.app[COMPONENTS].metrics.render()
+    return web.Response(body=payload, headers={"Content-Type": content_type})
+
+
+async def chat(request: web.Request) -> web.Response:
+    """JSON chat API for integrations, authenticated by ``RESYNC_API_TOKEN`` as a bearer token.
+
+    Request: ``{"user": "ana", "text": "status EXTRACT01", "conversation": "ticket-42", "lang": "pt"}``
+    or, to press a button (e.g. confirm with the token from a reply's Confirm button):
+    ``{"user": "ana", "action_id": "resync_confirm", "action_value": "<token>", "conversation": ...}``.
+    Response: ``{"replies": [<Reply as JSON>...]}``.
+    """
+    components = request.app[COMPONENTS]
+    token = components.settings.web.api_token
+    if not token:
+        return web.json_response({"error": "the chat API is disabled: set RESYNC_API_TOKEN"}, status=404)
+    given = request.headers.get("Authorization", "")
+    if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+        return web.json_response({"error": "missing or invalid bearer token"}, status=401)
+    try:
+        body = await request.json()
+    except ValueError:
+        return web.json_response({"error": "the body must be JSON"}, status=400)
+    event, error = _chat_event(body)
+    if event is None:
+        return web.json_response({"error": error}, status=400)
+    replies = await components.agent.handle(event)
+    return web.json_response({"replies": [asdict(reply) for reply in replies]})
+
+
+def _chat_event(body: object) -> tuple[Event | None, str]:
+    if not isinstance(body, dict):
+        return None, "the body must be a JSON object"
+    user, text = body.get("user"), body.get("text", "")
+    conversation = body.get("conversation") or f"dm-{user}"
+    action_id, action_value = body.get("action_id"), body.get("action_value")
+    for name, value in (("user", user), ("conversation", conversation)):
+        if not isinstance(value, str) or not value or len(value) > 200:
+            return None, f"'{name}' must be a non-empty string (at most 200 characters)"
+    if not isinstance(text, str) or len(text) > _MAX_TEXT:
+        return None, f"'text' must be a string of at most {_MAX_TEXT} characters"
+    if action_id is None and not text.strip():
+        return None, "send 'text', or 'action_id' with 'action_value'"
+    if action_id is not None and (not isinstance(action_id, str) or not isinstance(action_value, str)):
+        return None, "'action_id' and 'action_value' must be strings"
+    lang = body.get("lang") if body.get("lang") in ("en", "pt") else None
+    return Event(platform="http", workspace="api", channel=str(conversation), user_id=str(user), user_name=str(user),
+                 text=text, kind="action" if action_id else "dm", action_id=action_id, action_value=action_value,
+                 lang=lang), ""

@@ -1,0 +1,90 @@
+"""Assembling Resync from its settings: every component built once, in one place, in order.
+
+``assemble`` is shared by ``resync serve`` (the web app), ``resync worker`` (alerts only) and
+``resync demo`` (console). Resources are entered into the caller's ``AsyncExitStack`` so they
+close in reverse order; each component receives only its slice of the settings.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Sequence
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+
+import structlog
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from bot.agent import Agent, Hooks
+from bot.alerts import FailureWatch
+from bot.config import Settings
+from bot.events import Notifier
+from bot.metrics import Metrics
+from bot.policy import load_policy
+from bot.store import Store, open_store
+from bot.tools import TOOLS
+from bot.tws.client import TwsClient
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Components:
+    settings: Settings
+    store: Store
+    tws: TwsClient
+    agent: Agent
+    metrics: Metrics
+    watch: FailureWatch | None
+    scheduler: AsyncIOScheduler | None
+    slack: object | None  # adapters.slack.SlackAdapter when Slack is configured
+
+
+async def assemble(settings: Settings, stack: AsyncExitStack, *, poll: bool, with_slack: bool = True,
+                   notifiers: Sequence[Notifier] = ()) -> Components:
+    """Build every component; ``poll`` runs the failure poller (APScheduler) in this process."""
+    metrics = Metrics()
+    store = await stack.enter_async_context(open_store(settings.store))
+    tws = await stack.enter_async_context(TwsClient(settings.tws, observe=metrics.observe_tws))
+    metrics.watch_breaker(lambda: tws.breaker_state)
+    policy = load_policy(settings.policy.path)
+    llm = None
+    if settings.llm is not None:
+        from bot.llm import ToolCaller
+
+        llm = ToolCaller(settings.llm, tuple(TOOLS.values()))
+    slack = None
+    all_notifiers = list(notifiers)
+    watch_box: list[FailureWatch] = []
+
+    async def alert_actions(event):  # late-bound: the watch is built after the agent
+        return await watch_box[0].on_action(event) if watch_box else None
+
+    async def on_job_action(**kwargs):
+        if watch_box:
+            await watch_box[0].note_action(**kwargs)
+
+    agent = Agent(tws=tws, store=store, policy=policy, settings=settings.policy, llm=llm,
+                  hooks=Hooks(alert_actions=alert_actions, on_job_action=on_job_action))
+    if with_slack and settings.slack is not None:
+        from adapters.slack import SlackAdapter
+
+        slack = SlackAdapter(settings.slack, handle=agent.handle, store=store)
+        stack.push_async_callback(slack.close)
+        all_notifiers.append(slack)
+    watch = scheduler = None
+    if settings.alerts.enabled:
+        owner = f"{socket.gethostname()}:{os.getpid()}"
+        watch = FailureWatch(settings.alerts, tws=tws, store=store, notifiers=all_notifiers, owner=owner,
+                             single_instance=store.kind != "redis")
+        watch_box.append(watch)
+        if poll:
+            scheduler = AsyncIOScheduler(timezone="UTC")
+            watch.schedule(scheduler)
+            scheduler.start()
+            stack.callback(scheduler.shutdown, wait=False)
+            log.info("alerts_poller_started", interval=settings.alerts.poll_interval,
+                     targets=len(settings.alerts.default_targets) + len(settings.alerts.routes))
+    return Components(settings=settings, store=store, tws=tws, agent=agent, metrics=metrics, watch=watch,
+                      scheduler=scheduler, slack=slack)
