@@ -28,6 +28,7 @@ FALLBACK_CHARS = 1000
 CONTEXT_CHARS = 500
 FIELDS_MAX = 20
 FIELD_BUDGET = 3000  # all fields together; operators read a handful of facts, not an essay
+CODE_RESERVE = 1500  # what a long answer leaves at least for the log under it
 
 #: Action ids are unique within a message; duplicates (several "choose" buttons) get "#<n>".
 ACTION_SUFFIX = "#"
@@ -54,18 +55,19 @@ def base_action_id(action_id: str) -> str:
 
 def render(reply: Reply) -> dict[str, Any]:
     """``{"text": fallback, "blocks": [...]}`` for chat.postMessage, chat.update and friends."""
-    head: list[dict[str, Any]] = []
     emoji = _EMOJI.get(reply.level, "")
-    if reply.title:
-        head.append(_header(f"{emoji} {reply.title}" if emoji else reply.title))
-        emoji = ""
-    if reply.text.strip():
-        body = escape(reply.text)
-        head += _text_sections(f"{emoji} {body}" if emoji else body)
-    head += _field_sections(reply.fields)
+    header = [_header(f"{emoji} {reply.title}" if emoji else reply.title)] if reply.title else []
+    fields = _field_sections(reply.fields)
     foot = _actions(reply.buttons)
     if reply.context:
         foot.append(_context(escape(clip(reply.context, CONTEXT_CHARS))))
+    text: list[dict[str, Any]] = []
+    if reply.text.strip():
+        body = escape(reply.text)
+        body = f"{emoji} {body}" if emoji and not header else body
+        room = TOTAL_CHARS - size(header + fields + foot) - (CODE_RESERVE if reply.code is not None else 0)
+        text = _text_sections(body, max(200, min(TEXT_CHARS, room)))
+    head = header + text + fields
     code: list[dict[str, Any]] = []
     if reply.code is not None:
         code = _code_blocks(reply.code, reply.code_title, budget=TOTAL_CHARS - size(head + foot),
@@ -107,11 +109,11 @@ def _context(text: str) -> dict[str, Any]:
     return {"type": "context", "elements": [{"type": "mrkdwn", "text": text}]}
 
 
-def _text_sections(text: str) -> list[dict[str, Any]]:
+def _text_sections(text: str, limit: int) -> list[dict[str, Any]]:
     """The answer, split on line ends into sections; a very long answer keeps its head."""
-    if len(text) > TEXT_CHARS:
-        head = text[:TEXT_CHARS].rsplit("\n", 1)[0] or text[:TEXT_CHARS]
-        cut = text[len(head):].count("\n") + 1
+    if len(text) > limit:
+        head = text[: limit - 30].rsplit("\n", 1)[0] or text[: limit - 30]
+        cut = text[len(head):].removeprefix("\n").count("\n") + 1
         text = f"{head}\n… ({cut} more lines cut)"
     return [_section(chunk) for chunk in _chunks(text, SECTION_CHARS)]
 

@@ -308,3 +308,16 @@ async def test_sqlite_uses_wal(sqlite_store: SqliteStore) -> None:
 
     with sqlite3.connect(sqlite_store.path) as db:
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+async def test_two_sqlite_stores_on_one_file_append_one_chain(tmp_path) -> None:
+    """Two connections (as two processes would have) must not fork the chain or deadlock."""
+    first, second = await SqliteStore.open(tmp_path / "state.db"), await SqliteStore.open(tmp_path / "state.db")
+    try:
+        await asyncio.gather(*(s.append_chained("audit", _chain) for _ in range(25) for s in (first, second)))
+        stored = await first.read_log("audit")
+    finally:
+        await first.close()
+        await second.close()
+    assert [r["seq"] for r in stored] == list(range(1, 51))
+    assert all(r["prev"] == r["seq"] - 1 for r in stored[1:])

@@ -110,7 +110,7 @@ def _label(record: JSON) -> str:
 
 def _summary(record: JSON, label: str) -> str:
     f = record["failure"]
-    where = f"*{f['name']}* in stream *{f['stream']}* on *{f['workstation']}*"
+    where = f"{f['name']} in stream {f['stream']} on {f['workstation']}"
     if record["kind"] == "pend":
         text = f"{where} completed and is waiting for an operator to confirm it (PEND)."
     elif record["kind"] == "late":

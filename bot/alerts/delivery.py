@@ -80,7 +80,9 @@ class Outbox:
     async def deliver_due(self) -> int:
         """Send what is due, oldest first; return how many messages reached a platform."""
         now = self._clock()
-        items = sorted(await self._store.outbox_due(now, limit=BATCH), key=lambda i: tuple(i.payload["seq"]))
+        # Roots first: a reply queued before its root (a replayed poll) must not wait a round.
+        items = sorted(await self._store.outbox_due(now, limit=BATCH),
+                       key=lambda i: (i.payload["op"] != "root", tuple(i.payload["seq"])))
         delivered, updated = 0, set[tuple[str, str]]()
         for item in items:
             target = item.payload["target"]

@@ -23,7 +23,6 @@ import random
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-import structlog
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -32,8 +31,6 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from bot.errors import StoreError
 from bot.store import JSON, OutboxItem
-
-log = structlog.get_logger(__name__)
 
 # Under contention every WATCH round has one winner, so n concurrent appends need at most n
 # rounds; past this many the server is pathologically busy and the caller should hear about it.
@@ -57,7 +54,7 @@ return 1
 
 _LOCK_ACQUIRE = """
 local owner = redis.call('GET', KEYS[1])
-if true then
+if owner == false or owner == ARGV[1] then
   redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
   return 1
 end

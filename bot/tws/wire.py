@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qsl, urljoin, urlsplit
 
-from bot.errors import BadResponse
+from bot.errors import BadResponse, JobNotFound
 from bot.tws.models import FAILED_STATES, ActionResult, Dependency, EngineInfo, Job, JobLog, JobStream
 
 # --- paths (relative to the base URL, which ends in /twsd) ----------------------------------
@@ -49,7 +49,7 @@ def joblog_path(run_id: str) -> str:
 def _segment(value: str) -> str:
     """Ids are UUIDs; refuse anything that could walk to another path."""
     if not value or any(c in value for c in "/?#%\\") or value in {".", ".."}:
-        raise BadResponse(f"'{value[:60]}' is not a TWS id")
+        raise JobNotFound(f"'{value[:60]}' is not a TWS id")
     return value
 
 

@@ -59,6 +59,7 @@ class Call:
     at: float  # time.monotonic() on arrival
     status: int  # the HTTP status answered
     token: str | None  # the bearer token or ``token`` param used
+    answer: JSON | None = None  # the JSON body answered (``answer["ts"]`` of a posted message)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -145,7 +146,7 @@ class FakeSlackApi:
         token = _bearer(request) or params.pop("token", None)
         failure = self._failures[method].popleft() if self._failures[method] else None
         status, body, headers = self._answer(method, params, token, failure)
-        self._record(Call(method=method, params=params, at=time.monotonic(), status=status, token=token))
+        self._record(Call(method=method, params=params, at=time.monotonic(), status=status, token=token, answer=body))
         if status >= 500:
             return web.Response(status=status, text="upstream trouble", content_type="text/html")
         return web.json_response(body, status=status, headers=headers)

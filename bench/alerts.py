@@ -1,0 +1,232 @@
+"""Benchmark of the failure alerts: what one poll costs, and how fast a failure reaches the chat.
+
+    python bench/alerts.py                 # 10,000 and 100,000 jobs
+    python bench/alerts.py --jobs 10000    # one size only
+
+The TWS simulator runs in its own process (``resync simulator``), so the CPU time measured here
+(``time.process_time``) is Resync's alone; requests and bytes come from the simulator's
+``/sim/stats``. For each plan size it prints:
+
+* the first poll over a plan that already has failures (every one is new: queries, logs,
+  successors, burst grouping);
+* a steady poll (nothing changed: the cost paid every ``RESYNC_POLL_INTERVAL``);
+* a poll after 5 new failures in 5 streams.
+
+Then the detection latency: a job is failed in the simulator (``POST /sim/jobs/{id}/fail``) while
+the watch runs on a real APScheduler with a 1 s poll interval, delivering through the real Slack
+adapter to the loopback fake Slack API; the clock stops when ``chat.postMessage`` for that job
+arrives.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from adapters.slack import SlackAdapter  # noqa: E402
+from apscheduler.schedulers.asyncio import AsyncIOScheduler  # noqa: E402
+from bot.alerts import FailureWatch, PollReport  # noqa: E402
+from bot.config import AlertSettings, SlackSettings, StoreSettings, TwsSettings  # noqa: E402
+from bot.events import Event, Posted, Reply  # noqa: E402
+from bot.store import open_store  # noqa: E402
+from bot.tws.client import TwsClient  # noqa: E402
+from tests.fakes.slack_api import FakeSlackApi  # noqa: E402
+
+USER = PASSWORD = "resync"
+
+
+class Counting:
+    """A Notifier that only counts: the poll-cost runs measure TWS, not Slack's pacing."""
+
+    def __init__(self) -> None:
+        self.posts = 0
+
+    def handles(self, target: str) -> bool:
+        return True
+
+    async def post(self, target: str, reply: Reply, *, thread: str | None = None) -> Posted:
+        self.posts += 1
+        return Posted(target=target, message_ref=str(self.posts), thread=thread)
+
+    async def update(self, target: str, message_ref: str, reply: Reply) -> None:
+        return None
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@asynccontextmanager
+async def simulator(jobs: int, failure_rate: float) -> AsyncIterator[str]:
+    """``resync simulator`` in a child process; yields its base URL once it answers."""
+    port = free_port()
+    env = {**os.environ, "TWS_USER": USER, "TWS_PASSWORD": PASSWORD, "LOG_LEVEL": "WARNING"}
+    child = subprocess.Popen([str(Path(sys.executable).parent / "resync"), "simulator", "--port", str(port), "--jobs", str(jobs),
+                              "--seed", "11", "--failure-rate", str(failure_rate), "--speed", "1"],
+                             cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    base = f"http://127.0.0.1:{port}/twsd"
+    try:
+        async with aiohttp.ClientSession() as session:
+            for _ in range(600):
+                if child.poll() is not None:
+                    raise SystemExit(f"simulator exited: {child.stderr.read().decode()[-2000:] if child.stderr else ''}")
+                try:
+                    async with session.get(f"{base}/sim/stats") as response:
+                        if response.status == 200:
+                            break
+                except aiohttp.ClientError:
+                    pass
+                await asyncio.sleep(0.2)
+        yield base
+    finally:
+        child.terminate()
+        child.wait(timeout=10)
+
+
+async def sim_call(base: str, method: str, path: str, body: Any = None) -> Any:
+    async with aiohttp.ClientSession() as session:
+        async with session.request(method, f"{base}{path}", json=body) as response:
+            response.raise_for_status()
+            return await response.json()
+
+
+def counters(stats: dict[str, Any]) -> tuple[int, int]:
+    """(requests, bytes) from /sim/stats, whatever the exact key names."""
+    requests = stats.get("requests", stats.get("requests_total", 0))
+    sent = stats.get("bytes", stats.get("bytes_sent", stats.get("bytes_out", 0)))
+    requests = sum(requests.values()) if isinstance(requests, dict) else requests
+    sent = sum(sent.values()) if isinstance(sent, dict) else sent
+    return int(requests), int(sent)
+
+
+async def measured(base: str, step: Any) -> tuple[PollReport, dict[str, float]]:
+    before = counters(await sim_call(base, "GET", "/sim/stats"))
+    cpu, wall = time.process_time(), time.perf_counter()
+    report = await step()
+    cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+    after = counters(await sim_call(base, "GET", "/sim/stats"))
+    # the two /sim/stats calls are not TWS traffic of the poll: the "before" one is counted in "after"
+    return report, {"requests": after[0] - before[0] - 1, "bytes": after[1] - before[1], "cpu_ms": cpu * 1000,
+                    "wall_ms": wall * 1000}
+
+
+def row(label: str, report: PollReport, cost: dict[str, float]) -> str:
+    return (f"  {label:<28} {int(cost['requests']):>6} req {cost['bytes'] / 1024:>9.1f} KiB "
+            f"{cost['cpu_ms']:>8.1f} ms CPU {cost['wall_ms']:>8.1f} ms wall | failed={report.failed} "
+            f"new={report.new} grouped={report.grouped} followed={report.followed} queued={report.queued}")
+
+
+async def new_failures(tws: TwsClient, base: str, count: int) -> list[str]:
+    """Fail ``count`` finished jobs, one per stream, through the simulator's control API."""
+    chosen: dict[str, str] = {}
+    async for job in tws.iter_jobs(status="SUCC"):
+        chosen.setdefault(job.stream_id, job.id)
+        if len(chosen) == count:
+            break
+    for job_id in chosen.values():
+        await sim_call(base, "POST", f"/sim/jobs/{job_id}/fail", {"returnCode": 8})
+    return list(chosen.values())
+
+
+async def poll_cost(jobs: int, failure_rate: float) -> None:
+    print(f"\nPoll cost, {jobs:,} jobs, failure rate {failure_rate:g} (simulator in its own process)")
+    started = time.perf_counter()
+    async with simulator(jobs, failure_rate) as base, TwsClient(
+            TwsSettings(urls=(base,), user=USER, password=PASSWORD, timeout=30.0)) as tws:
+        print(f"  simulator ready in {time.perf_counter() - started:.1f} s")
+        with tempfile.TemporaryDirectory() as data:
+            async with open_store(StoreSettings(data_dir=Path(data)), namespace="") as store:
+                chat = Counting()
+                watch = FailureWatch(AlertSettings(default_targets=("slack:C_BENCH",)), tws=tws, store=store,
+                                     notifiers=[chat], owner="bench", single_instance=True)
+                report, cost = await measured(base, watch.poll_once)
+                print(row("first poll (all new)", report, cost))
+                await watch.deliver_due()
+                for attempt in range(2):
+                    report, cost = await measured(base, watch.poll_once)
+                    print(row(f"steady poll #{attempt + 1}", report, cost))
+                await new_failures(tws, base, 5)
+                report, cost = await measured(base, watch.poll_once)
+                print(row("poll after 5 new failures", report, cost))
+                delivered = 0
+                while await store.outbox_pending():
+                    delivered += await watch.deliver_due()
+                print(f"  messages delivered in all: {chat.posts} roots/replies/notices")
+
+
+async def latency(jobs: int, samples: int) -> None:
+    print(f"\nDetection latency, {jobs:,} jobs, poll interval 1 s, real scheduler, Slack adapter -> fake Slack API")
+    async with simulator(jobs, 0.0) as base, TwsClient(
+            TwsSettings(urls=(base,), user=USER, password=PASSWORD, timeout=10.0)) as tws, FakeSlackApi() as api:
+        with tempfile.TemporaryDirectory() as data:
+            async with open_store(StoreSettings(data_dir=Path(data)), namespace="") as store:
+                async def handle(event: Event) -> list[Reply]:
+                    return []
+
+                slack = SlackAdapter(SlackSettings(bot_token="xoxb-bench", signing_secret="bench-secret",
+                                                   api_url=api.url), handle=handle, store=store)
+                watch = FailureWatch(AlertSettings(default_targets=("slack:C_LATENCY",), poll_interval=1.0),
+                                     tws=tws, store=store, notifiers=[slack], owner="bench", single_instance=True)
+                scheduler = AsyncIOScheduler(timezone="UTC")
+                watch.schedule(scheduler)
+                scheduler.start()
+                try:
+                    await asyncio.sleep(1.5)  # the first poll has run
+                    seconds = []
+                    for job_id in await new_failures_lazily(tws, samples):
+                        before = len(api.calls("chat.postMessage"))
+                        await asyncio.sleep(0.37)  # land anywhere in the poll cycle
+                        started = time.perf_counter()
+                        await sim_call(base, "POST", f"/sim/jobs/{job_id}/fail", {"returnCode": 8})
+                        await api.wait_for("chat.postMessage", before + 1, timeout=30.0, ok=True)
+                        seconds.append(time.perf_counter() - started)
+                    print(f"  {samples} failures: median {statistics.median(seconds) * 1000:.0f} ms, "
+                          f"min {min(seconds) * 1000:.0f} ms, max {max(seconds) * 1000:.0f} ms")
+                finally:
+                    scheduler.shutdown(wait=False)
+                    await slack.close()
+
+
+async def new_failures_lazily(tws: TwsClient, count: int) -> list[str]:
+    chosen: dict[str, str] = {}
+    async for job in tws.iter_jobs(status="SUCC"):
+        chosen.setdefault(job.stream_id, job.id)
+        if len(chosen) == count:
+            break
+    return list(chosen.values())
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--jobs", type=int, action="append", help="plan size (repeatable; default 10000 and 100000)")
+    parser.add_argument("--failure-rate", type=float, default=0.01)
+    parser.add_argument("--samples", type=int, default=5)
+    args = parser.parse_args()
+    import structlog
+
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(40))  # errors only
+    for jobs in args.jobs or [10_000, 100_000]:
+        await poll_cost(jobs, args.failure_rate)
+    await latency(10_000, args.samples)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

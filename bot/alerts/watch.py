@@ -1,0 +1,562 @@
+"""``FailureWatch``: finds failed jobs in the plan, follows each failure to its end, and says so once.
+
+One poll (only on the replica holding the leader lock):
+
+1. one filtered query for the failed instances (configured states, plus PEND and late EXEC when
+   enabled), every page;
+2. ``get_job`` only for open alerts whose job is no longer in that result (to see a rerun start,
+   recover, be cancelled or leave the plan);
+3. for a *new* failure only: the log tail (error lines) and the successors (blocked count).
+
+A failure is keyed by job id and run (``run_id``, else the rerun count): a rerun that fails again
+is a repeat failure, posted in the same thread. State lives in the store, one writer per key, so
+restarts and other replicas see it:
+
+    alert:<job id>             the failure record (written by the poll only)
+    alertgroup:<group key>     a burst group and its jobs (poll only)
+    alertburst:<stream digest> recent new failures of a stream, for burst detection (poll only)
+    alertack:<key>             acknowledgement (button); ackclaim:<key>:<run> makes it once
+    snooze:<job id>            snooze, with a TTL
+    alertact:<job id>          the last rerun/hold/cancel done through the bot (note_action)
+    alertref:<thread>:<target> where the root message landed (delivery only)
+    alertstate:tws             set while TWS is unreachable
+    mute:<pattern>             runtime mute, with a TTL
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING
+
+import structlog
+
+from bot.alerts import compose
+from bot.alerts.compose import JSON
+from bot.alerts.delivery import Outbox
+from bot.alerts.routing import all_targets, route_job
+from bot.config import AlertSettings
+from bot.errors import JobNotFound, ResyncError, TwsError, TwsUnavailable
+from bot.events import (
+    ACTION_ALERT_ACK,
+    ACTION_ALERT_SNOOZE_1H,
+    ACTION_ALERT_SNOOZE_24H,
+    Event,
+    Notifier,
+    Reply,
+)
+from bot.store import Store
+from bot.tws.client import TwsClient
+from bot.tws.models import Job
+
+if TYPE_CHECKING:
+    from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+log = structlog.get_logger(__name__)
+
+LOCK = "alerts-poller"
+OPEN_TTL = 3 * 86400.0  # longer than a plan: a failure stays known while its job is in the plan
+CLOSED_TTL = 86400.0
+LOG_TAIL = 40
+DETAIL_CONCURRENCY = 8
+DELIVERY_INTERVAL = 2.0
+CLOSED = {"SUCC": "recovered", "CANCL": "cancelled"}
+LABEL_OF_STATE = {"recovered": "RECOVERED", "cancelled": "CANCELLED", "gone": "GONE"}
+
+RunbookSearch = Callable[[str], Awaitable[str | None]]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PollReport:
+    """What one poll saw and did; the bench and the health endpoint print it."""
+
+    leader: bool
+    tws_ok: bool = True
+    failed: int = 0  # failed (or PEND / late) instances in the plan
+    new: int = 0  # new failures alerted with their own thread
+    grouped: int = 0  # new failures folded into a burst message
+    repeats: int = 0  # reruns that failed again
+    transitions: int = 0  # rerun started, recovered, cancelled, left the plan
+    muted: int = 0
+    unrouted: int = 0
+    followed: int = 0  # get_job calls for open alerts
+    queued: int = 0  # outbox items added
+    ms: float = 0.0
+
+
+@dataclass(slots=True)
+class _Tally:
+    failed: int = 0
+    new: int = 0
+    grouped: int = 0
+    repeats: int = 0
+    transitions: int = 0
+    muted: int = 0
+    unrouted: int = 0
+    followed: int = 0
+    queued: int = 0
+
+
+class FailureWatch:
+    """The alerting loop: detection, routing, lifecycle and noise control over one store."""
+
+    def __init__(self, settings: AlertSettings, *, tws: TwsClient, store: Store, notifiers: Sequence[Notifier],
+                 owner: str, single_instance: bool, runbook_search: RunbookSearch | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        self._settings = settings
+        self._tws = tws
+        self._store = store
+        self._owner = owner
+        self._single_instance = single_instance
+        self._runbook_search = runbook_search
+        self._clock = clock
+        self._outbox = Outbox(store, notifiers, render_root=self.render_root, clock=clock)
+        self._leader: bool | None = None
+        self._busy = asyncio.Lock()  # a poll and a delivery never interleave in one process
+        self._tally = _Tally()
+
+    # --- leadership ---------------------------------------------------------------------------
+
+    async def _lead(self) -> bool:
+        """Take or renew the leader lock; log when leadership changes hands."""
+        if self._leader is None and self._single_instance:
+            log.info("alerts_single_instance", store=self._store.kind,
+                     note="embedded store: run one Resync instance (set REDIS_URL for several)")
+        leader = await self._store.acquire_lock(LOCK, self._owner, self._settings.lock_ttl)
+        if leader != self._leader:
+            log.info("alerts_leader" if leader else "alerts_follower", owner=self._owner)
+        self._leader = leader
+        return leader
+
+    async def resign(self) -> None:
+        """Give the lock up at shutdown so another replica takes over at once."""
+        if self._leader:
+            await self._store.release_lock(LOCK, self._owner)
+            self._leader = False
+            log.info("alerts_resigned", owner=self._owner)
+
+    # --- the poll -----------------------------------------------------------------------------
+
+    async def poll_once(self) -> PollReport:
+        """Detect new failures and follow open ones; does nothing unless this replica leads."""
+        started = time.perf_counter()
+        async with self._busy:
+            if not await self._lead():
+                return PollReport(leader=False)
+            self._tally = tally = _Tally()
+            try:
+                jobs = await self._failed_jobs()
+            except TwsUnavailable as exc:
+                await self._tws_down(exc)
+                return PollReport(leader=True, tws_ok=False, queued=tally.queued,
+                                  ms=(time.perf_counter() - started) * 1000)
+            await self._tws_back()
+            tally.failed = len(jobs)
+            await self._examine(jobs)
+        report = PollReport(leader=True, ms=round((time.perf_counter() - started) * 1000, 1),
+                            **{name: getattr(tally, name) for name in _Tally.__slots__})
+        busy = report.new or report.grouped or report.repeats or report.transitions or report.queued
+        (log.info if busy else log.debug)("alerts_polled", **{k: v for k, v in _as_dict(report).items() if v})
+        return report
+
+    def _kind(self, job: Job) -> str | None:
+        if job.status in self._settings.states:
+            return "failed"
+        if job.status == "PEND" and self._settings.notify_pend:
+            return "pend"
+        if job.status == "EXEC" and job.late and self._settings.notify_late:
+            return "late"
+        return None
+
+    async def _failed_jobs(self) -> list[Job]:
+        states = list(self._settings.states)
+        if self._settings.notify_pend:
+            states.append("PEND")
+        if self._settings.notify_late:
+            states.append("EXEC")
+        jobs = [job async for job in self._tws.iter_jobs(status=tuple(dict.fromkeys(states)))]
+        return [job for job in jobs if self._kind(job)]
+
+    async def _examine(self, jobs: list[Job]) -> None:
+        records = {record["job_id"]: record for _, record in await self._store.scan("alert:")}
+        mutes = [m["pattern"] for _, m in await self._store.scan("mute:")]
+        fresh: list[tuple[Job, str, tuple[str, ...]]] = []
+        for job in jobs:
+            kind = self._kind(job) or "failed"
+            record = records.get(job.id)
+            if record is None:
+                routing = route_job(self._settings, job, mutes)
+                if routing.muted:
+                    self._tally.muted += 1
+                elif not routing.targets:
+                    self._tally.unrouted += 1
+                else:
+                    fresh.append((job, kind, routing.targets))
+            elif _failure_key(job, kind) not in record["runs"]:
+                await self._repeat(record, job, kind)
+            else:
+                await self._observe(record, job)
+        if self._tally.unrouted:
+            log.warning("alerts_unrouted", count=self._tally.unrouted,
+                        hint="set RESYNC_ALERT_CHANNELS or a matching [[alerts.routes]]")
+        await self._new_failures(fresh)
+        seen = {job.id for job in jobs}
+        await self._follow([r for r in records.values() if r["state"] == "open" and r["job_id"] not in seen])
+        await self._touch([r for r in records.values() if r["state"] == "open" and r["job_id"] in seen])
+
+    # --- new failures -------------------------------------------------------------------------
+
+    async def _new_failures(self, fresh: list[tuple[Job, str, tuple[str, ...]]]) -> None:
+        by_stream: dict[tuple[str, tuple[str, ...]], list[tuple[Job, str]]] = {}
+        for job, kind, targets in fresh:
+            by_stream.setdefault((job.stream_id or job.stream, targets), []).append((job, kind))
+        singles: list[tuple[Job, str, tuple[str, ...]]] = []
+        for (stream_id, targets), items in by_stream.items():
+            group = await self._burst(stream_id, targets, items)
+            if group is None:
+                singles += [(job, kind, targets) for job, kind in items]
+            else:
+                await self._grouped(group, items)
+        limit = asyncio.Semaphore(DETAIL_CONCURRENCY)
+
+        async def one(job: Job, kind: str, targets: tuple[str, ...]) -> None:
+            async with limit:
+                details = await self._details(job)
+            await self._open(job, kind, targets, details)
+
+        await asyncio.gather(*(one(*single) for single in singles))
+
+    async def _burst(self, stream_id: str, targets: tuple[str, ...],
+                     items: list[tuple[Job, str]]) -> JSON | None:
+        """The burst group these new failures join, or None when they are few enough to post one by one."""
+        now, window, threshold = self._clock(), self._settings.burst_window, self._settings.burst_threshold
+        key = "alertburst:" + hashlib.sha1(f"{stream_id}|{','.join(targets)}".encode()).hexdigest()[:16]
+        burst = await self._store.get(key) or {"times": [], "group": None}
+        times = [t for t in burst["times"] if now - t < window]
+        group = await self._store.get(f"alertgroup:{burst['group']}") if burst.get("group") else None
+        if group is None and len(times) + len(items) > threshold:
+            job = items[0][0]
+            group = {"key": f"burst:{hashlib.sha1(f'{key}|{now}'.encode()).hexdigest()[:12]}",
+                     "stream": f"{job.workstation}#{job.stream}", "targets": list(targets), "job_ids": [],
+                     "opened_at": now}
+        times = (times + [now] * len(items))[-threshold:]
+        await self._store.put(key, {"times": times, "group": group and group["key"]}, window)
+        return group
+
+    async def _grouped(self, group: JSON, items: list[tuple[Job, str]]) -> None:
+        """Fold new failures into a burst message: one root listing them, one thread."""
+        thread, created = group["key"], not group["job_ids"]
+        group["job_ids"] = list(dict.fromkeys(group["job_ids"] + [job.id for job, _ in items]))
+        await self._store.put(f"alertgroup:{thread}", group, OPEN_TTL)
+        records = [self._record(job, kind, tuple(group["targets"]), thread, {}) for job, kind in items]
+        for target in group["targets"]:
+            await self._queue(f"root:{thread}:{target}", op="root", target=target, thread=thread,
+                              reply=compose.group_root(group, records))
+            for record in records if not created else ():
+                await self._queue(f"reply:{record['job_id']}:{record['failure']['run']}:grouped:{target}",
+                                  op="reply", target=target, thread=thread, reply=compose.new_in_group(record))
+                await self._queue(f"update:{thread}:{target}:{record['job_id']}:{record['failure']['run']}",
+                                  op="update", target=target, thread=thread)
+        for record in records:
+            await self._save(record)
+        self._tally.grouped += len(records)
+        log.info("alert_burst", group=thread, stream=group["stream"], jobs=len(group["job_ids"]), added=len(items))
+
+    async def _details(self, job: Job) -> JSON:
+        """Error lines, blocked successors and a runbook hint: fetched for new failures only."""
+        details: JSON = {"errors": [], "blocked": None, "runbook": None}
+        try:
+            details["errors"] = compose.error_lines((await self._tws.job_log(job.id, tail=LOG_TAIL)).text)
+        except TwsError as exc:
+            log.warning("alert_log_unavailable", job=job.full_name, error=type(exc).__name__)
+        try:
+            details["blocked"] = sum(1 for s in await self._tws.successors(job) if s.status == "HOLD")
+        except TwsError as exc:
+            log.warning("alert_successors_unavailable", job=job.full_name, error=type(exc).__name__)
+        if self._runbook_search is not None:
+            query = " ".join([job.name, job.stream, *details["errors"][:2]])
+            try:
+                details["runbook"] = await self._runbook_search(query)
+            except ResyncError as exc:
+                log.warning("alert_runbook_unavailable", job=job.full_name, error=type(exc).__name__)
+        return details
+
+    def _record(self, job: Job, kind: str, targets: tuple[str, ...], thread: str, details: JSON) -> JSON:
+        snap, now = compose.snapshot(job), self._clock()
+        return {"job_id": job.id, "thread": thread, "targets": list(targets), "kind": kind, "state": "open",
+                "job": snap, "failure": snap, "runs": [_failure_key(job, kind)], "failures": 1,
+                "errors": details.get("errors") or [], "blocked": details.get("blocked"),
+                "runbook": details.get("runbook"), "opened_at": now, "saved_at": now}
+
+    async def _open(self, job: Job, kind: str, targets: tuple[str, ...], details: JSON) -> None:
+        record = self._record(job, kind, targets, job.id, details)
+        for target in targets:
+            await self._queue(f"root:{job.id}:{target}", op="root", target=target, thread=job.id,
+                              reply=compose.job_root(record))
+        await self._save(record)
+        self._tally.new += 1
+        log.info("alert_raised", job=job.full_name, status=job.status, rc=job.return_code, targets=list(targets))
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    async def _repeat(self, record: JSON, job: Job, kind: str) -> None:
+        """A later run of an alerted job failed too: same thread, root updated."""
+        details = await self._details(job)
+        snap = compose.snapshot(job)
+        record = {**record, "state": "open", "kind": kind, "job": snap, "failure": snap,
+                  "runs": [*record["runs"], _failure_key(job, kind)][-20:], "failures": record["failures"] + 1,
+                  "errors": details["errors"], "blocked": details["blocked"],
+                  "runbook": details["runbook"] or record.get("runbook")}
+        snoozed = await self._store.get(f"snooze:{job.id}") is not None
+        event = f"{job.id}:{_failure_key(job, kind)}"
+        for target in record["targets"]:
+            if not snoozed:
+                await self._queue(f"reply:{event}:failed:{target}", op="reply", target=target,
+                                  thread=record["thread"], reply=compose.repeat_failure(record))
+            await self._queue(f"update:{record['thread']}:{target}:{event}:failed", op="update", target=target,
+                              thread=record["thread"])
+        await self._save(record)
+        self._tally.repeats += 1
+        log.info("alert_repeat_failure", job=job.full_name, status=job.status, run=snap["run"], snoozed=snoozed)
+
+    async def _follow(self, records: list[JSON]) -> None:
+        """Look up the open alerts the failed query no longer returns: they moved on."""
+        limit = asyncio.Semaphore(DETAIL_CONCURRENCY)
+
+        async def fetch(record: JSON) -> tuple[JSON, Job | None | TwsError]:
+            async with limit:
+                try:
+                    return record, await self._tws.get_job(record["job_id"])
+                except JobNotFound:
+                    return record, None
+                except TwsError as exc:  # a slow or broken TWS: look again next poll
+                    return record, exc
+
+        self._tally.followed += len(records)
+        for record, job in await asyncio.gather(*(fetch(r) for r in records)):
+            if isinstance(job, TwsError):
+                log.warning("alert_follow_failed", job=record["failure"]["full_name"], error=type(job).__name__)
+            else:
+                await self._observe(record, job)
+
+    async def _observe(self, record: JSON, job: Job | None) -> None:
+        """Compare what TWS says now with the record; post the step in the thread, update the root."""
+        before = record["job"]
+        if job is None:
+            state, snap = "gone", before
+        else:
+            state, snap = CLOSED.get(job.status, "open"), compose.snapshot(job)
+        if state == record["state"] and snap["status"] == before["status"] and snap["run"] == before["run"]:
+            return
+        record = {**record, "state": state, "job": snap}
+        label = LABEL_OF_STATE.get(state)
+        if label is None and snap["run"] != record["failure"]["run"] and before["run"] == record["failure"]["run"]:
+            label = "RERUNNING"
+        event = f"{record['job_id']}:{snap['run']}:{snap['status']}:{state}"
+        announce = label is not None and await self._worth_announcing(record, label)
+        for target in record["targets"]:
+            if announce:
+                await self._queue(f"reply:{event}:{target}", op="reply", target=target, thread=record["thread"],
+                                  reply=compose.transition(record, label))
+            await self._queue(f"update:{record['thread']}:{target}:{event}", op="update", target=target,
+                              thread=record["thread"])
+        await self._save(record)
+        if label:
+            self._tally.transitions += 1
+            log.info("alert_transition", job=record["failure"]["full_name"], step=label, status=snap["status"])
+
+    async def _worth_announcing(self, record: JSON, label: str) -> bool:
+        """Recovery always; a rerun start only when nobody announced it through the bot; quiet when snoozed."""
+        if label == "RECOVERED":
+            return True
+        if await self._store.get(f"snooze:{record['job_id']}") is not None:
+            return False
+        if label == "RERUNNING":
+            action = await self._store.get(f"alertact:{record['job_id']}")
+            return not (action and action.get("run") == record["failure"]["run"] and "rerun" in action["tool"])
+        return True
+
+    async def _touch(self, records: Iterable[JSON]) -> None:
+        """Keep long-standing failures known (their TTL would otherwise run out)."""
+        now = self._clock()
+        for record in records:
+            if now - record.get("saved_at", 0) > OPEN_TTL / 3:
+                await self._save(record)
+
+    async def _save(self, record: JSON) -> None:
+        record = {**record, "saved_at": self._clock()}
+        await self._store.put(f"alert:{record['job_id']}", record, OPEN_TTL if record["state"] == "open" else CLOSED_TTL)
+
+    async def _queue(self, item_id: str, **item: object) -> None:
+        if await self._outbox.add(item_id, **item):  # type: ignore[arg-type]
+            self._tally.queued += 1
+
+    # --- TWS outage ---------------------------------------------------------------------------
+
+    async def _tws_down(self, exc: TwsUnavailable) -> None:
+        state = await self._store.get("alertstate:tws")
+        if state is None:
+            state = {"down_since": self._clock()}
+            await self._store.put("alertstate:tws", state)
+            log.warning("alerts_tws_unreachable", error=str(exc)[:200])
+        since = state["down_since"]
+        for target in all_targets(self._settings):
+            await self._queue(f"notice:tws-down:{since:.0f}:{target}", op="notice", target=target,
+                              reply=compose.tws_down(since))
+
+    async def _tws_back(self) -> None:
+        state = await self._store.get("alertstate:tws")
+        if state is None:
+            return
+        since = state["down_since"]
+        for target in all_targets(self._settings):
+            await self._queue(f"notice:tws-up:{since:.0f}:{target}", op="notice", target=target,
+                              reply=compose.tws_up(since, self._clock()))
+        await self._store.delete("alertstate:tws")
+        log.info("alerts_tws_reachable", down_for=round(self._clock() - since, 1))
+
+    # --- delivery -----------------------------------------------------------------------------
+
+    async def deliver_due(self) -> int:
+        """Send the outbox items that are due (leader only); return how many reached a platform."""
+        async with self._busy:
+            if not await self._lead():
+                return 0
+            return await self._outbox.deliver_due()
+
+    async def render_root(self, thread: str) -> Reply | None:
+        """The root message of a thread as it should look now (None: nothing known about it)."""
+        if thread.startswith("burst:"):
+            group = await self._store.get(f"alertgroup:{thread}")
+            if group is None:
+                return None
+            records = [r for r in await asyncio.gather(*(self._store.get(f"alert:{j}") for j in group["job_ids"])) if r]
+            ack = await self._store.get(f"alertack:{thread}")
+            return compose.group_root({**group, "ack": ack}, records)
+        record = await self._store.get(f"alert:{thread}")
+        if record is None:
+            return None
+        ack, snooze, action = await asyncio.gather(self._store.get(f"alertack:{thread}"),
+                                                   self._store.get(f"snooze:{thread}"),
+                                                   self._store.get(f"alertact:{thread}"))
+        return compose.job_root(record, ack=ack, snooze=snooze, action=action)
+
+    # --- buttons and actions ------------------------------------------------------------------
+
+    async def on_action(self, event: Event) -> list[Reply] | None:
+        """Acknowledge and snooze buttons of an alert; None for any other action."""
+        hours = {ACTION_ALERT_SNOOZE_1H: 1, ACTION_ALERT_SNOOZE_24H: 24}.get(event.action_id or "")
+        if event.action_id != ACTION_ALERT_ACK and hours is None:
+            return None
+        user = event.user_name or event.user_id
+        thread = (event.action_value or "").strip()
+        records = await self._thread_records(thread)
+        if not records:
+            return [Reply(text="This alert is no longer tracked (it may be from an older plan).", ephemeral=True)]
+        if hours is None:
+            return await self._acknowledge(thread, records, user)
+        return await self._snooze(thread, records, user, hours)
+
+    async def _thread_records(self, thread: str) -> list[JSON]:
+        if thread.startswith("burst:"):
+            group = await self._store.get(f"alertgroup:{thread}")
+            ids = group["job_ids"] if group else []
+        else:
+            ids = [thread] if thread else []
+        return [r for r in await asyncio.gather(*(self._store.get(f"alert:{j}") for j in ids)) if r]
+
+    async def _acknowledge(self, thread: str, records: list[JSON], user: str) -> list[Reply]:
+        run = records[0]["failure"]["run"] if len(records) == 1 else "group"
+        if not await self._store.claim(f"ackclaim:{thread}:{run}", OPEN_TTL):
+            ack = await self._store.get(f"alertack:{thread}")
+            return [Reply(text=f"Already acknowledged by {ack['by'] if ack else 'someone'}.", ephemeral=True)]
+        now = self._clock()
+        await self._store.put(f"alertack:{thread}", {"by": user, "at": now, "run": run}, OPEN_TTL)
+        for target in records[0]["targets"]:
+            await self._queue(f"reply:{thread}:ack:{run}:{target}", op="reply", target=target, thread=thread,
+                              reply=compose.acknowledged(user))
+            await self._queue(f"update:{thread}:{target}:ack:{run}", op="update", target=target, thread=thread)
+        log.info("alert_acknowledged", thread=thread, user=user)
+        return [Reply(text=f"Acknowledged {records[0]['failure']['full_name'] if len(records) == 1 else 'the group'}.",
+                      ephemeral=True)]
+
+    async def _snooze(self, thread: str, records: list[JSON], user: str, hours: int) -> list[Reply]:
+        until = self._clock() + hours * 3600
+        for record in records:
+            await self._store.put(f"snooze:{record['job_id']}", {"by": user, "until": until}, hours * 3600)
+        for target in records[0]["targets"]:
+            await self._queue(f"reply:{thread}:snooze:{until:.0f}:{target}", op="reply", target=target,
+                              thread=thread, reply=compose.snoozed(user, hours, until))
+            await self._queue(f"update:{thread}:{target}:snooze:{until:.0f}", op="update", target=target,
+                              thread=thread)
+        log.info("alert_snoozed", thread=thread, user=user, hours=hours)
+        return [Reply(text=f"Snoozed for {hours} h: repeat failures stay quiet until then.", ephemeral=True)]
+
+    async def note_action(self, *, job_id: str, tool: str, actor: str, outcome: str) -> None:
+        """Called by the agent core after a rerun/hold/cancel: say it in the alert's thread."""
+        record = await self._store.get(f"alert:{job_id}")
+        if record is None:
+            return
+        now = self._clock()
+        await self._store.put(f"alertact:{job_id}", {"tool": tool, "actor": actor, "outcome": outcome, "at": now,
+                                                     "run": record["failure"]["run"]}, OPEN_TTL)
+        for target in record["targets"]:
+            await self._queue(f"reply:{job_id}:act:{tool}:{now:.3f}:{target}", op="reply", target=target,
+                              thread=record["thread"], reply=compose.action_note(tool=tool, actor=actor, outcome=outcome))
+            await self._queue(f"update:{record['thread']}:{target}:act:{now:.3f}", op="update", target=target,
+                              thread=record["thread"])
+        log.info("alert_action_noted", job=record["failure"]["full_name"], tool=tool, actor=actor)
+
+    async def mute(self, pattern: str, *, seconds: float, actor: str) -> None:
+        """Swallow new failures of jobs matching ``WS#STREAM.JOB`` pattern ``pattern`` for a while."""
+        pattern = pattern.strip().upper()
+        await self._store.put(f"mute:{pattern}", {"pattern": pattern, "by": actor,
+                                                  "until": self._clock() + seconds}, seconds)
+        log.info("alerts_muted", pattern=pattern, seconds=seconds, actor=actor)
+
+    # --- scheduling ---------------------------------------------------------------------------
+
+    def schedule(self, scheduler: AsyncIOScheduler) -> None:
+        """Poll, deliver and renew the lock on the app's scheduler (APScheduler 3.x)."""
+        now = datetime.now(timezone.utc)
+        common = {"max_instances": 1, "coalesce": True, "replace_existing": True, "next_run_time": now}
+        scheduler.add_job(self._scheduled_poll, "interval", seconds=self._settings.poll_interval,
+                          id="alerts-poll", **common)
+        scheduler.add_job(self._scheduled_delivery, "interval", seconds=DELIVERY_INTERVAL,
+                          id="alerts-deliver", **common)
+        scheduler.add_job(self._scheduled_housekeeping, "interval", seconds=max(1.0, self._settings.lock_ttl / 3),
+                          id="alerts-housekeeping", **common)
+
+    async def _scheduled_poll(self) -> None:
+        try:
+            report = await self.poll_once()
+            if report.queued:
+                await self.deliver_due()
+        except Exception:  # entry point: log, keep the schedule alive
+            log.exception("alerts_poll_failed")
+
+    async def _scheduled_delivery(self) -> None:
+        try:
+            await self.deliver_due()
+        except Exception:  # entry point
+            log.exception("alerts_delivery_failed")
+
+    async def _scheduled_housekeeping(self) -> None:
+        try:
+            await self._lead()
+        except Exception:  # entry point
+            log.exception("alerts_housekeeping_failed")
+
+
+def _failure_key(job: Job, kind: str) -> str:
+    """One failure = one run in one kind of trouble (a late run that then abends is a second one)."""
+    run = compose.run_key(job)
+    return run if kind == "failed" else f"{run}:{kind}"
+
+
+def _as_dict(report: PollReport) -> dict[str, object]:
+    return {name: getattr(report, name) for name in PollReport.__slots__}

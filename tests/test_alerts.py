@@ -1,0 +1,417 @@
+"""Failure alerts end to end: the TWS simulator over HTTP, real stores, the real Slack adapter
+talking to the loopback Slack API.
+
+Every test makes its own simulator (300 jobs, no random failures) and breaks jobs on purpose with
+``sim.force_fail``. Delivery time is driven by an injected clock, so retries and backoff need no
+sleeping; the Slack adapter's own pacing (about one message a second per channel) is real, so
+each test uses few messages per channel.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+from structlog.testing import capture_logs
+
+from adapters.slack import SlackAdapter
+from bot.alerts import FailureWatch
+from bot.config import AlertRoute, AlertSettings, SlackSettings, StoreSettings, TwsSettings
+from bot.events import ACTION_ALERT_ACK, ACTION_ALERT_SNOOZE_1H, Event, Notifier, Posted, Reply
+from bot.simulator import run_simulator
+from bot.store import Store, open_store
+from bot.tws.client import TwsClient
+from tests.fakes.slack_api import FakeSlackApi
+
+JSON = dict[str, Any]
+
+
+class Clock:
+    """The watch's clock: real time plus whatever the test skipped."""
+
+    def __init__(self) -> None:
+        import time
+
+        self._time = time.time
+        self.skipped = 0.0
+
+    def __call__(self) -> float:
+        return self._time() + self.skipped
+
+    def skip(self, seconds: float) -> None:
+        self.skipped += seconds
+
+
+class Recorder:
+    """A Notifier for noise-control tests where Slack's one-message-a-second pacing adds nothing."""
+
+    def __init__(self) -> None:
+        self.posts: list[tuple[str, Reply, str | None]] = []
+        self.updates: list[tuple[str, str, Reply]] = []
+
+    def handles(self, target: str) -> bool:
+        return target.startswith("slack:")
+
+    async def post(self, target: str, reply: Reply, *, thread: str | None = None) -> Posted:
+        self.posts.append((target, reply, thread))
+        return Posted(target=target, message_ref=f"m{len(self.posts)}", thread=thread)
+
+    async def update(self, target: str, message_ref: str, reply: Reply) -> None:
+        self.updates.append((target, message_ref, reply))
+
+
+# --- fixtures -----------------------------------------------------------------------------
+
+@pytest.fixture
+async def sim() -> AsyncIterator[tuple[Any, str]]:
+    async with run_simulator(jobs=300, seed=5, failure_rate=0.0, speed=1.0) as running:
+        yield running
+
+
+@pytest.fixture
+async def tws(sim: tuple[Any, str]) -> AsyncIterator[TwsClient]:
+    client = TwsClient(TwsSettings(urls=(sim[1],), user="resync", password="resync", timeout=2.0, retries=0,
+                                   breaker_fail_max=50, breaker_reset=1.0))
+    yield client
+    await client.close()
+
+
+@pytest.fixture
+async def slack_api() -> AsyncIterator[FakeSlackApi]:
+    async with FakeSlackApi() as api:
+        yield api
+
+
+@pytest.fixture
+async def slack(slack_api: FakeSlackApi, sqlite_store: Store) -> AsyncIterator[SlackAdapter]:
+    async def handle(event: Event) -> list[Reply]:
+        return []
+
+    adapter = SlackAdapter(SlackSettings(bot_token="xoxb-test", signing_secret="shh-test", api_url=slack_api.url),
+                           handle=handle, store=sqlite_store)
+    yield adapter
+    await adapter.close()
+
+
+def watch_for(settings: AlertSettings, *, tws: TwsClient, store: Store, notifiers: Sequence[Notifier],
+              clock: Clock | None = None, owner: str = "test") -> FailureWatch:
+    return FailureWatch(settings, tws=tws, store=store, notifiers=notifiers, owner=owner,
+                        single_instance=store.kind == "sqlite", clock=clock or Clock())
+
+
+def pick(sim: Any, count: int, *states: str) -> list[JSON]:
+    """``count`` jobs in the given states, each from a different job stream."""
+    chosen: dict[str, JSON] = {}
+    for job in sim.jobs_in_state(*states):
+        chosen.setdefault(job["jobStreamName"], job)
+        if len(chosen) == count:
+            return list(chosen.values())
+    raise AssertionError(f"the simulated plan has fewer than {count} streams with jobs in {states}")
+
+
+def posted(api: FakeSlackApi, channel: str | None = None) -> list[JSON]:
+    """Successful chat.postMessage calls (to ``channel``), as their parameters."""
+    return [c.params for c in api.calls("chat.postMessage")
+            if c.status == 200 and (channel is None or c.params.get("channel") == channel)]
+
+
+def text_of(params: JSON) -> str:
+    return params.get("text", "") + json.dumps(params.get("blocks", []), ensure_ascii=False)
+
+
+def full_name(job: JSON) -> str:
+    return f"{job['workstation'].strip('/')}#{job['jobStreamName']}.{job['name']}"
+
+
+# --- one alert, in the right place, once ---------------------------------------------------
+
+async def test_a_failure_gives_exactly_one_alert_in_the_routed_channel(sim, tws, sqlite_store, slack, slack_api):
+    simulator, _ = sim
+    job, other = pick(simulator, 2, "SUCC")
+    settings = AlertSettings(routes=(AlertRoute(stream=job["jobStreamName"], targets=("slack:C_ROUTED",)),),
+                             default_targets=("slack:C_DEFAULT",))
+    watch = watch_for(settings, tws=tws, store=sqlite_store, notifiers=[slack])
+    assert (await watch.poll_once()).new == 0
+    simulator.force_fail(job["id"], 12)
+    report = await watch.poll_once()
+    assert (report.leader, report.failed, report.new, report.queued) == (True, 1, 1, 1)
+    assert await watch.deliver_due() == 1
+    [alert] = posted(slack_api)
+    assert alert["channel"] == "C_ROUTED" and "thread_ts" not in alert
+    body = text_of(alert)
+    assert f"ABEND: {full_name(job)}" in body and "Return code" in body and "12" in body
+    assert "Exit Status" in body  # the error lines from the log tail
+    assert {"resync_alert_rerun", "resync_alert_log", "resync_alert_ack"} <= {
+        e["action_id"].split("#")[0] for b in alert["blocks"] if b["type"] == "actions" for e in b["elements"]}
+    # Nothing new: the next polls queue nothing and post nothing.
+    for _ in range(2):
+        assert (await watch.poll_once()).queued == 0
+        assert await watch.deliver_due() == 0
+    simulator.force_fail(other["id"], 4)  # an unrouted stream goes to the default channel
+    await watch.poll_once()
+    assert await watch.deliver_due() == 1
+    assert [p["channel"] for p in posted(slack_api)] == ["C_ROUTED", "C_DEFAULT"]
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "redis"])
+async def test_a_restart_neither_loses_nor_repeats_an_alert(backend, sim, tws, tmp_path: Path, redis_url,
+                                                             redis_namespace):
+    simulator, _ = sim
+    first, second = pick(simulator, 2, "SUCC")
+    settings = AlertSettings(default_targets=("slack:C1",))
+    store_settings = StoreSettings(data_dir=tmp_path) if backend == "sqlite" else StoreSettings(redis_url=redis_url)
+    namespace = "" if backend == "sqlite" else redis_namespace
+    chat = Recorder()
+    simulator.force_fail(first["id"], 8)
+    async with open_store(store_settings, namespace=namespace) as store:
+        watch = watch_for(settings, tws=tws, store=store, notifiers=[chat])
+        assert (await watch.poll_once()).new == 1
+        assert await watch.deliver_due() == 1
+        simulator.force_fail(second["id"], 8)
+        assert (await watch.poll_once()).new == 1  # queued, then the process dies before sending
+    async with open_store(store_settings, namespace=namespace) as store:
+        watch = watch_for(settings, tws=tws, store=store, notifiers=[chat], owner="test")
+        report = await watch.poll_once()
+        assert (report.new, report.queued) == (0, 0)
+        assert await watch.deliver_due() == 1
+        assert (await watch.poll_once()).queued == 0
+        assert await watch.deliver_due() == 0
+    assert sorted(r.title for _, r, _ in chat.posts) == sorted(
+        f"🔴 ABEND: {full_name(j)}" for j in (first, second))
+
+
+async def test_a_slack_outage_delays_the_alert_but_delivers_it_exactly_once(sim, tws, sqlite_store, slack,
+                                                                           slack_api):
+    simulator, _ = sim
+    [job] = pick(simulator, 1, "SUCC")
+    clock = Clock()
+    watch = watch_for(AlertSettings(default_targets=("slack:C_OUT",)), tws=tws, store=sqlite_store,
+                      notifiers=[slack], clock=clock)
+    slack_api.fail("chat.postMessage", status=500, times=4)  # the adapter's own retries give up
+    simulator.force_fail(job["id"], 8)
+    await watch.poll_once()
+    with capture_logs() as logs:
+        assert await watch.deliver_due() == 0
+    [failure] = [e for e in logs if e["event"] == "alert_delivery_failed"]
+    assert await watch.deliver_due() == 0  # backing off: not retried at once
+    slack_api.fail("chat.postMessage", status=429, retry_after=0.2, times=4)
+    clock.skip(failure["retry_in"] + 0.1)
+    with capture_logs() as logs:
+        assert await watch.deliver_due() == 0
+    [limited] = [e for e in logs if e["event"] == "alert_delivery_failed"]
+    assert limited["retry_in"] == pytest.approx(0.2)  # Slack's Retry-After, not our backoff
+    clock.skip(0.3)
+    assert await watch.deliver_due() == 1
+    assert len(posted(slack_api, "C_OUT")) == 1 and len(slack_api.calls("chat.postMessage")) == 9
+    assert await sqlite_store.outbox_pending() == 0
+    await watch.poll_once()
+    assert await watch.deliver_due() == 0 and len(posted(slack_api)) == 1
+
+
+# --- TWS outage -----------------------------------------------------------------------------
+
+async def test_a_tws_outage_gives_one_notice_each_way_and_is_caught_up(sim, tws, sqlite_store):
+    simulator, _ = sim
+    [job] = pick(simulator, 1, "SUCC")
+    chat = Recorder()
+    settings = AlertSettings(routes=(AlertRoute(stream="NOPE@", targets=("slack:C_ROUTE",)),),
+                             default_targets=("slack:C_ALL",))
+    watch = watch_for(settings, tws=tws, store=sqlite_store, notifiers=[chat])
+    await watch.poll_once()
+    simulator.set_faults(outage=True)
+    for _ in range(3):
+        report = await watch.poll_once()
+        assert not report.tws_ok
+    simulator.force_fail(job["id"], 8)  # fails while nobody can see it
+    assert await watch.deliver_due() == 2
+    simulator.clear_faults()
+    await asyncio.sleep(1.1)  # the client's circuit breaker lets a trial call through
+    report = await watch.poll_once()
+    assert report.tws_ok and report.new == 1
+    await watch.poll_once()
+    assert await watch.deliver_due() == 3
+    titles = [(target, reply.title) for target, reply, _ in chat.posts]
+    assert titles == [("slack:C_ALL", "⚠️ TWS unreachable"), ("slack:C_ROUTE", "⚠️ TWS unreachable"),
+                      ("slack:C_ALL", "✅ TWS reachable again"), ("slack:C_ROUTE", "✅ TWS reachable again"),
+                      ("slack:C_ALL", f"🔴 ABEND: {full_name(job)}")][:2] + titles[2:]
+    assert sorted(titles[2:]) == sorted([("slack:C_ALL", "✅ TWS reachable again"),
+                                         ("slack:C_ROUTE", "✅ TWS reachable again"),
+                                         ("slack:C_ALL", f"🔴 ABEND: {full_name(job)}")])
+
+
+# --- several replicas ---------------------------------------------------------------------------
+
+async def test_two_watches_on_one_redis_store_make_one_poller_and_the_other_takes_over(sim, tws, redis_url,
+                                                                                     redis_namespace):
+    simulator, _ = sim
+    [job] = pick(simulator, 1, "SUCC")
+    settings = AlertSettings(default_targets=("slack:C1",), lock_ttl=1.0)
+    chat = Recorder()
+    async with open_store(StoreSettings(redis_url=redis_url), namespace=redis_namespace) as store:
+        a = watch_for(settings, tws=tws, store=store, notifiers=[chat], owner="replica-a")
+        b = watch_for(settings, tws=tws, store=store, notifiers=[chat], owner="replica-b")
+        simulator.force_fail(job["id"], 8)
+        reports = await asyncio.gather(a.poll_once(), b.poll_once())
+        assert sorted(r.leader for r in reports) == [False, True]
+        leader, follower = (a, b) if reports[0].leader else (b, a)
+        assert await follower.deliver_due() == 0 and chat.posts == []
+        assert await leader.deliver_due() == 1
+        assert not (await follower.poll_once()).leader  # the leader renewed: still no
+        started = asyncio.get_running_loop().time()
+        while not (await follower.poll_once()).leader:  # the leader died: it renews no more
+            await asyncio.sleep(0.1)
+        assert asyncio.get_running_loop().time() - started < 2 * settings.lock_ttl
+        assert not (await leader.poll_once()).leader
+        assert await follower.deliver_due() == 0 and len(chat.posts) == 1  # no duplicate after takeover
+
+
+# --- the thread: actions, rerun, recovery, repeat failure ------------------------------------
+
+async def root_ts(store: Store, thread: str, target: str) -> str:
+    ref = await store.get(f"alertref:{thread}:{target}")
+    assert ref is not None, "the root was not delivered"
+    return ref["ref"]
+
+
+def thread_texts(api: FakeSlackApi, channel: str, ts: str) -> list[str]:
+    return [p["text"] for p in posted(api, channel) if p.get("thread_ts") == ts]
+
+
+async def test_rerun_and_recovery_go_in_the_thread_and_update_the_root(sim, tws, sqlite_store, slack, slack_api):
+    simulator, _ = sim
+    [job] = pick(simulator, 1, "SUCC")
+    watch = watch_for(AlertSettings(default_targets=("slack:C_LIFE",)), tws=tws, store=sqlite_store,
+                      notifiers=[slack])
+    simulator.force_fail(job["id"], 8)
+    await watch.poll_once()
+    assert await watch.deliver_due() == 1
+    ts = await root_ts(sqlite_store, job["id"], "slack:C_LIFE")
+    await tws.rerun(job["id"])
+    await watch.note_action(job_id=job["id"], tool="rerun_job", actor="ana", outcome="submitted")
+    assert await watch.deliver_due() == 2  # the note in the thread, the root updated
+    assert thread_texts(slack_api, "C_LIFE", ts) == ["🛠️ ana ran rerun: submitted"]
+    [update] = [c.params for c in slack_api.calls("chat.update") if c.status == 200]
+    assert update["ts"] == ts and "Last action: rerun_job by ana" in text_of(update)
+    simulator.advance(6 * 3600)  # the rerun runs and ends SUCC
+    report = await watch.poll_once()
+    assert (report.transitions, report.followed) == (1, 1)
+    assert await watch.deliver_due() == 2
+    assert thread_texts(slack_api, "C_LIFE", ts)[-1].startswith(f"✅ {full_name(job)} recovered")
+    root = slack_api.message("C_LIFE", ts)
+    assert root is not None and "RECOVERED" in text_of(root) and "resync_alert_rerun" not in text_of(root)
+    assert len([p for p in posted(slack_api, "C_LIFE") if "thread_ts" not in p]) == 1  # still one root
+    assert (await watch.poll_once()).followed == 0  # closed: no longer followed
+
+
+async def test_a_rerun_that_fails_again_is_a_repeat_failure_in_the_same_thread(sim, tws, sqlite_store):
+    simulator, _ = sim
+    [job] = pick(simulator, 1, "SUCC")
+    chat = Recorder()
+    watch = watch_for(AlertSettings(default_targets=("slack:C1",)), tws=tws, store=sqlite_store, notifiers=[chat])
+    simulator.force_fail(job["id"], 8)
+    await watch.poll_once()
+    await watch.deliver_due()
+    await tws.rerun(job["id"])  # outside the bot: the poll announces the rerun itself
+    report = await watch.poll_once()
+    assert report.transitions == 1
+    simulator.force_fail(job["id"], 12)
+    report = await watch.poll_once()
+    assert (report.new, report.repeats) == (0, 1)
+    assert await watch.deliver_due() == 3  # rerun started, failed again, one coalesced root update
+    root, rerun, again = chat.posts
+    assert root[2] is None and rerun[2] == again[2] == "m1"
+    assert "rerun 1 started" in rerun[1].text
+    assert again[1].text.startswith(f"🔴 {full_name(job)} failed again: run 1 ended ABEND with return code 12")
+    [(_, ref, updated)] = chat.updates
+    assert ref == "m1" and "Return code" in {f.label for f in updated.fields}
+    assert {f.label: f.value for f in updated.fields}["Return code"] == "12"
+    assert "failed 2 times" in updated.text
+
+
+# --- noise control --------------------------------------------------------------------------
+
+def press(action_id: str, value: str, user: str = "ana") -> Event:
+    return Event(platform="slack", workspace="T1", channel="C1", user_id="U1", user_name=user, kind="action",
+                 action_id=action_id, action_value=value)
+
+
+async def test_acknowledge_and_snooze_update_the_root_and_quiet_the_thread(sim, tws, sqlite_store):
+    simulator, _ = sim
+    [job] = pick(simulator, 1, "SUCC")
+    chat = Recorder()
+    watch = watch_for(AlertSettings(default_targets=("slack:C1",)), tws=tws, store=sqlite_store, notifiers=[chat])
+    simulator.force_fail(job["id"], 8)
+    await watch.poll_once()
+    await watch.deliver_due()
+    assert await watch.on_action(press("resync_confirm", "x")) is None  # not ours
+    [ack] = await watch.on_action(press(ACTION_ALERT_ACK, job["id"])) or []
+    assert ack.ephemeral
+    [again] = await watch.on_action(press(ACTION_ALERT_ACK, job["id"], user="bob")) or []
+    assert "Already acknowledged by ana" in again.text
+    await watch.on_action(press(ACTION_ALERT_SNOOZE_1H, job["id"]))
+    assert await watch.deliver_due() == 3
+    assert [r.text.split(" (")[0] for _, r, _ in chat.posts[1:]] == ["👍 Acknowledged by ana",
+                                                                    "😴 Snoozed for 1 h by ana"]
+    root = chat.updates[-1][2]
+    assert "Acknowledged by ana" in (root.context or "") and "Snoozed by ana" in (root.context or "")
+    assert "resync_alert_ack" not in [b.action_id for b in root.buttons]
+    assert (await watch.poll_once()).queued == 0  # acknowledged: never re-alerted
+    await tws.rerun(job["id"])
+    simulator.force_fail(job["id"], 9)
+    report = await watch.poll_once()
+    assert report.repeats == 1
+    assert await watch.deliver_due() == 1  # snoozed: the root changes, the thread stays quiet
+    assert len(chat.posts) == 3
+
+
+async def test_muted_routes_and_runtime_mutes_swallow_failures_until_they_expire(sim, tws, sqlite_store):
+    simulator, _ = sim
+    noisy, other = pick(simulator, 2, "SUCC")
+    chat = Recorder()
+    settings = AlertSettings(routes=(AlertRoute(stream=noisy["jobStreamName"], mute=True, targets=()),),
+                             default_targets=("slack:C1",))
+    watch = watch_for(settings, tws=tws, store=sqlite_store, notifiers=[chat])
+    simulator.force_fail(noisy["id"], 8)
+    await watch.mute(full_name(other).split(".")[0] + ".@", seconds=1.0, actor="ana")
+    simulator.force_fail(other["id"], 8)
+    report = await watch.poll_once()
+    assert (report.failed, report.muted, report.new) == (2, 2, 0)
+    await asyncio.sleep(1.1)
+    report = await watch.poll_once()
+    assert (report.muted, report.new) == (1, 1)  # the runtime mute expired; the route mutes forever
+    await watch.deliver_due()
+    assert [r.title for _, r, _ in chat.posts] == [f"🔴 ABEND: {full_name(other)}"]
+
+
+async def test_a_burst_in_one_stream_becomes_one_grouped_message(sim, tws, sqlite_store):
+    simulator, _ = sim
+    by_stream: dict[str, list[JSON]] = {}
+    for job in simulator.jobs_in_state("SUCC"):
+        by_stream.setdefault(job["jobStreamName"], []).append(job)
+    stream, jobs = max(by_stream.items(), key=lambda item: len(item[1]))
+    assert len(jobs) >= 5, "the plan needs a stream with 5 finished jobs"
+    chat = Recorder()
+    watch = watch_for(AlertSettings(default_targets=("slack:C1",), burst_threshold=3), tws=tws,
+                      store=sqlite_store, notifiers=[chat])
+    simulator.force_fail(jobs[0]["id"], 8)
+    assert (await watch.poll_once()).new == 1  # below the threshold: its own alert
+    for job in jobs[1:4]:
+        simulator.force_fail(job["id"], 8)
+    report = await watch.poll_once()
+    assert (report.new, report.grouped) == (0, 3)
+    simulator.force_fail(jobs[4]["id"], 8)
+    report = await watch.poll_once()
+    assert (report.new, report.grouped) == (0, 1)  # joins the open group
+    assert await watch.deliver_due() == 3  # single alert, group root, "also failed" (root update coalesced)
+    single, group, joined = chat.posts
+    assert single[1].title == f"🔴 ABEND: {full_name(jobs[0])}"
+    assert group[1].title == f"🔴 4 failures in job stream {jobs[1]['workstation'].strip('/')}#{stream}"
+    assert all(full_name(j) in group[1].text for j in jobs[1:5])  # rendered when sent: includes the 5th
+    assert joined[2] == "m2" and joined[1].text.startswith(f"🔴 Also failed: {full_name(jobs[4])}")
+    [ack] = await watch.on_action(press(ACTION_ALERT_ACK, group[1].buttons[0].value)) or []
+    assert ack.text == "Acknowledged the group."

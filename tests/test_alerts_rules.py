@@ -1,0 +1,256 @@
+"""Alert routing, content and the outbox's delivery rules, against real stores (SQLite and Redis)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import pytest
+
+from bot.alerts import compose
+from bot.alerts.delivery import Outbox
+from bot.alerts.routing import all_targets, glob_match, route_job
+from bot.config import AlertRoute, AlertSettings
+from bot.errors import DeliveryError
+from bot.events import ACTION_ALERT_ACK, ACTION_ALERT_LOG, ACTION_ALERT_RERUN, Posted, Reply
+from bot.store import Store
+from bot.tws.models import Job
+
+
+def make_job(name: str = "EXTRACT01", stream: str = "PAYROLL_DAILY", ws: str = "CPU1", **kw: object) -> Job:
+    base: dict[str, object] = {"id": f"id-{ws}-{stream}-{name}", "name": name, "stream": stream,
+                               "stream_id": f"s-{stream}", "workstation": ws, "status": "ABEND", "return_code": 8}
+    return Job(**{**base, **kw})  # type: ignore[arg-type]
+
+
+# --- routing ------------------------------------------------------------------------------
+
+ROUTES = (
+    AlertRoute(stream="PAYROLL@", targets=("slack:C_PAY",)),
+    AlertRoute(job="*TEST*", mute=True, targets=()),
+    AlertRoute(workstation="/CPU1", targets=("slack:C_CPU1", "slack:C_PAY")),
+)
+
+
+def test_tws_wildcards_match_case_insensitively() -> None:
+    assert glob_match("PAY@", "payroll_daily")
+    assert glob_match("/CPU1", "CPU1")
+    assert not glob_match("PAY@", "BILLING")
+    assert glob_match("CPU?#PAY*.E@", "CPU1#PAYROLL.EXTRACT")
+
+
+def test_first_match_takes_the_first_route_only() -> None:
+    settings = AlertSettings(routes=ROUTES, default_targets=("slack:C_ALL",))
+    assert route_job(settings, make_job()).targets == ("slack:C_PAY",)
+    assert route_job(settings, make_job(stream="BILLING")).targets == ("slack:C_CPU1", "slack:C_PAY")
+    assert route_job(settings, make_job(stream="BILLING", ws="CPU9")).targets == ("slack:C_ALL",)
+
+
+def test_a_muting_route_swallows_only_when_it_decides() -> None:
+    first = AlertSettings(routes=ROUTES, default_targets=("slack:C_ALL",))
+    # PAYROLL@ matches first, so the muting route after it is never reached.
+    assert route_job(first, make_job(name="MY_TEST_JOB")).targets == ("slack:C_PAY",)
+    assert route_job(first, make_job(name="MY_TEST_JOB", stream="BILLING")).muted
+
+
+def test_all_match_merges_targets_and_mute_wins() -> None:
+    settings = AlertSettings(routes=ROUTES, match="all", default_targets=("slack:C_ALL",))
+    assert route_job(settings, make_job()).targets == ("slack:C_PAY", "slack:C_CPU1")
+    assert route_job(settings, make_job(name="A_TEST")).muted
+    assert route_job(settings, make_job(stream="X", ws="CPU2")).targets == ("slack:C_ALL",)
+
+
+def test_no_routes_means_the_default_targets_and_runtime_mutes_apply_first() -> None:
+    settings = AlertSettings(default_targets=("slack:C_ALL",))
+    assert route_job(settings, make_job()).targets == ("slack:C_ALL",)
+    assert route_job(settings, make_job(), mutes=["CPU1#PAYROLL@.@"]).muted
+    assert route_job(AlertSettings(), make_job()).targets == ()
+    assert all_targets(AlertSettings(routes=ROUTES, default_targets=("slack:C_ALL",))) == (
+        "slack:C_ALL", "slack:C_PAY", "slack:C_CPU1")
+
+
+# --- content ------------------------------------------------------------------------------
+
+LOG = """\
+= JOB       : CPU1#PAYROLL_DAILY[(2200 11/21/26),(PAYROLL_DAILY)].EXTRACT01
+= TASK      : /opt/jobs/extract.sh
+= AGENT     : CPU1
+= Job Number: 123456
+Starting extract at 22:00
+reading 1200 rows
+ORA-01017: invalid username/password; logon denied
+retrying in 5s
+ORA-12541: TNS:no listener
+Connection refused by db01:1521
+step 3 done
+SQL0911N The current transaction has been rolled back
+java.lang.IllegalStateException: pool closed
+Error: extract failed
+Traceback (most recent call last):
+PermissionError: [Errno 13] Permission denied: '/data/out'
+= Exit Status : 8
+"""
+
+
+def test_error_lines_keep_the_cause_and_the_exit_status_within_the_limit() -> None:
+    lines = compose.error_lines(LOG)
+    assert len(lines) == 9  # 8 lines and the "…" between the first and the last ones
+    assert lines[0].startswith("ORA-01017") and lines[-1] == "= Exit Status : 8"
+    assert "…" in lines
+    assert not any(line.startswith("= JOB") or "reading" in line for line in lines)
+
+
+def test_error_lines_fall_back_to_the_last_lines_when_nothing_matches() -> None:
+    assert compose.error_lines("= JOB : X\nhello\nworld\n") == ["hello", "world"]
+    assert compose.error_lines("") == []
+
+
+def test_a_failure_root_carries_facts_error_lines_and_buttons() -> None:
+    job = make_job(start=datetime(2026, 11, 21, 22, 0, tzinfo=timezone.utc), rerun_count=0, run_id="r1")
+    snap = compose.snapshot(job)
+    record = {"job_id": job.id, "thread": job.id, "targets": ["slack:C"], "kind": "failed", "state": "open",
+              "job": snap, "failure": snap, "runs": ["r1"], "failures": 1, "errors": ["ORA-01017: denied"],
+              "blocked": 3, "runbook": "Reset the DB password (RB-12)"}
+    reply = compose.job_root(record)
+    assert reply.title == "🔴 ABEND: CPU1#PAYROLL_DAILY.EXTRACT01"
+    fields = {f.label: f.value for f in reply.fields}
+    assert fields["Return code"] == "8" and fields["Blocked successors"] == "3"
+    assert fields["Started"] == "2026-11-21 22:00:00 UTC"
+    assert reply.code == "ORA-01017: denied" and "RB-12" in reply.text
+    assert [b.action_id for b in reply.buttons][:3] == [ACTION_ALERT_RERUN, ACTION_ALERT_LOG, ACTION_ALERT_ACK]
+    acked = compose.job_root(record, ack={"by": "ana", "at": 0.0, "run": "r1"})
+    assert "Acknowledged by ana" in (acked.context or "")
+    assert ACTION_ALERT_ACK not in [b.action_id for b in acked.buttons]
+    recovered = compose.job_root({**record, "state": "recovered", "job": {**snap, "status": "SUCC", "run": "r2"}})
+    assert recovered.title.startswith("✅ RECOVERED") and [b.action_id for b in recovered.buttons] == [ACTION_ALERT_LOG]
+    assert compose.reply_from_json(compose.reply_to_json(reply)) == reply
+
+
+# --- outbox -------------------------------------------------------------------------------
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Recorder:
+    """A Notifier that records what it is given and fails when the test says so."""
+
+    def __init__(self) -> None:
+        self.posts: list[tuple[str, Reply, str | None]] = []
+        self.updates: list[tuple[str, str, Reply]] = []
+        self.failures: list[DeliveryError] = []
+
+    def handles(self, target: str) -> bool:
+        return target.startswith("slack:")
+
+    async def post(self, target: str, reply: Reply, *, thread: str | None = None) -> Posted:
+        if self.failures:
+            raise self.failures.pop(0)
+        self.posts.append((target, reply, thread))
+        return Posted(target=target, message_ref=f"ts{len(self.posts)}", thread=thread)
+
+    async def update(self, target: str, message_ref: str, reply: Reply) -> None:
+        if self.failures:
+            raise self.failures.pop(0)
+        self.updates.append((target, message_ref, reply))
+
+
+def outbox_for(store: Store, notifier: Recorder, clock: Clock, roots: dict[str, Reply]) -> Outbox:
+    async def render(thread: str) -> Reply | None:
+        return roots.get(thread)
+
+    return Outbox(store, [notifier], render_root=render, clock=clock)
+
+
+async def test_replies_wait_for_their_root_and_land_in_its_thread(store: Store) -> None:
+    clock, chat, roots = Clock(), Recorder(), {"T1": Reply(text="root v1")}
+    outbox = outbox_for(store, chat, clock, roots)
+    chat.failures.append(DeliveryError("slack down", retry_after=5))
+    await outbox.add("root:T1", op="root", target="slack:C", thread="T1", reply=Reply(text="fallback"))
+    await outbox.add("reply:T1:1", op="reply", target="slack:C", thread="T1", reply=Reply(text="first"))
+    await outbox.add("reply:T1:2", op="reply", target="slack:C", thread="T1", reply=Reply(text="second"))
+    assert await outbox.deliver_due() == 0
+    clock.now += 4
+    assert await outbox.deliver_due() == 0 and chat.posts == []  # retry_after is respected
+    clock.now += 2
+    roots["T1"] = Reply(text="root v2")
+    assert await outbox.deliver_due() == 3
+    assert [(r.text, thread) for _, r, thread in chat.posts] == [("root v2", None), ("first", "ts1"),
+                                                                 ("second", "ts1")]
+    clock.now += 600
+    assert await outbox.deliver_due() == 0 and await store.outbox_pending() == 0
+
+
+async def test_a_reply_queued_before_its_root_exists_waits_rather_than_posting_loose(store: Store) -> None:
+    clock, chat = Clock(), Recorder()
+    outbox = outbox_for(store, chat, clock, {"T": Reply(text="root")})
+    await outbox.add("reply:T:1", op="reply", target="slack:C", thread="T", reply=Reply(text="later"))
+    assert await outbox.deliver_due() == 0 and chat.posts == []
+    await outbox.add("root:T", op="root", target="slack:C", thread="T", reply=Reply(text="fallback"))
+    clock.now += 3
+    assert await outbox.deliver_due() == 2
+    assert [(r.text, thread) for _, r, thread in chat.posts] == [("root", None), ("later", "ts1")]
+
+
+async def test_updates_are_coalesced_and_skipped_before_the_root(store: Store) -> None:
+    clock, chat, roots = Clock(), Recorder(), {"T": Reply(text="root v1")}
+    outbox = outbox_for(store, chat, clock, roots)
+    await outbox.add("update:T:0", op="update", target="slack:C", thread="T")
+    assert await outbox.deliver_due() == 0 and chat.updates == []  # nothing to update yet
+    await outbox.add("root:T", op="root", target="slack:C", thread="T", reply=Reply(text="fallback"))
+    assert await outbox.deliver_due() == 1
+    roots["T"] = Reply(text="root v3")
+    for n in (1, 2, 3):
+        await outbox.add(f"update:T:{n}", op="update", target="slack:C", thread="T")
+    assert await outbox.deliver_due() == 1
+    assert [(ref, r.text) for _, ref, r in chat.updates] == [("ts1", "root v3")]
+    assert await store.outbox_pending() == 0
+
+
+async def test_backoff_grows_and_a_permanent_error_drops_the_thread(store: Store) -> None:
+    clock, chat = Clock(), Recorder()
+    outbox = outbox_for(store, chat, clock, {"T": Reply(text="root")})
+    chat.failures += [DeliveryError("500"), DeliveryError("500"), DeliveryError("channel_not_found", permanent=True)]
+    await outbox.add("root:T", op="root", target="slack:C", thread="T", reply=Reply(text="fallback"))
+    await outbox.add("reply:T:1", op="reply", target="slack:C", thread="T", reply=Reply(text="x"))
+    await outbox.deliver_due()
+    first = (await store.outbox_due(clock.now + 1000))[0].due_at - clock.now
+    clock.now += first
+    await outbox.deliver_due()
+    second = min(i.due_at for i in await store.outbox_due(clock.now + 1000)) - clock.now
+    assert 1.0 <= first < second <= 10.0
+    clock.now += second
+    assert await outbox.deliver_due() == 0  # the permanent error: root dropped, so is its reply
+    clock.now += ROOT_WAIT_PLUS
+    assert await outbox.deliver_due() == 0
+    assert chat.posts == [] and await store.outbox_pending() == 0
+
+
+ROOT_WAIT_PLUS = 3.0
+
+
+async def test_a_root_already_posted_before_a_restart_is_not_posted_again(store: Store) -> None:
+    clock, chat = Clock(), Recorder()
+    outbox = outbox_for(store, chat, clock, {"T": Reply(text="root")})
+    await outbox.add("root:T", op="root", target="slack:C", thread="T", reply=Reply(text="fallback"))
+    assert await outbox.deliver_due() == 1
+    assert not await outbox.add("root:T", op="root", target="slack:C", thread="T", reply=Reply(text="fallback"))
+    await store.outbox_add("root:T:replayed", {"op": "root", "target": "slack:C", "thread": "T", "seq": [0, 0],
+                                               "reply": None}, clock.now)
+    assert await outbox.deliver_due() == 0 and len(chat.posts) == 1
+
+
+@pytest.mark.parametrize("unknown", ["teams:19:abc"])
+async def test_a_target_no_notifier_handles_is_dropped_with_an_error(store: Store, unknown: str) -> None:
+    from structlog.testing import capture_logs
+
+    clock, chat = Clock(), Recorder()
+    outbox = outbox_for(store, chat, clock, {})
+    await outbox.add("notice:1", op="notice", target=unknown, reply=Reply(text="TWS down"))
+    with capture_logs() as logs:
+        assert await outbox.deliver_due() == 0
+    assert any(e["event"] == "alert_target_unhandled" for e in logs)
+    assert await store.outbox_pending() == 0
