@@ -53,7 +53,7 @@ from slack_sdk.webhook.async_client import AsyncWebhookClient
 from adapters.slack_blocks import base_action_id, escape, render
 from bot.config import SlackSettings
 from bot.errors import DeliveryError
-from bot.events import Event, Handle, Posted, Reply
+from bot.events import Event, EventKind, Handle, Posted, Reply
 from bot.logs import bind_correlation
 from bot.store import Store
 from bot.texts import say
@@ -185,6 +185,8 @@ class SlackAdapter:
             self._socket = None
         if self._tasks:
             _, pending = await asyncio.wait(set(self._tasks), timeout=DRAIN_TIMEOUT)
+            if pending:
+                log.warning("slack_replies_abandoned", count=len(pending), waited=DRAIN_TIMEOUT)
             for task in pending:
                 task.cancel()
         session = self._client.session
@@ -205,13 +207,21 @@ class SlackAdapter:
         """Post a proactive message (an alert) to ``slack:<channel id>``; DeliveryError if Slack won't."""
         channel = target.removeprefix("slack:")
         thread = thread or reply.thread
-        data = await self._call("chat.postMessage", channel=channel, thread_ts=thread,
-                                unfurl_links=False, unfurl_media=False, **render(reply))
+        try:
+            data = await self._call("chat.postMessage", channel=channel, thread_ts=thread,
+                                    unfurl_links=False, unfurl_media=False, **render(reply))
+        except DeliveryError as exc:
+            _failed(channel, exc)
+            raise
         return Posted(target=target, message_ref=str(data.get("ts", "")), thread=thread)
 
     async def update(self, target: str, message_ref: str, reply: Reply) -> None:
         channel = target.removeprefix("slack:")
-        await self._call("chat.update", channel=channel, ts=message_ref, **render(reply))
+        try:
+            await self._call("chat.update", channel=channel, ts=message_ref, **render(reply))
+        except DeliveryError as exc:
+            _failed(channel, exc)
+            raise
 
     # --- inbound ---------------------------------------------------------------------------
     async def _on_http(self, request: web.Request) -> web.StreamResponse:
@@ -286,8 +296,8 @@ class SlackAdapter:
         for reply in replies:
             try:
                 await self._send(route, reply)
-            except DeliveryError:
-                pass  # already logged as slack_post_failed with its reason; nobody is left to tell
+            except DeliveryError as exc:
+                _failed(route.channel, exc)  # nobody is left to tell but the log
             except Exception:  # noqa: BLE001 - same entry point: a bug in one reply spares the others
                 log.exception("slack_post_failed", channel=route.channel, reason="bug")
 
@@ -358,8 +368,6 @@ class SlackAdapter:
                 return await attempt()
             except DeliveryError as exc:
                 if exc.permanent or number == ATTEMPTS:
-                    log.error("slack_post_failed", call=what, channel=channel, reason=str(exc), attempts=number,
-                              permanent=exc.permanent)
                     raise
                 if exc.retry_after is not None:
                     self._pacer.block(channel, exc.retry_after)  # the next wait() honours it
@@ -384,12 +392,12 @@ def _from_a_person(event: dict[str, Any]) -> bool:
         event.get("channel"))
 
 
-def _translate_message(body: dict[str, Any], event: dict[str, Any], bot_user_id: str | None, *, kind: str,
+def _translate_message(body: dict[str, Any], event: dict[str, Any], bot_user_id: str | None, *, kind: EventKind,
                        thread: str | None) -> tuple[Event, _Route]:
     channel, user = event["channel"], event["user"]
     text = _MENTION.sub(lambda m: "" if m[1] == bot_user_id else m[0], event.get("text", ""))
     translated = Event(platform="slack", workspace=body.get("team_id", ""), channel=channel, user_id=user,
-                       text=_unescape(text).strip(), kind=kind,  # type: ignore[arg-type]
+                       text=_unescape(text).strip(), kind=kind,
                        thread=thread, event_id=body.get("event_id"))
     return translated, _Route(channel=channel, user=user, thread=thread)
 
@@ -420,6 +428,12 @@ def _escape(text: str) -> str:
     return escape(text).replace("`", "'")
 
 
+def _failed(channel: str, exc: DeliveryError) -> None:
+    """Log a message Slack finally did not take, after our retries: never dropped silently."""
+    log.error("slack_post_failed", channel=channel, reason=str(exc), permanent=exc.permanent,
+              retry_after=exc.retry_after)
+
+
 def _refusal(what: str, status: int, error: str | None, headers: Mapping[str, Any]) -> SlackRefused:
     """Slack's answer as a DeliveryError: rate limit (retry_after), transient, or permanent."""
     if status == 429 or error == "ratelimited":
@@ -429,9 +443,11 @@ def _refusal(what: str, status: int, error: str | None, headers: Mapping[str, An
 
 
 def _webhook_body(payload: dict[str, Any], reply: Reply) -> dict[str, Any]:
-    """A response_url message: visible to the channel unless ephemeral; an update replaces."""
-    return {**payload, "response_type": "ephemeral" if reply.ephemeral else "in_channel",
-            "replace_original": bool(reply.update)}
+    """A response_url message: an update replaces the original (keeping who can see it), anything
+    else is a new message, visible to the channel unless ephemeral."""
+    if reply.update:
+        return {**payload, "replace_original": True}
+    return {**payload, "response_type": "ephemeral" if reply.ephemeral else "in_channel", "replace_original": False}
 
 
 def _retry_after(headers: Mapping[str, Any]) -> float:

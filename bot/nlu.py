@@ -81,6 +81,10 @@ _JOB_WORDS = frozenset({"job", "tarefa", "task"})
 # Only these announce a lower-case name ("the job payroll"); "server" or "agent" are too loose.
 _WEAK_SLOTS = frozenset({"job", "stream", "jobstream", "workstation", "ws"})
 _WEAK_NOT_NAME = re.compile(r"(?:ing|able|ed|ly|ndo|ado|ido|ada|ida)$")
+# ...and only after a determiner ("the job payroll", "do job backup"), not "every job right now".
+_WEAK_LEAD = frozenset({"", "the", "a", "o", "do", "da", "de", "of", "for", "pro", "pelo", "no",
+                        "na", "that", "this", "esse", "este", "your", "my", "meu", "seu", "status", "is",
+                        "esta", "ta"})
 _SLOT_FILLERS = frozenset({"the", "a", "an", "o", "da", "do", "de", "status", "named", "called",
                            "chamado", "chamada", "of", "job"})
 # A name after one of these, in a list request, is where to look (stream, or workstation for "on").
@@ -137,7 +141,8 @@ _HOLD = _rx(r"""\b(?:
 )\b""")
 _RELEASE = _rx(r"""\b(?:
     release | unhold | un-hold | liber(?:a|e|ar|em) | solt(?:a|e|ar) | resume | retom(?:a|e|ar)
-  | despaus(?:a|e|ar) | unfreeze | destrav(?:a|e|ar) | let\ (?:\S+\ ){1,3}?go\b
+  | despaus(?:a|e|ar) | unfreeze | destrav(?:a|e|ar)
+  | let\ (?:it|that|this|(?:the\ )?(?:job\ )?xjobx(?:\ job)?)\ go\b
   | (?:take|get|remove|pull|tira|tire|tirar|remova|remover|retira|retire)
     (?:\ \S+){0,4}?\ (?:off|out\ of|from|do|da|de)\ (?:hold|espera|pausa)
 )\b""")
@@ -369,8 +374,10 @@ def _analyse(tokens: list[tuple[str, str, int]]) -> _Message:
     words = list(folded)
     for i, raw in enumerate(raws):
         prev = folded[i - 1] if i else ""
+        lead = folded[i - 2] if i > 1 else ""
         strong = _strong_name(raw, _fold(raw))
-        weak = (prev in _WEAK_SLOTS and bool(_SLOT_NAME.fullmatch(raw)) and folded[i] not in _COMMON
+        weak = (prev in _WEAK_SLOTS and lead in _WEAK_LEAD and bool(_SLOT_NAME.fullmatch(raw))
+                and folded[i] not in _COMMON
                 and not _STATUS_WORD.fullmatch(folded[i]) and not _WEAK_NOT_NAME.search(folded[i]))
         ref = _ref(raw) if strong or weak else None
         if ref is None:
@@ -652,6 +659,9 @@ def _listing(msg: _Message, lang: str) -> Intent | None:
 
 
 def _rules(msg: _Message, lang: str) -> Intent:
+    """Most specific first: help and how-to questions before actions, so "how do I rerun a job?"
+    never reruns anything; actions before status, so "X failed, rerun it" reruns; a job name with
+    nothing else to say about it is a status question."""
     text = msg.text
     if not text.strip():
         return Intent(tool=None, lang=lang)
@@ -664,10 +674,8 @@ def _rules(msg: _Message, lang: str) -> Intent:
     if (intent := _action(msg, lang)) is not None:
         return intent
     jobs, where = _split_names(msg, listing=False)
-    for rule in (lambda: _log(msg, jobs, where, lang), lambda: _health(msg, lang),
-                 lambda: _listing(msg, lang)):
-        if (intent := rule()) is not None:
-            return intent
+    if (intent := _log(msg, jobs, where, lang) or _health(msg, lang) or _listing(msg, lang)) is not None:
+        return intent
     if _HEALTH_ALONE.match(text):
         return Intent(tool="engine_health", lang=lang)
     if where.get("stream") and not jobs:

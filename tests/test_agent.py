@@ -156,7 +156,7 @@ async def test_rerun_through_confirmation_runs_exactly_once(world: World) -> Non
     before = (await world.tws.get_job(job["id"])).rerun_count
     first, second = await world.press(ACTION_CONFIRM, token), await world.press(ACTION_CONFIRM, token)
     assert first[0].level == "success" and first[0].update == "200.2"
-    assert "already" in second[0].text
+    assert "já foi tratado" in second[0].text  # asked in Portuguese, answered in Portuguese
     assert (await world.tws.get_job(job["id"])).rerun_count == before + 1
     records = await audit.tail(world.store, 10)
     assert [r["action"] for r in records[-3:]] == ["request", "confirm", "outcome"]
@@ -274,7 +274,7 @@ async def test_llm_understands_what_rules_did_not(world: World) -> None:
     job = _unique_failed(world)
     async with OpenAIStub([tool_call("job_status", {"job": job["name"]}), text("It abended, sorry.")]) as stub:
         agent = _llm_agent(world, stub)
-        [reply] = await agent.handle(world.event(f"yo bot, gimme the lowdown on that {job['name']} thingy"))
+        [reply] = await agent.handle(world.event("yo bot, how is that nightly thing the audit folks run doing"))
         assert reply.text == "It abended, sorry." and reply.title == _full(job)
         explained = stub.completions[1].json["messages"]
         assert any("<tool_result" in str(m.get("content")) for m in explained)
@@ -306,3 +306,17 @@ async def test_tws_outage_gets_a_clear_answer(world: World) -> None:
     world.sim.set_faults(outage=True)  # type: ignore[attr-defined]
     [reply] = await world.say("which jobs failed?")
     assert "not reachable" in reply.text and reply.level == "error"
+
+
+async def test_hold_then_release_a_waiting_job(world: World) -> None:
+    names = [j["name"] for j in world.sim.jobs_in_state(*_ALL)]  # type: ignore[attr-defined]
+    job = next(j for j in world.sim.jobs_in_state("SCHED", "READY", "WAIT", "HOLD")  # type: ignore[attr-defined]
+               if names.count(j["name"]) == 1 and j["internalStatus"] != "HOLD")
+    [held] = await world.press(ACTION_CONFIRM, _confirm_value(await world.say(f"segura o {job['name']}")))
+    assert held.level == "success"
+    assert (await world.tws.get_job(job["id"])).status == "HOLD"
+    [released] = await world.press(ACTION_CONFIRM, _confirm_value(await world.say(f"release {_full(job)}")))
+    assert released.level == "success"
+    assert (await world.tws.get_job(job["id"])).status != "HOLD"
+    outcomes = [r for r in await audit.tail(world.store, 10) if r["action"] == "outcome"]
+    assert [(r["tool"], r["result"]) for r in outcomes] == [("hold_job", "ok"), ("release_job", "ok")]

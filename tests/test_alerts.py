@@ -98,6 +98,11 @@ async def slack(slack_api: FakeSlackApi, sqlite_store: Store) -> AsyncIterator[S
     await adapter.close()
 
 
+def alerting(**values: Any) -> AlertSettings:
+    """Alert settings for a test: PEND jobs of the generated plan stay out of the way."""
+    return AlertSettings(**{"notify_pend": False, **values})
+
+
 def watch_for(settings: AlertSettings, *, tws: TwsClient, store: Store, notifiers: Sequence[Notifier],
               clock: Clock | None = None, owner: str = "test") -> FailureWatch:
     return FailureWatch(settings, tws=tws, store=store, notifiers=notifiers, owner=owner,
@@ -133,7 +138,7 @@ def full_name(job: JSON) -> str:
 async def test_a_failure_gives_exactly_one_alert_in_the_routed_channel(sim, tws, sqlite_store, slack, slack_api):
     simulator, _ = sim
     job, other = pick(simulator, 2, "SUCC")
-    settings = AlertSettings(routes=(AlertRoute(stream=job["jobStreamName"], targets=("slack:C_ROUTED",)),),
+    settings = alerting(routes=(AlertRoute(stream=job["jobStreamName"], targets=("slack:C_ROUTED",)),),
                              default_targets=("slack:C_DEFAULT",))
     watch = watch_for(settings, tws=tws, store=sqlite_store, notifiers=[slack])
     assert (await watch.poll_once()).new == 0
@@ -163,7 +168,7 @@ async def test_a_restart_neither_loses_nor_repeats_an_alert(backend, sim, tws, t
                                                              redis_namespace):
     simulator, _ = sim
     first, second = pick(simulator, 2, "SUCC")
-    settings = AlertSettings(default_targets=("slack:C1",))
+    settings = alerting(default_targets=("slack:C1",))
     store_settings = StoreSettings(data_dir=tmp_path) if backend == "sqlite" else StoreSettings(redis_url=redis_url)
     namespace = "" if backend == "sqlite" else redis_namespace
     chat = Recorder()
@@ -190,7 +195,7 @@ async def test_a_slack_outage_delays_the_alert_but_delivers_it_exactly_once(sim,
     simulator, _ = sim
     [job] = pick(simulator, 1, "SUCC")
     clock = Clock()
-    watch = watch_for(AlertSettings(default_targets=("slack:C_OUT",)), tws=tws, store=sqlite_store,
+    watch = watch_for(alerting(default_targets=("slack:C_OUT",)), tws=tws, store=sqlite_store,
                       notifiers=[slack], clock=clock)
     slack_api.fail("chat.postMessage", status=500, times=4)  # the adapter's own retries give up
     simulator.force_fail(job["id"], 8)
@@ -219,7 +224,7 @@ async def test_a_tws_outage_gives_one_notice_each_way_and_is_caught_up(sim, tws,
     simulator, _ = sim
     [job] = pick(simulator, 1, "SUCC")
     chat = Recorder()
-    settings = AlertSettings(routes=(AlertRoute(stream="NOPE@", targets=("slack:C_ROUTE",)),),
+    settings = alerting(routes=(AlertRoute(stream="NOPE@", targets=("slack:C_ROUTE",)),),
                              default_targets=("slack:C_ALL",))
     watch = watch_for(settings, tws=tws, store=sqlite_store, notifiers=[chat])
     await watch.poll_once()
@@ -250,7 +255,7 @@ async def test_two_watches_on_one_redis_store_make_one_poller_and_the_other_take
                                                                                      redis_namespace):
     simulator, _ = sim
     [job] = pick(simulator, 1, "SUCC")
-    settings = AlertSettings(default_targets=("slack:C1",), lock_ttl=1.0)
+    settings = alerting(default_targets=("slack:C1",), lock_ttl=1.0)
     chat = Recorder()
     async with open_store(StoreSettings(redis_url=redis_url), namespace=redis_namespace) as store:
         a = watch_for(settings, tws=tws, store=store, notifiers=[chat], owner="replica-a")
@@ -285,7 +290,7 @@ def thread_texts(api: FakeSlackApi, channel: str, ts: str) -> list[str]:
 async def test_rerun_and_recovery_go_in_the_thread_and_update_the_root(sim, tws, sqlite_store, slack, slack_api):
     simulator, _ = sim
     [job] = pick(simulator, 1, "SUCC")
-    watch = watch_for(AlertSettings(default_targets=("slack:C_LIFE",)), tws=tws, store=sqlite_store,
+    watch = watch_for(alerting(default_targets=("slack:C_LIFE",)), tws=tws, store=sqlite_store,
                       notifiers=[slack])
     simulator.force_fail(job["id"], 8)
     await watch.poll_once()
@@ -312,7 +317,7 @@ async def test_a_rerun_that_fails_again_is_a_repeat_failure_in_the_same_thread(s
     simulator, _ = sim
     [job] = pick(simulator, 1, "SUCC")
     chat = Recorder()
-    watch = watch_for(AlertSettings(default_targets=("slack:C1",)), tws=tws, store=sqlite_store, notifiers=[chat])
+    watch = watch_for(alerting(default_targets=("slack:C1",)), tws=tws, store=sqlite_store, notifiers=[chat])
     simulator.force_fail(job["id"], 8)
     await watch.poll_once()
     await watch.deliver_due()
@@ -344,7 +349,7 @@ async def test_acknowledge_and_snooze_update_the_root_and_quiet_the_thread(sim, 
     simulator, _ = sim
     [job] = pick(simulator, 1, "SUCC")
     chat = Recorder()
-    watch = watch_for(AlertSettings(default_targets=("slack:C1",)), tws=tws, store=sqlite_store, notifiers=[chat])
+    watch = watch_for(alerting(default_targets=("slack:C1",)), tws=tws, store=sqlite_store, notifiers=[chat])
     simulator.force_fail(job["id"], 8)
     await watch.poll_once()
     await watch.deliver_due()
@@ -373,7 +378,7 @@ async def test_muted_routes_and_runtime_mutes_swallow_failures_until_they_expire
     simulator, _ = sim
     noisy, other = pick(simulator, 2, "SUCC")
     chat = Recorder()
-    settings = AlertSettings(routes=(AlertRoute(stream=noisy["jobStreamName"], mute=True, targets=()),),
+    settings = alerting(routes=(AlertRoute(stream=noisy["jobStreamName"], mute=True, targets=()),),
                              default_targets=("slack:C1",))
     watch = watch_for(settings, tws=tws, store=sqlite_store, notifiers=[chat])
     simulator.force_fail(noisy["id"], 8)
@@ -396,7 +401,7 @@ async def test_a_burst_in_one_stream_becomes_one_grouped_message(sim, tws, sqlit
     stream, jobs = max(by_stream.items(), key=lambda item: len(item[1]))
     assert len(jobs) >= 5, "the plan needs a stream with 5 finished jobs"
     chat = Recorder()
-    watch = watch_for(AlertSettings(default_targets=("slack:C1",), burst_threshold=3), tws=tws,
+    watch = watch_for(alerting(default_targets=("slack:C1",), burst_threshold=3), tws=tws,
                       store=sqlite_store, notifiers=[chat])
     simulator.force_fail(jobs[0]["id"], 8)
     assert (await watch.poll_once()).new == 1  # below the threshold: its own alert

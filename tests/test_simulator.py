@@ -115,7 +115,8 @@ def test_plan_looks_like_the_middle_of_the_night() -> None:
     per_stream: dict[str, int] = {}
     for j in jobs:
         per_stream[j["jobStreamId"]] = per_stream.get(j["jobStreamId"], 0) + 1
-    assert 3 <= sorted(per_stream.values())[1] and max(per_stream.values()) <= 15
+    assert max(per_stream.values()) <= 15
+    assert sum(1 for n in per_stream.values() if n < 3) <= 1  # only the last stream may be cut short
 
 
 def test_ids_decode_back_and_reject_strangers() -> None:
@@ -143,10 +144,10 @@ async def test_paging_walks_the_whole_plan_with_next(session: aiohttp.ClientSess
             page = await tws.ok("GET", page["next"])
         assert pages == 3 and len(seen) == len(set(seen)) == 1200
         assert len((await tws.jobs(limit=5000))["results"]) == 1000  # the cap
-        assert (await tws.jobs(limit=10, offset=1195))["results"].__len__() == 5
+        assert len((await tws.jobs(limit=10, offset=1195))["results"]) == 5
         assert (await tws.ok("GET", "/api/v2/plan/job/count"))["count"] == 1200
         status, body = await tws.call("GET", "/api/v2/plan/job", limit="zero")
-        assert status == 400
+        assert status == 400 and body["messages"][0].startswith("AWSWEB400E")
 
 
 async def test_failed_group_matches_the_plan(frozen: tuple[Simulator, Tws]) -> None:
@@ -433,7 +434,7 @@ async def test_control_endpoints_and_stats(frozen: tuple[Simulator, Tws]) -> Non
 
 
 async def test_engine_info_and_v1_subset(frozen: tuple[Simulator, Tws]) -> None:
-    sim, tws = frozen
+    _, tws = frozen
     info = await tws.ok("GET", "/api/v2/engine/info")
     assert info["planStart"] == "2026-11-21T00:00:00Z" and info["timezone"] == "UTC"
     query = {"filters": {"jobInPlanFilter": {"jobName": "@", "jobStreamName": "PAY@", "status": ["ABEND"]}}}
@@ -442,7 +443,7 @@ async def test_engine_info_and_v1_subset(frozen: tuple[Simulator, Tws]) -> None:
         found = await response.json()
     assert response.status == 200 and isinstance(found, list) and 0 < len(found) <= 3
     assert all(j["internalStatus"] == "ABEND" and j["jobStreamName"].startswith("PAY") for j in found)
-    status, body = await tws.call("PUT", f"/plan/current/job/{found[0]['id']}/action/rerun", json={})
+    status, _ = await tws.call("PUT", f"/plan/current/job/{found[0]['id']}/action/rerun", json={})
     assert status == 200 and (await tws.job(found[0]["id"]))["rerunCount"] == 1
 
 

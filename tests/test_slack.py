@@ -222,6 +222,16 @@ async def test_update_of_an_ephemeral_message_uses_its_response_url(bot: Bot) ->
     assert bot.slack.calls("chat.update") == []
 
 
+async def test_button_in_a_channel_the_bot_is_not_in_answers_through_response_url(bot: Bot) -> None:
+    bot.slack.fail("chat.postMessage", error="not_in_channel")
+    await bot.send(block_actions(ACTION_CHOOSE, "status X", message_ts="1700000000.001300", channel="C0NOTIN",
+                                 response_url=bot.slack.response_url("notin")), FORM_TYPE)
+    [call] = await bot.slack.wait_for("response_url")
+    assert call.params["response_type"] == "in_channel" and call.params["text"] == "echo:"
+    assert [c.status for c in bot.slack.calls("chat.postMessage")] == [200]  # ok: false is HTTP 200
+    assert bot.slack.calls("chat.postMessage")[0].answer == {"ok": False, "error": "not_in_channel"}
+
+
 async def test_a_failing_core_becomes_a_polite_ephemeral_reply(bot: Bot) -> None:
     with capture_logs() as logs:
         await bot.event(mention(f"<@{BOT_USER_ID}> boom"))
@@ -332,7 +342,7 @@ async def test_a_post_that_finally_fails_is_logged_with_its_reason(bot: Bot) -> 
         await bot.slack.wait_for("chat.postMessage", 4)
         await asyncio.sleep(0.3)
     [failed] = [e for e in logs if e["event"] == "slack_post_failed"]
-    assert failed["reason"] == "chat.postMessage: HTTP 500" and failed["attempts"] == 4
+    assert failed["reason"] == "chat.postMessage: HTTP 500" and not failed["permanent"]
     assert failed["channel"] == "C0OPS" and failed["log_level"] == "error"
     assert len(bot.slack.calls("chat.postMessage")) == 4
     assert TOKEN not in repr(logs) and SECRET not in repr(logs)
@@ -341,9 +351,10 @@ async def test_a_post_that_finally_fails_is_logged_with_its_reason(bot: Bot) -> 
 async def test_notifier_raises_delivery_error(bot: Bot) -> None:
     assert bot.adapter.handles("slack:C0OPS") and not bot.adapter.handles("teams:abc")
     bot.slack.fail("chat.postMessage", error="channel_not_found")
-    with pytest.raises(DeliveryError) as refused:
+    with capture_logs() as logs, pytest.raises(DeliveryError) as refused:
         await bot.adapter.post("slack:C0GONE", Reply(text="alert"))
     assert refused.value.permanent and "channel_not_found" in str(refused.value)
+    assert [(e["event"], e["channel"]) for e in logs if e["log_level"] == "error"] == [("slack_post_failed", "C0GONE")]
     assert len(bot.slack.calls("chat.postMessage")) == 1, "a permanent refusal is not retried"
 
     bot.slack.fail("chat.postMessage", status=429, retry_after=0.2, times=4)

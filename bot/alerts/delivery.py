@@ -86,13 +86,13 @@ class Outbox:
         delivered, updated = 0, set[tuple[str, str]]()
         for item in items:
             target = item.payload["target"]
-            if self._paused.get(target, 0.0) > now:
+            if self._paused.get(target, 0.0) > self._clock():
                 await self._store.outbox_retry(item.id, self._paused[target], "waiting behind a failed send")
                 continue
             try:
                 outcome = await self._send(item, updated)
             except DeliveryError as exc:
-                await self._failed(item, exc, now)
+                await self._failed(item, exc)
                 continue
             self._failures.pop(target, None)
             if outcome == "wait":
@@ -150,8 +150,8 @@ class Outbox:
         log.info("alert_root_updated", target=target, thread=thread)
         return "sent"
 
-    async def _failed(self, item: OutboxItem, exc: DeliveryError, now: float) -> None:
-        target, op = item.payload["target"], item.payload["op"]
+    async def _failed(self, item: OutboxItem, exc: DeliveryError) -> None:
+        target, op, now = item.payload["target"], item.payload["op"], self._clock()  # after the adapter's retries
         if exc.permanent:
             log.error("alert_delivery_dropped", target=target, op=op, item=item.id, error=str(exc))
             if op == "root":

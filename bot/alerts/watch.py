@@ -270,7 +270,7 @@ class FailureWatch:
         """Error lines, blocked successors and a runbook hint: fetched for new failures only."""
         details: JSON = {"errors": [], "blocked": None, "runbook": None}
         try:
-            details["errors"] = compose.error_lines((await self._tws.job_log(job.id, tail=LOG_TAIL)).text)
+            details["errors"] = compose.error_lines((await self._tws.job_log(job.id, tail=LOG_TAIL, run_id=job.run_id)).text)
         except TwsError as exc:
             log.warning("alert_log_unavailable", job=job.full_name, error=type(exc).__name__)
         try:

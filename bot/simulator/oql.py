@@ -63,7 +63,7 @@ class Field:
 
     get: Callable[[Any], Any]
     parse: Callable[[str], Any] = upper
-    text: Callable[[Any], str] | None = None
+    text: Callable[[Any], Any] | None = None
     many: bool = False
 
 

@@ -345,7 +345,10 @@ class Plan:
             job.outcome, job.rc = "ABEND", stdlist.error_for(job.kind, self._unit(job, _ERROR)).rc
 
     def _duration(self, job: Job) -> float:
-        """Mostly a few minutes, sometimes most of an hour; long runners take eight times more."""
+        """Mostly a few minutes, sometimes most of an hour; long runners take eight times more.
+        A job that cannot even connect fails within seconds."""
+        if job.outcome == "ABEND" and stdlist.error_for(job.kind, self._unit(job, _ERROR)).early:
+            return 5.0 + 40.0 * self._unit(job, _DURATION)
         seconds = min(20.0 - 240.0 * math.log(1.0 - self._unit(job, _DURATION)), 3600.0)
         return seconds * (8 if job.long else 1)
 
@@ -382,7 +385,7 @@ class Plan:
     def stream(self, stream_id: str) -> Stream:
         decoded = self.ids.decode(stream_id)
         if decoded is None or decoded[0] != KIND_STREAM or decoded[1] >= len(self.streams):
-            raise JobNotFound(f"AWSBIO006E The job stream with id {stream_id[:40]!r} was not found in the current plan.")
+            raise JobNotFound(f"AWSBIO006E The job stream with id {stream_id[:40]!r} was not found in the plan.")
         return self.streams[decoded[1]]
 
     def run(self, run_id: str) -> tuple[Job, Run]:

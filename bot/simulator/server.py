@@ -166,7 +166,8 @@ class Simulator:
             await asyncio.sleep(faults.latency_ms / 1000)
         if faults.outage:
             injected["outage"] += 1
-            return _error(503, "AWSJCO005E The engine is not available (simulated outage).", "EngineUnavailableException")
+            return _error(503, "AWSJCO005E The engine is not available (simulated outage).",
+                          "EngineUnavailableException")
         if faults.auth_fail:
             injected["auth_fail"] += 1
             return _error(401, "AWSWEB001E The user is not authorized.", "AuthenticationException")

@@ -22,6 +22,7 @@ RULE = "=" * 63
 class Failure:
     rc: int
     lines: tuple[str, ...]  # str.format templates over the log's vocabulary
+    early: bool = False  # fails while connecting: no output before the error
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -43,18 +44,20 @@ class RunView:
     seed: int
 
 
-def _f(rc: int, *lines: str) -> Failure:
-    return Failure(rc=rc, lines=lines)
+def _f(rc: int, *lines: str, early: bool = False) -> Failure:
+    return Failure(rc=rc, lines=lines, early=early)
 
 
 FAILURES: dict[str, tuple[Failure, ...]] = {
     "oracle": (
         _f(12, "ERROR:", "ORA-01017: invalid username/password; logon denied", "",
-           "SP2-0751: Unable to connect to Oracle.  Exiting SQL*Plus"),
+           "SP2-0751: Unable to connect to Oracle.  Exiting SQL*Plus", early=True),
         _f(8, "ERROR at line 1:", "ORA-00060: deadlock detected while waiting for resource",
            'ORA-06512: at "{schema}.PKG_{job}", line 214', "ORA-06512: at line 1"),
-        _f(8, "ERROR at line 1:", "ORA-01653: unable to extend table {schema}.{table} by 8192 in tablespace {schema}_DATA"),
-        _f(12, "ERROR:", "ORA-12541: TNS:no listener", "", "SP2-0751: Unable to connect to Oracle.  Exiting SQL*Plus"),
+        _f(8, "ERROR at line 1:",
+           "ORA-01653: unable to extend table {schema}.{table} by 8192 in tablespace {schema}_DATA"),
+        _f(12, "ERROR:", "ORA-12541: TNS:no listener", "", "SP2-0751: Unable to connect to Oracle.  Exiting SQL*Plus",
+           early=True),
         _f(4, "ERROR at line 1:",
            'ORA-01555: snapshot too old: rollback segment number 12 with name "_SYSSMU12_2873412$" too small'),
     ),
@@ -78,7 +81,7 @@ FAILURES: dict[str, tuple[Failure, ...]] = {
            "\tat java.base/sun.nio.ch.Net.connect(Net.java:579)",
            "\tat java.base/java.net.Socket.connect(Socket.java:633)",
            "\tat org.postgresql.core.PGStream.<init>(PGStream.java:98)",
-           "\tat br.com.empresa.batch.{cls}.run({cls}.java:87)"),
+           "\tat br.com.empresa.batch.{cls}.run({cls}.java:87)", early=True),
         _f(12, "{ts} ERROR [pool-1-thread-3] br.com.empresa.batch.Writer - Erro fatal no lote {batch}",
            "java.lang.OutOfMemoryError: Java heap space",
            "\tat java.base/java.util.Arrays.copyOf(Arrays.java:3512)",
@@ -87,11 +90,11 @@ FAILURES: dict[str, tuple[Failure, ...]] = {
         _f(8, "{ts} ERROR [main] br.com.empresa.batch.{cls} - Erro de banco de dados",
            "java.sql.SQLRecoverableException: IO Error: The Network Adapter could not establish the connection",
            "\tat oracle.jdbc.driver.T4CConnection.logon(T4CConnection.java:854)",
-           "\tat br.com.empresa.batch.{cls}.open({cls}.java:51)"),
+           "\tat br.com.empresa.batch.{cls}.open({cls}.java:51)", early=True),
     ),
     "ftp": (
-        _f(4, "ftp: connect: Connection refused"),
-        _f(8, "530 Login incorrect.", "Login failed."),
+        _f(4, "ftp: connect: Connection refused", "ftp: Not connected.", early=True),
+        _f(8, "530 Login incorrect.", "Login failed.", "221 Goodbye.", early=True),
         _f(12, "550 {file}: No such file or directory"),
         _f(16, "421 Service not available, remote server has closed connection"),
     ),
@@ -108,12 +111,14 @@ FAILURES: dict[str, tuple[Failure, ...]] = {
            "{ts} Job {job} finished with status ABORTED (A)"),
         _f(12, "{ts} RFC_ERROR_COMMUNICATION: Connect to SAP gateway failed",
            "{ts} Connect_PM  GWHOST=sapprd01, GWSERV=sapgw00, ASHOST=sapprd01, SYSNR=00",
-           "{ts} LOCATION    CPIC (TCP/IP) on local host", "{ts} ERROR       partner '10.20.30.41:sapgw00' not reached"),
-        _f(4, "{ts} Job {job} was cancelled in SAP (status A)", "{ts} Step 001: ABAP/4 processor: DBSQL_DUPLICATE_KEY_ERROR"),
+           "{ts} LOCATION    CPIC (TCP/IP) on local host",
+           "{ts} ERROR       partner '10.20.30.41:sapgw00' not reached", early=True),
+        _f(4, "{ts} Job {job} was cancelled in SAP (status A)",
+           "{ts} Step 001: ABAP/4 processor: DBSQL_DUPLICATE_KEY_ERROR"),
     ),
     "windows": (
         _f(1, "{ts} Invoke-ProcessASDatabase : A connection cannot be made. Ensure that the server is running.",
-           "At C:\\batch\\{job}.ps1:18 char:1"),
+           "At C:\\batch\\{job}.ps1:18 char:1", early=True),
         _f(5, "{ts} Access is denied."),
         _f(112, "{ts} There is not enough space on the disk."),
     ),
@@ -137,12 +142,14 @@ _INTRO: dict[str, tuple[str, ...]] = {
 }
 
 _BODY: dict[str, tuple[str, ...]] = {
-    "oracle": ("{n} rows created.", "", "Commit complete.", "{n} rows updated.", "PL/SQL procedure successfully completed.",
-               "Table {table} analyzed.", "Elapsed: 00:0{m}:{s:02d}.{cs:02d}", "INFO: processando lote {batch} de {batches}",
+    "oracle": ("{n} rows created.", "", "Commit complete.", "{n} rows updated.",
+               "PL/SQL procedure successfully completed.", "Table {table} analyzed.",
+               "Elapsed: 00:0{m}:{s:02d}.{cs:02d}", "INFO: processando lote {batch} de {batches}",
                "Session altered.", "{n} rows deleted."),
     "db2": ("DB20000I  The SQL command completed successfully.", "Number of rows read         = {n}",
-            "Number of rows inserted     = {n}", 'SQL3110N  The utility has completed processing.  "{n}" rows were read '
-            "from the input file.", "Number of rows committed    = {n}",
+            "Number of rows inserted     = {n}",
+            'SQL3110N  The utility has completed processing.  "{n}" rows were read from the input file.',
+            "Number of rows committed    = {n}",
             'SQL3149N  "{n}" rows were processed from the input file.  "{n}" rows were successfully inserted into the '
             'table.  "0" rows were rejected.'),
     "java": ("{ts} INFO  [main] br.com.empresa.batch.{cls} - Lote {batch}/{batches}: {n} registros lidos",
@@ -214,16 +221,21 @@ def render(run: RunView) -> list[str]:
         share = 0.5
     else:
         share = 0.3 + 0.7 * rng.random() if failed else 1.0
+    failure = _failure(run, rng) if failed and not running and run.note != "killed" else None
+    if failure is not None and failure.early:
+        share = 0.0
     ticks = _ticker(run, words, body_size)
-    lines += [_fill(line, words, rng, ticks) for line in _INTRO.get(run.kind, ())]
+    intro = _INTRO.get(run.kind, ())
+    if failure is not None and failure.early and run.kind == "ftp":
+        intro = ()  # the connection is what failed
+    lines += [_fill(line, words, rng, ticks) for line in intro]
     body = _BODY.get(run.kind, _BODY["shell"])
     lines += [_fill(rng.choice(body), words, rng, ticks) for _ in range(max(0, int(body_size * share)))]
     if running:
         return lines
     if run.note == "killed":
         lines.append(f"/opt/batch/bin/{run.job.lower()}.sh: line 1: {words['pid']} Killed")
-    elif failed:
-        failure = _failure(run, rng)
+    elif failure is not None:
         lines += [_fill(line, words, rng, ticks) for line in failure.lines]
     else:
         lines += [_fill(line, words, rng, ticks) for line in _OUTRO.get(run.kind, ())]
@@ -233,7 +245,10 @@ def render(run: RunView) -> list[str]:
 def _header(run: RunView) -> list[str]:
     sched = time.gmtime(run.sched)
     at = f"({sched.tm_hour:02d}{sched.tm_min:02d} {sched.tm_mon:02d}/{sched.tm_mday:02d}/{sched.tm_year % 100:02d})"
-    task = _TASKS.get(run.kind, _TASKS["shell"]).format(job=run.job, lower=run.job.lower())
+    task = _TASKS.get(run.kind, _TASKS["shell"])
+    if run.workstation.startswith("WIN") and run.kind in {"ftp", "shell"}:
+        task = "C:\\batch\\{job}.cmd"
+    task = task.format(job=run.job, lower=run.job.lower())
     return [RULE, f"= JOB : {run.workstation}#{run.stream}[{at},({run.stream})].{run.job}", f"= TASK : {task}",
             "= TWSRCMAP :", f"= AGENT : {run.workstation}", f"= Job Number: {run.job_number}",
             f"= {_stamp(run.start)}", RULE]
@@ -243,7 +258,8 @@ def _footer(run: RunView, rng: random.Random) -> list[str]:
     elapsed = int(max(run.end - run.start, 0))
     return [RULE, f"= Exit Status : {run.rc if run.rc is not None else -1}",
             f"= Elapsed Time (hh:mm:ss) : {elapsed // 3600:02d}:{elapsed // 60 % 60:02d}:{elapsed % 60:02d}",
-            f"= Job CPU usage (ms) : {rng.randint(40, 900_000)}", f"= Job Memory usage (kb) : {rng.randint(2_000, 2_000_000)}",
+            f"= Job CPU usage (ms) : {rng.randint(40, 900_000)}",
+            f"= Job Memory usage (kb) : {rng.randint(2_000, 2_000_000)}",
             f"= {_stamp(run.end)}", RULE]
 
 

@@ -10,7 +10,7 @@ import time
 from typing import Any
 
 from bot.simulator import stdlist
-from bot.simulator.oql import Field, boolean, instant, integer, upper
+from bot.simulator.oql import Field, boolean, instant, integer
 from bot.simulator.plan import (
     FAILED, KIND_JOB, KIND_RUN, KIND_STREAM, PLAN_LENGTH, PLAN_START, Job, Plan, Run, Stream, is_late, job_state,
     release_time, stream_status,
