@@ -316,12 +316,12 @@ async def test_malformed_payloads_get_400_and_nothing_runs(bot: Bot, content_typ
 
 
 async def test_429_retry_after_is_honoured(bot: Bot) -> None:
-    bot.slack.fail("chat.postMessage", status=429, retry_after=1)
+    bot.slack.fail("chat.postMessage", status=429, retry_after=2)  # longer than the 1 s pacing
     with capture_logs() as logs:
         await bot.event(mention(f"<@{BOT_USER_ID}> status EXTRACT01"))
         first, second = await bot.slack.wait_for("chat.postMessage", 2)
     assert (first.status, second.status) == (429, 200)
-    assert second.at - first.at >= 1.0
+    assert second.at - first.at >= 2.0
     assert any(e["event"] == "slack_call_retry" and e["reason"] == "chat.postMessage: ratelimited" for e in logs)
 
 

@@ -405,7 +405,7 @@ class FailureWatch:
             log.warning("alerts_tws_unreachable", error=str(exc)[:200])
         since = state["down_since"]
         for target in all_targets(self._settings):
-            await self._queue(f"notice:tws-down:{since:.0f}:{target}", op="notice", target=target,
+            await self._queue(f"notice:tws-down:{since:.6f}:{target}", op="notice", target=target,
                               reply=compose.tws_down(since))
 
     async def _tws_back(self) -> None:
@@ -414,7 +414,7 @@ class FailureWatch:
             return
         since = state["down_since"]
         for target in all_targets(self._settings):
-            await self._queue(f"notice:tws-up:{since:.0f}:{target}", op="notice", target=target,
+            await self._queue(f"notice:tws-up:{since:.6f}:{target}", op="notice", target=target,
                               reply=compose.tws_up(since, self._clock()))
         await self._store.delete("alertstate:tws")
         log.info("alerts_tws_reachable", down_for=round(self._clock() - since, 1))

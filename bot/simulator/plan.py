@@ -414,7 +414,7 @@ class Plan:
         job = self.job(job_id)
         allowed = JOB_ACTIONS.get(action)
         if allowed is None:
-            raise InvalidState(f"AWSBIN076E The action {action!r} is not supported.")
+            raise InvalidState(f"AWSBIN076E The action {action[:40]!r} is not supported.")
         state = job_state(job, now)
         if state not in allowed:
             raise InvalidState(f"AWSBIN076E The action {action!r} is not allowed for job {job.label}: "
@@ -470,7 +470,7 @@ class Plan:
         stream = self.stream(stream_id)
         allowed = STREAM_ACTIONS.get(action)
         if allowed is None:
-            raise InvalidState(f"AWSBIN076E The action {action!r} is not supported for job streams.")
+            raise InvalidState(f"AWSBIN076E The action {action[:40]!r} is not supported for job streams.")
         status = stream_status(stream, now)
         if status not in allowed:
             raise InvalidState(f"AWSBIN076E The action {action!r} is not allowed for job stream "

@@ -362,7 +362,7 @@ class TwsClient:
 
     async def _with_retries(self, method: str, path: str, params: dict[str, str] | None, body: Any) -> Any:
         request_id = str(uuid.uuid4())
-        attempts = self._settings.retries + 1
+        attempts = self._settings.retries + 1 if method == "GET" else 1
         for attempt in range(1, attempts + 1):
             try:
                 return await self._any_url(method, path, params, body, request_id, attempt)

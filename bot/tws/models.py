@@ -22,7 +22,7 @@ JOB_STATES: frozenset[str] = frozenset(
 
 #: Every job stream state (tws-api.md section 6).
 STREAM_STATES: frozenset[str] = frozenset(
-    {"ADD", "ABEND", "CANCELP", "ERROR", "EXEC", "EXTRN", "HOLD", "READY", "STUCK", "SUCC", "SUPPR"}
+    {"ADD", "ABEND", "CANCELP", "CANCL", "ERROR", "EXEC", "EXTRN", "HOLD", "READY", "STUCK", "SUCC", "SUPPR"}
 )
 
 
