@@ -15,7 +15,9 @@ thread of the message that carried the button. Slash commands answer through the
 ``response_url``, which works in every channel and DM the command can be typed in, including those
 the bot was never invited to (``chat.postMessage`` would fail there with ``not_in_channel``).
 ``Reply.update`` edits with ``chat.update`` (or the ``response_url`` for an ephemeral message,
-which ``chat.update`` cannot touch); ``Reply.ephemeral`` goes to the requester alone.
+which ``chat.update`` cannot touch); ``Reply.ephemeral`` goes to the requester alone. A button
+pressed where the bot is not a member (under a slash command's answer) is answered through the
+press's ``response_url`` when Slack says ``not_in_channel``.
 
 Outbound, every message waits for its channel's next slot (about one a second, Slack's guidance),
 a 429 pushes that channel back by its ``Retry-After``, 5xx and network errors are retried with

@@ -14,7 +14,6 @@ import signal
 import sys
 from contextlib import AsyncExitStack
 from dataclasses import replace
-from typing import Any
 
 import structlog
 
@@ -105,7 +104,7 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _settings(**overrides: Any) -> Settings:
+def _settings() -> Settings:
     settings = load_settings()
     configure_logging(settings.log, settings.secrets())
     return settings
@@ -151,6 +150,9 @@ async def _demo(args: argparse.Namespace) -> None:
     from bot.simulator import run_simulator
     from bot.wiring import assemble
 
+    from bot.config import LogSettings
+
+    configure_logging(LogSettings(level=os.environ.get("LOG_LEVEL", "WARNING").upper(), format="console"))
     async with run_simulator(jobs=args.jobs, seed=args.seed, failure_rate=args.failure_rate, speed=60.0) as (sim, url):
         env = {"LOG_LEVEL": "WARNING", "LOG_FORMAT": "console", "RESYNC_POLL_INTERVAL": "20",
                "RESYNC_ALERT_CHANNELS": "console", **os.environ,
