@@ -100,6 +100,11 @@ async def readyz(request: web.Request) -> web.Response:
         await components.store.ping()
     except ResyncError as exc:
         problems["store"] = str(exc)
+    if components.slack is not None:
+        healthy = await components.slack.healthy()  # type: ignore[attr-defined]
+        checks["slack"] = "connected" if healthy else "disconnected"
+        if not healthy:
+            problems["slack"] = "Socket Mode has no live connection (reconnecting)"
     body = {"status": "ready" if not problems else "not ready", "checks": checks, "problems": problems}
     return web.json_response(body, status=200 if not problems else 503)
 

@@ -419,3 +419,43 @@ async def test_a_burst_in_one_stream_becomes_one_grouped_message(sim, tws, sqlit
     assert joined[2] == "m2" and joined[1].text.startswith(f"🔴 Also failed: {full_name(jobs[4])}")
     [ack] = await watch.on_action(press(ACTION_ALERT_ACK, group[1].buttons[0].value)) or []
     assert ack.text == "Acknowledged the group."
+
+
+async def test_pend_jobs_are_announced_as_needing_confirmation_and_close_when_confirmed(sim, tws, sqlite_store):
+    simulator, _ = sim
+    pending = simulator.jobs_in_state("PEND")
+    assert pending, "the simulated plan (seed 5) has a job waiting for confirmation"
+    chat = Recorder()
+    watch = watch_for(AlertSettings(default_targets=("slack:C1",)), tws=tws, store=sqlite_store, notifiers=[chat])
+    assert (await watch.poll_once()).new == len(pending)
+    await watch.deliver_due()
+    titles = {r.title for _, r, _ in chat.posts}
+    assert f"🟡 PEND: {full_name(pending[0])} (needs confirmation)" in titles
+    await tws.confirm_succ(pending[0]["id"])
+    assert (await watch.poll_once()).transitions == 1
+    await watch.deliver_due()
+    assert chat.posts[-1][1].text.startswith(f"✅ {full_name(pending[0])} recovered")
+
+
+async def test_the_scheduler_polls_and_delivers_on_its_own(sim, tws, sqlite_store):
+    from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+    simulator, _ = sim
+    [job] = pick(simulator, 1, "SUCC")
+    chat = Recorder()
+    watch = watch_for(alerting(default_targets=("slack:C1",), poll_interval=1.0, lock_ttl=3.0), tws=tws,
+                      store=sqlite_store, notifiers=[chat])
+    scheduler = AsyncIOScheduler(timezone="UTC")
+    watch.schedule(scheduler)
+    assert {j.id for j in scheduler.get_jobs()} == {"alerts-poll", "alerts-deliver", "alerts-housekeeping"}
+    scheduler.start()
+    try:
+        simulator.force_fail(job["id"], 8)
+        async with asyncio.timeout(5):
+            while not chat.posts:
+                await asyncio.sleep(0.05)
+    finally:
+        scheduler.shutdown(wait=False)
+        await watch.resign()
+    assert [r.title for _, r, _ in chat.posts] == [f"🔴 ABEND: {full_name(job)}"]
+    assert await sqlite_store.acquire_lock("alerts-poller", "someone-else", 1.0)  # resigned: free at once

@@ -116,7 +116,10 @@ class FailureWatch:
         self._clock = clock
         self._outbox = Outbox(store, notifiers, render_root=self.render_root, clock=clock)
         self._leader: bool | None = None
-        self._busy = asyncio.Lock()  # a poll and a delivery never interleave in one process
+        # A poll writes outbox items before their records; rendering a root waits for the poll to
+        # finish so it never sees half of it. Sending (paced by the platform) holds no poll up.
+        self._polling = asyncio.Lock()
+        self._delivering = asyncio.Lock()
         self._tally = _Tally()
 
     # --- leadership ---------------------------------------------------------------------------
@@ -144,7 +147,7 @@ class FailureWatch:
     async def poll_once(self) -> PollReport:
         """Detect new failures and follow open ones; does nothing unless this replica leads."""
         started = time.perf_counter()
-        async with self._busy:
+        async with self._polling:
             if not await self._lead():
                 return PollReport(leader=False)
             self._tally = tally = _Tally()
@@ -423,13 +426,17 @@ class FailureWatch:
 
     async def deliver_due(self) -> int:
         """Send the outbox items that are due (leader only); return how many reached a platform."""
-        async with self._busy:
+        async with self._delivering:
             if not await self._lead():
                 return 0
             return await self._outbox.deliver_due()
 
     async def render_root(self, thread: str) -> Reply | None:
         """The root message of a thread as it should look now (None: nothing known about it)."""
+        async with self._polling:
+            return await self._render_root(thread)
+
+    async def _render_root(self, thread: str) -> Reply | None:
         if thread.startswith("burst:"):
             group = await self._store.get(f"alertgroup:{thread}")
             if group is None:

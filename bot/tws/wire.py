@@ -128,6 +128,8 @@ def log_params(*, lines: int, page: int) -> dict[str, str]:
 
 # --- OQL ---------------------------------------------------------------------------------------
 FAILED_GROUP = "FAILED"
+# The order docs/tws-wire.md spells the group in; any state added to FAILED_STATES follows.
+_FAILED_IN_ORDER = ("ABEND", "FAIL", "ERROR", *sorted(FAILED_STATES - {"ABEND", "FAIL", "ERROR"}))
 _WILDCARDS = ("@", "*")
 
 
@@ -154,7 +156,7 @@ def statuses(status: str | Iterable[str]) -> tuple[str, ...]:
     out: list[str] = []
     for item in items:
         item = item.strip().upper()
-        out.extend(sorted(FAILED_STATES, key=("ABEND", "FAIL", "ERROR").index) if item == FAILED_GROUP else [item])
+        out.extend(_FAILED_IN_ORDER if item == FAILED_GROUP else [item])
     return tuple(dict.fromkeys(s for s in out if s))
 
 
