@@ -80,15 +80,17 @@ async def simulator(jobs: int, failure_rate: float) -> AsyncIterator[str]:
     """``resync simulator`` in a child process; yields its base URL once it answers."""
     port = free_port()
     env = {**os.environ, "TWS_USER": USER, "TWS_PASSWORD": PASSWORD, "LOG_LEVEL": "WARNING"}
-    child = subprocess.Popen([str(Path(sys.executable).parent / "resync"), "simulator", "--port", str(port), "--jobs", str(jobs),
-                              "--seed", "11", "--failure-rate", str(failure_rate), "--speed", "1"],
+    command = [str(Path(sys.executable).parent / "resync"), "simulator", "--port", str(port), "--jobs", str(jobs),
+               "--seed", "11", "--failure-rate", str(failure_rate), "--speed", "1"]
+    child = subprocess.Popen(command,
                              cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     base = f"http://127.0.0.1:{port}/twsd"
     try:
         async with aiohttp.ClientSession() as session:
             for _ in range(600):
                 if child.poll() is not None:
-                    raise SystemExit(f"simulator exited: {child.stderr.read().decode()[-2000:] if child.stderr else ''}")
+                    why = child.stderr.read().decode()[-2000:] if child.stderr else ""
+                    raise SystemExit(f"simulator exited: {why}")
                 try:
                     async with session.get(f"{base}/sim/stats") as response:
                         if response.status == 200:

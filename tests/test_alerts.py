@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import uuid
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -431,6 +430,7 @@ async def test_pend_jobs_are_announced_as_needing_confirmation_and_close_when_co
     await watch.deliver_due()
     titles = {r.title for _, r, _ in chat.posts}
     assert f"🟡 PEND: {full_name(pending[0])} (needs confirmation)" in titles
+    assert "resync_alert_rerun" not in {b.action_id for _, r, _ in chat.posts for b in r.buttons}  # TWS would refuse
     await tws.confirm_succ(pending[0]["id"])
     assert (await watch.poll_once()).transitions == 1
     await watch.deliver_due()
@@ -445,17 +445,23 @@ async def test_the_scheduler_polls_and_delivers_on_its_own(sim, tws, sqlite_stor
     chat = Recorder()
     watch = watch_for(alerting(default_targets=("slack:C1",), poll_interval=1.0, lock_ttl=3.0), tws=tws,
                       store=sqlite_store, notifiers=[chat])
+    await sqlite_store.put("alert:stale", {"job_id": "stale"}, ttl=0.01)
+    await asyncio.sleep(0.05)  # expired before the first housekeeping purges it
     scheduler = AsyncIOScheduler(timezone="UTC")
     watch.schedule(scheduler)
     assert {j.id for j in scheduler.get_jobs()} == {"alerts-poll", "alerts-deliver", "alerts-housekeeping"}
-    scheduler.start()
-    try:
-        simulator.force_fail(job["id"], 8)
-        async with asyncio.timeout(5):
-            while not chat.posts:
-                await asyncio.sleep(0.05)
-    finally:
-        scheduler.shutdown(wait=False)
-        await watch.resign()
+    with capture_logs() as logs:
+        scheduler.start()
+        try:
+            simulator.force_fail(job["id"], 8)
+            async with asyncio.timeout(5):
+                while not chat.posts:
+                    await asyncio.sleep(0.05)
+            await asyncio.sleep(1.2)  # one more poll
+        finally:
+            scheduler.shutdown(wait=False)
+            await watch.resign()
     assert [r.title for _, r, _ in chat.posts] == [f"🔴 ABEND: {full_name(job)}"]
+    events = [e["event"] for e in logs]
+    assert events.count("alerts_single_instance") == 1 and events.count("alerts_store_purged") == 1
     assert await sqlite_store.acquire_lock("alerts-poller", "someone-else", 1.0)  # resigned: free at once

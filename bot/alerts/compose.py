@@ -163,7 +163,7 @@ def _job_buttons(record: JSON, label: str, acked: bool) -> tuple[Button, ...]:
     if label in {"RECOVERED", "CANCELLED", "GONE"}:
         return (log,)
     buttons = [log]
-    if label != "RERUNNING":
+    if label in {"ABEND", "FAIL", "ERROR"}:  # TWS refuses a rerun of a PEND, running or rerunning job
         buttons.insert(0, Button(label="Rerun", action_id=ACTION_ALERT_RERUN, value=job_id, style="primary"))
     if not acked:
         buttons.append(Button(label="Acknowledge", action_id=ACTION_ALERT_ACK, value=key))

@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -64,6 +65,7 @@ CLOSED_TTL = 86400.0
 LOG_TAIL = 40
 DETAIL_CONCURRENCY = 8
 DELIVERY_INTERVAL = 2.0
+PURGE_EVERY = 600.0  # seconds between two purges of expired keys (SQLite keeps them until then)
 CLOSED = {"SUCC": "recovered", "CANCL": "cancelled"}
 LABEL_OF_STATE = {"recovered": "RECOVERED", "cancelled": "CANCELLED", "gone": "GONE"}
 
@@ -88,19 +90,6 @@ class PollReport:
     ms: float = 0.0
 
 
-@dataclass(slots=True)
-class _Tally:
-    failed: int = 0
-    new: int = 0
-    grouped: int = 0
-    repeats: int = 0
-    transitions: int = 0
-    muted: int = 0
-    unrouted: int = 0
-    followed: int = 0
-    queued: int = 0
-
-
 class FailureWatch:
     """The alerting loop: detection, routing, lifecycle and noise control over one store."""
 
@@ -116,17 +105,20 @@ class FailureWatch:
         self._clock = clock
         self._outbox = Outbox(store, notifiers, render_root=self.render_root, clock=clock)
         self._leader: bool | None = None
+        self._said_single = False
         # A poll writes outbox items before their records; rendering a root waits for the poll to
         # finish so it never sees half of it. Sending (paced by the platform) holds no poll up.
         self._polling = asyncio.Lock()
         self._delivering = asyncio.Lock()
-        self._tally = _Tally()
+        self._tally: Counter[str] = Counter()  # what the current poll did
+        self._purged_at: float | None = None
 
     # --- leadership ---------------------------------------------------------------------------
 
     async def _lead(self) -> bool:
         """Take or renew the leader lock; log when leadership changes hands."""
-        if self._leader is None and self._single_instance:
+        if self._single_instance and not self._said_single:
+            self._said_single = True
             log.info("alerts_single_instance", store=self._store.kind,
                      note="embedded store: run one Resync instance (set REDIS_URL for several)")
         leader = await self._store.acquire_lock(LOCK, self._owner, self._settings.lock_ttl)
@@ -150,18 +142,17 @@ class FailureWatch:
         async with self._polling:
             if not await self._lead():
                 return PollReport(leader=False)
-            self._tally = tally = _Tally()
+            self._tally = tally = Counter()
             try:
                 jobs = await self._failed_jobs()
             except TwsUnavailable as exc:
                 await self._tws_down(exc)
-                return PollReport(leader=True, tws_ok=False, queued=tally.queued,
-                                  ms=(time.perf_counter() - started) * 1000)
+                return PollReport(leader=True, tws_ok=False, queued=tally["queued"],
+                                  ms=round((time.perf_counter() - started) * 1000, 1))
             await self._tws_back()
-            tally.failed = len(jobs)
+            tally["failed"] = len(jobs)
             await self._examine(jobs)
-        report = PollReport(leader=True, ms=round((time.perf_counter() - started) * 1000, 1),
-                            **{name: getattr(tally, name) for name in _Tally.__slots__})
+        report = PollReport(leader=True, ms=round((time.perf_counter() - started) * 1000, 1), **tally)
         busy = report.new or report.grouped or report.repeats or report.transitions or report.queued
         (log.info if busy else log.debug)("alerts_polled", **{k: v for k, v in _as_dict(report).items() if v})
         return report
@@ -194,17 +185,17 @@ class FailureWatch:
             if record is None:
                 routing = route_job(self._settings, job, mutes)
                 if routing.muted:
-                    self._tally.muted += 1
+                    self._tally["muted"] += 1
                 elif not routing.targets:
-                    self._tally.unrouted += 1
+                    self._tally["unrouted"] += 1
                 else:
                     fresh.append((job, kind, routing.targets))
             elif _failure_key(job, kind) not in record["runs"]:
                 await self._repeat(record, job, kind)
             else:
                 await self._observe(record, job)
-        if self._tally.unrouted:
-            log.warning("alerts_unrouted", count=self._tally.unrouted,
+        if self._tally["unrouted"]:
+            log.warning("alerts_unrouted", count=self._tally["unrouted"],
                         hint="set RESYNC_ALERT_CHANNELS or a matching [[alerts.routes]]")
         await self._new_failures(fresh)
         seen = {job.id for job in jobs}
@@ -266,14 +257,15 @@ class FailureWatch:
                                   op="update", target=target, thread=thread)
         for record in records:
             await self._save(record)
-        self._tally.grouped += len(records)
+        self._tally["grouped"] += len(records)
         log.info("alert_burst", group=thread, stream=group["stream"], jobs=len(group["job_ids"]), added=len(items))
 
     async def _details(self, job: Job) -> JSON:
         """Error lines, blocked successors and a runbook hint: fetched for new failures only."""
         details: JSON = {"errors": [], "blocked": None, "runbook": None}
         try:
-            details["errors"] = compose.error_lines((await self._tws.job_log(job.id, tail=LOG_TAIL, run_id=job.run_id)).text)
+            tail = await self._tws.job_log(job.id, tail=LOG_TAIL, run_id=job.run_id)
+            details["errors"] = compose.error_lines(tail.text)
         except TwsError as exc:
             log.warning("alert_log_unavailable", job=job.full_name, error=type(exc).__name__)
         try:
@@ -301,7 +293,7 @@ class FailureWatch:
             await self._queue(f"root:{job.id}:{target}", op="root", target=target, thread=job.id,
                               reply=compose.job_root(record))
         await self._save(record)
-        self._tally.new += 1
+        self._tally["new"] += 1
         log.info("alert_raised", job=job.full_name, status=job.status, rc=job.return_code, targets=list(targets))
 
     # --- lifecycle ----------------------------------------------------------------------------
@@ -323,7 +315,7 @@ class FailureWatch:
             await self._queue(f"update:{record['thread']}:{target}:{event}:failed", op="update", target=target,
                               thread=record["thread"])
         await self._save(record)
-        self._tally.repeats += 1
+        self._tally["repeats"] += 1
         log.info("alert_repeat_failure", job=job.full_name, status=job.status, run=snap["run"], snoozed=snoozed)
 
     async def _follow(self, records: list[JSON]) -> None:
@@ -339,7 +331,7 @@ class FailureWatch:
                 except TwsError as exc:  # a slow or broken TWS: look again next poll
                     return record, exc
 
-        self._tally.followed += len(records)
+        self._tally["followed"] += len(records)
         for record, job in await asyncio.gather(*(fetch(r) for r in records)):
             if isinstance(job, TwsError):
                 log.warning("alert_follow_failed", job=record["failure"]["full_name"], error=type(job).__name__)
@@ -369,7 +361,7 @@ class FailureWatch:
                               thread=record["thread"])
         await self._save(record)
         if label:
-            self._tally.transitions += 1
+            self._tally["transitions"] += 1
             log.info("alert_transition", job=record["failure"]["full_name"], step=label, status=snap["status"])
 
     async def _worth_announcing(self, record: JSON, label: str) -> bool:
@@ -392,11 +384,12 @@ class FailureWatch:
 
     async def _save(self, record: JSON) -> None:
         record = {**record, "saved_at": self._clock()}
-        await self._store.put(f"alert:{record['job_id']}", record, OPEN_TTL if record["state"] == "open" else CLOSED_TTL)
+        ttl = OPEN_TTL if record["state"] == "open" else CLOSED_TTL
+        await self._store.put(f"alert:{record['job_id']}", record, ttl)
 
     async def _queue(self, item_id: str, **item: object) -> None:
         if await self._outbox.add(item_id, **item):  # type: ignore[arg-type]
-            self._tally.queued += 1
+            self._tally["queued"] += 1
 
     # --- TWS outage ---------------------------------------------------------------------------
 
@@ -512,8 +505,9 @@ class FailureWatch:
         await self._store.put(f"alertact:{job_id}", {"tool": tool, "actor": actor, "outcome": outcome, "at": now,
                                                      "run": record["failure"]["run"]}, OPEN_TTL)
         for target in record["targets"]:
+            note = compose.action_note(tool=tool, actor=actor, outcome=outcome)
             await self._queue(f"reply:{job_id}:act:{tool}:{now:.3f}:{target}", op="reply", target=target,
-                              thread=record["thread"], reply=compose.action_note(tool=tool, actor=actor, outcome=outcome))
+                              thread=record["thread"], reply=note)
             await self._queue(f"update:{record['thread']}:{target}:act:{now:.3f}", op="update", target=target,
                               thread=record["thread"])
         log.info("alert_action_noted", job=record["failure"]["full_name"], tool=tool, actor=actor)
@@ -554,9 +548,18 @@ class FailureWatch:
 
     async def _scheduled_housekeeping(self) -> None:
         try:
-            await self._lead()
+            await self.housekeeping()
         except Exception:  # entry point
             log.exception("alerts_housekeeping_failed")
+
+    async def housekeeping(self) -> None:
+        """Renew the leader lock between polls (a long poll must not lose it) and purge expired keys."""
+        due = self._purged_at is None or time.monotonic() - self._purged_at >= PURGE_EVERY
+        if await self._lead() and due:
+            self._purged_at = time.monotonic()
+            purged = await self._store.purge_expired()
+            if purged:
+                log.info("alerts_store_purged", keys=purged)
 
 
 def _failure_key(job: Job, kind: str) -> str:

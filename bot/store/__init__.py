@@ -93,6 +93,11 @@ class Store(Protocol):
 
     async def release_lock(self, name: str, owner: str) -> None: ...
 
+    # --- housekeeping ---------------------------------------------------------------------
+    async def purge_expired(self) -> int:
+        """Drop expired keys the backend does not expire by itself; how many went."""
+        ...
+
 
 # --- opening the configured store ---------------------------------------------------------
 
