@@ -6,7 +6,6 @@ tools are only proposed here and run by the agent core after permission and conf
 
 from __future__ import annotations
 
-import difflib
 import json
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -146,27 +145,11 @@ async def resolve(ctx: ToolContext, tool: str, args: dict[str, str]) -> Job | Re
         text = say(ctx.lang, "ambiguous", name=str(ref), count=len(exc.candidates))
         return Reply(text=text, buttons=buttons, level="warning")
     except JobNotFound:
-        names = await _close_names(ctx.tws, ref)
+        names = await ctx.tws.similar_job_names(ref.job)
         if not names:
             return Reply(text=say(ctx.lang, "job_not_found", name=str(ref)), level="warning")
         buttons = tuple(Button(label=n, action_id=ACTION_CHOOSE, value=choice_value(tool, job=n)) for n in names)
         return Reply(text=say(ctx.lang, "did_you_mean", name=str(ref)), buttons=buttons, level="warning")
-
-
-async def _close_names(tws: TwsClient, ref: JobRef, limit: int = 5) -> list[str]:
-    """Close matches among plan names sharing a prefix: cheap even on a 100,000-job plan."""
-    names: set[str] = set()
-    for prefix in {ref.job[:3], ref.job[:1]}:
-        count = 0
-        async for job in tws.iter_jobs(name=prefix + "@", stream=ref.stream, workstation=ref.workstation, page_size=500):
-            names.add(job.name if not ref.stream else f"{job.stream}.{job.name}")
-            count += 1
-            if count >= 2000:
-                break
-        if len(names) >= 20:
-            break
-    target = ref.job if not ref.stream else f"{ref.stream}.{ref.job}"
-    return difflib.get_close_matches(target, sorted(names), n=limit, cutoff=0.6)
 
 
 def _short_label(job: Job) -> str:
