@@ -7,6 +7,7 @@ close in reverse order; each component receives only its slice of the settings.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 from collections.abc import Sequence
@@ -39,6 +40,20 @@ class Components:
     watch: FailureWatch | None
     scheduler: AsyncIOScheduler | None
     slack: object | None  # adapters.slack.SlackAdapter when Slack is configured
+
+
+async def _stop_scheduler(scheduler: AsyncIOScheduler) -> None:
+    """Stop scheduling and let a poll or delivery already running finish (bounded), not die mid-way.
+
+    APScheduler 3's shutdown cancels running coroutine jobs, so pause first, wait, then shut down.
+    """
+    scheduler.pause()
+    # APScheduler 3 runs each coroutine job in a task wrapping ``run_coroutine_job``.
+    running = [task for task in asyncio.all_tasks()
+               if getattr(task.get_coro(), "__qualname__", "") == "run_coroutine_job"]
+    if running:
+        await asyncio.wait(running, timeout=10)
+    scheduler.shutdown(wait=False)
 
 
 async def assemble(settings: Settings, stack: AsyncExitStack, *, poll: bool, with_slack: bool = True,
@@ -79,11 +94,12 @@ async def assemble(settings: Settings, stack: AsyncExitStack, *, poll: bool, wit
         watch = FailureWatch(settings.alerts, tws=tws, store=store, notifiers=all_notifiers, owner=owner,
                              single_instance=store.kind != "redis")
         watch_box.append(watch)
+        stack.push_async_callback(watch.resign)  # a restarted process need not wait out the lock TTL
         if poll:
             scheduler = AsyncIOScheduler(timezone="UTC")
             watch.schedule(scheduler)
             scheduler.start()
-            stack.callback(scheduler.shutdown, wait=False)
+            stack.push_async_callback(_stop_scheduler, scheduler)
             log.info("alerts_poller_started", interval=settings.alerts.poll_interval,
                      targets=len(settings.alerts.default_targets) + len(settings.alerts.routes))
     return Components(settings=settings, store=store, tws=tws, agent=agent, metrics=metrics, watch=watch,
