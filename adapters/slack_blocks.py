@@ -10,6 +10,8 @@ job names or job logs is escaped (``&``, ``<``, ``>``) so that a log line can ne
 
 from __future__ import annotations
 
+import unicodedata
+
 from typing import Any
 
 from bot.events import ACTION_CONFIRM, Button, Field, Reply
@@ -56,6 +58,8 @@ def base_action_id(action_id: str) -> str:
 def render(reply: Reply) -> dict[str, Any]:
     """``{"text": fallback, "blocks": [...]}`` for chat.postMessage, chat.update and friends."""
     emoji = _EMOJI.get(reply.level, "")
+    if reply.title and unicodedata.category(reply.title[0]) == "So":
+        emoji = ""  # the title brings its own symbol (alerts): one icon is enough
     header = [_header(f"{emoji} {reply.title}" if emoji else reply.title)] if reply.title else []
     fields = _field_sections(reply.fields)
     foot = _actions(reply.buttons)

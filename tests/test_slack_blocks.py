@@ -148,3 +148,10 @@ def test_button_text_and_value_are_clipped() -> None:
     element = render(Reply(text="?", buttons=(Button(label="b" * 100, action_id=ACTION_CHOOSE, value="v" * 2500),)))[
         "blocks"][-1]["elements"][0]
     assert len(element["text"]["text"]) == 75 and len(element["value"]) == 2000
+
+
+def test_a_title_with_its_own_symbol_gets_no_second_icon() -> None:
+    blocks = render(Reply(title="🔴 ABEND: CPU1#S.J", text="x", level="error"))["blocks"]
+    assert blocks[0]["text"]["text"] == "🔴 ABEND: CPU1#S.J"
+    plain = render(Reply(title="CPU1#S.J", text="x", level="error"))["blocks"]
+    assert plain[0]["text"]["text"] == ":x: CPU1#S.J"
