@@ -128,8 +128,12 @@ class Agent:
     async def _on_text(self, event: Event, lang: str) -> list[Reply]:
         text = event.text.strip()
         reason_key = f"reason:{event.conversation_key}:{event.user_id}"
-        waiting = await self.store.get(reason_key)
-        if waiting and text:
+        try:
+            waiting = await self.store.get(reason_key) if text else None
+        except StoreError as exc:  # reads still work without the store; actions will say why they cannot
+            log.warning("store_unavailable", error=str(exc))
+            waiting = None
+        if waiting:
             await self.store.delete(reason_key)
             return await self._take_reason(event, waiting["id"], text)
         intent = understand(text, lang=event.lang)
@@ -188,16 +192,28 @@ class Agent:
         return f"ctx:{event.conversation_key}"
 
     async def _remember(self, event: Event, outcome: Outcome) -> None:
-        if outcome.job is not None:
+        """Conversation context is a convenience: a store outage must not cost the user the answer."""
+        if outcome.job is None:
+            return
+        try:
             await self.store.put(self._context_key(event), {"job_id": outcome.job.id, "job": outcome.job.full_name},
                                  ttl=self.settings.context_ttl)
+        except StoreError as exc:
+            log.warning("context_not_saved", error=str(exc))
+
+    async def _context(self, event: Event) -> dict[str, Any] | None:
+        try:
+            return await self.store.get(self._context_key(event))
+        except StoreError as exc:
+            log.warning("context_unavailable", error=str(exc))
+            return None
 
     async def _remembered(self, event: Event) -> str | None:
-        record = await self.store.get(self._context_key(event))
+        record = await self._context(event)
         return record["job_id"] if record else None
 
     async def _context_hint(self, event: Event) -> str | None:
-        record = await self.store.get(self._context_key(event))
+        record = await self._context(event)
         return f"last job discussed: {record['job']}" if record else None
 
     # --- proposing an action --------------------------------------------------------------------
