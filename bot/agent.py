@@ -119,7 +119,10 @@ class Agent:
             return [Reply(text=say(lang, "tws_forbidden"), level="error", ephemeral=True)]
         except JobNotFound as exc:
             return [Reply(text=str(exc), level="warning")]
-        except (TwsError, StoreError) as exc:
+        except StoreError as exc:
+            log.error("store_unavailable", error=str(exc))
+            return [Reply(text=say(lang, "store_down"), level="error", ephemeral=True)]
+        except TwsError as exc:
             ref = uuid.uuid4().hex[:8]
             log.error("request_failed", ref=ref, error=f"{type(exc).__name__}: {exc}")
             return [Reply(text=say(lang, "internal_error", ref=ref), level="error", ephemeral=True)]

@@ -30,6 +30,10 @@ _TEXTS: dict[str, tuple[str, str]] = {
                  "O TWS recusou as credenciais do Resync. Peça a um administrador para verificar TWS_USER / TWS_API_KEY."),
     "tws_forbidden": ("TWS says Resync's user may not do that.", "O TWS diz que o usuário do Resync não pode fazer isso."),
     "tws_error": ("TWS answered with an error: {detail}", "O TWS respondeu com um erro: {detail}"),
+    "store_down": ("My state store is unavailable, so I cannot take actions safely right now (reads still work). "
+                   "Nothing was changed; try again in a moment.",
+                   "Meu armazenamento de estado está indisponível, então não posso executar ações com segurança agora "
+                   "(consultas continuam funcionando). Nada foi alterado; tente de novo em instantes."),
     "internal_error": ("Something went wrong on my side; it has been logged (ref {ref}).",
                        "Algo deu errado do meu lado; foi registrado (ref {ref})."),
     "denied_read": ("Sorry, you are not allowed to use Resync yet. Ask an administrator to add you to the policy.",

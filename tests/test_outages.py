@@ -76,7 +76,7 @@ async def test_redis_outage_keeps_reads_and_refuses_actions_clearly(served) -> N
     assert failures["code"] and "job(s)" in failures["text"]  # reads need only TWS
     job = sim.jobs_in_state("ABEND")[0]
     refused = await _ask(client, f"rerun {job['workstation'].strip('/')}#{job['jobStreamName']}.{job['name']}")
-    assert refused["level"] == "error" and "went wrong" in refused["text"] and not refused["buttons"]
+    assert refused["level"] == "error" and "cannot take actions safely" in refused["text"] and not refused["buttons"]
     assert next(j for j in sim.jobs_in_state() if j["id"] == job["id"])["rerunCount"] == 0
     ready = await client.get("/readyz")
     assert ready.status == 503 and "store" in (await ready.json())["problems"]
