@@ -98,6 +98,7 @@ class AlertSettings:
     burst_threshold: int = 5
     burst_window: float = 300.0
     lock_ttl: float = 30.0
+    lang: str = "en"  # language of alerts and notices: "en" or "pt" (pt-BR)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -330,7 +331,11 @@ def _alerts(s: _Source) -> AlertSettings:
             targets=tuple(_target(where, str(t)) for t in targets),
             stream=str(raw.get("stream", "*")).upper(), job=str(raw.get("job", "*")).upper(),
             workstation=str(raw.get("workstation", "*")).upper(), mute=mute))
+    lang = (s.str("RESYNC_ALERT_LANG", "alerts.lang", "en") or "en").lower().replace("pt-br", "pt")
+    if lang not in {"en", "pt"}:
+        raise ConfigError(f"RESYNC_ALERT_LANG must be en or pt (pt-BR), got {lang!r}")
     return AlertSettings(
+        lang=lang,
         enabled=s.flag("RESYNC_ALERTS", "alerts.enabled", True),
         poll_interval=s.number("RESYNC_POLL_INTERVAL", "alerts.poll_interval", 30.0, minimum=1),
         states=states,
