@@ -52,7 +52,7 @@ from bot.events import (
     Reply,
 )
 from bot.logs import bind_correlation
-from bot.nlu import detect_language, examples, understand
+from bot.nlu import detect_language, examples, parse_command, understand
 from bot.policy import Policy, action_of, job_names_for
 from bot.store import Store
 from bot.texts import say
@@ -136,7 +136,7 @@ class Agent:
         except StoreError as exc:  # reads still work without the store; actions will say why they cannot
             log.warning("store_unavailable", error=str(exc))
             waiting = None
-        if waiting:
+        if waiting and parse_command(text) is None:  # a typed command is a new request, not the reason
             await self.store.delete(reason_key)
             return await self._take_reason(event, waiting["id"], text)
         intent = understand(text, lang=event.lang)
