@@ -22,16 +22,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import random
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -47,9 +42,9 @@ from bot.config import AlertSettings, SlackSettings, StoreSettings, TwsSettings 
 from bot.events import Event, Posted, Reply  # noqa: E402
 from bot.store import open_store  # noqa: E402
 from bot.tws.client import TwsClient  # noqa: E402
+from bench.processes import PASSWORD, USER, simulator  # noqa: E402
 from tests.fakes.slack_api import FakeSlackApi  # noqa: E402
 
-USER = PASSWORD = "resync"
 
 
 class Counting:
@@ -67,41 +62,6 @@ class Counting:
 
     async def update(self, target: str, message_ref: str, reply: Reply) -> None:
         return None
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@asynccontextmanager
-async def simulator(jobs: int, failure_rate: float) -> AsyncIterator[str]:
-    """``resync simulator`` in a child process; yields its base URL once it answers."""
-    port = free_port()
-    env = {**os.environ, "TWS_USER": USER, "TWS_PASSWORD": PASSWORD, "LOG_LEVEL": "WARNING"}
-    command = [str(Path(sys.executable).parent / "resync"), "simulator", "--port", str(port), "--jobs", str(jobs),
-               "--seed", "11", "--failure-rate", str(failure_rate), "--speed", "1"]
-    child = subprocess.Popen(command,
-                             cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    base = f"http://127.0.0.1:{port}/twsd"
-    try:
-        async with aiohttp.ClientSession() as session:
-            for _ in range(600):
-                if child.poll() is not None:
-                    why = child.stderr.read().decode()[-2000:] if child.stderr else ""
-                    raise SystemExit(f"simulator exited: {why}")
-                try:
-                    async with session.get(f"{base}/sim/stats") as response:
-                        if response.status == 200:
-                            break
-                except aiohttp.ClientError:
-                    pass
-                await asyncio.sleep(0.2)
-        yield base
-    finally:
-        child.terminate()
-        child.wait(timeout=10)
 
 
 async def sim_call(base: str, method: str, path: str, body: Any = None) -> Any:
@@ -151,7 +111,7 @@ async def new_failures(tws: TwsClient, base: str, count: int) -> list[str]:
 async def poll_cost(jobs: int, failure_rate: float) -> None:
     print(f"\nPoll cost, {jobs:,} jobs, failure rate {failure_rate:g} (simulator in its own process)")
     started = time.perf_counter()
-    async with simulator(jobs, failure_rate) as base, TwsClient(
+    async with simulator(jobs, seed=11, failure_rate=failure_rate, speed=1) as base, TwsClient(
             TwsSettings(urls=(base,), user=USER, password=PASSWORD, timeout=30.0)) as tws:
         print(f"  simulator ready in {time.perf_counter() - started:.1f} s")
         with tempfile.TemporaryDirectory() as data:
@@ -176,7 +136,7 @@ async def poll_cost(jobs: int, failure_rate: float) -> None:
 
 async def latency(jobs: int, samples: int) -> None:
     print(f"\nDetection latency, {jobs:,} jobs, poll interval 1 s, real scheduler, Slack adapter -> fake Slack API")
-    async with simulator(jobs, 0.0) as base, TwsClient(
+    async with simulator(jobs, seed=11, failure_rate=0.0, speed=1) as base, TwsClient(
             TwsSettings(urls=(base,), user=USER, password=PASSWORD, timeout=10.0)) as tws, FakeSlackApi() as api:
         with tempfile.TemporaryDirectory() as data:
             async with open_store(StoreSettings(data_dir=Path(data)), namespace="") as store:

@@ -25,16 +25,11 @@ import argparse
 import asyncio
 import base64
 import json
-import os
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import aiohttp
@@ -42,44 +37,14 @@ import aiohttp
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.processes import PASSWORD, USER, free_port, resync_process  # noqa: E402
 from tests.fakes.slack_api import (  # noqa: E402
     BOT_USER_ID, FakeSlackApi, event_callback, mention, sign, slash_command,
 )
 
-USER = PASSWORD = "resync"
 SECRET = "bench-signing-secret-0123456789"
 TOKEN = "xoxb-bench-0000-token"
 POLICY = '[roles.operator]\nactions = ["rerun"]\n[bindings]\n"slack:U0ANA" = ["operator"]\n'
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@asynccontextmanager
-async def child(args: list[str], env: dict[str, str], ready_url: str) -> AsyncIterator[None]:
-    """A ``resync`` subcommand in its own process, until ``ready_url`` answers 200."""
-    process = subprocess.Popen([str(Path(sys.executable).parent / "resync"), *args], cwd=ROOT,
-                               env={**os.environ, "LOG_LEVEL": "WARNING", **env},
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        async with aiohttp.ClientSession() as session:
-            for _ in range(300):
-                if process.poll() is not None:
-                    raise SystemExit(f"{args[0]} exited: {process.stderr.read().decode()[-2000:]}")  # type: ignore[union-attr]
-                try:
-                    async with session.get(ready_url) as response:
-                        if response.status == 200:
-                            break
-                except aiohttp.ClientError:
-                    pass
-                await asyncio.sleep(0.2)
-        yield
-    finally:
-        process.terminate()
-        process.wait(timeout=15)
 
 
 async def job_names(base: str, count: int) -> list[str]:
@@ -151,13 +116,13 @@ async def main(args: argparse.Namespace) -> None:
     base = f"http://127.0.0.1:{sim_port}/twsd"
     with tempfile.TemporaryDirectory() as data:
         Path(data, "policy.toml").write_text(POLICY)
-        async with FakeSlackApi() as slack, child(
+        async with FakeSlackApi() as slack, resync_process(
                 ["simulator", "--port", str(sim_port), "--jobs", str(args.jobs), "--seed", "11", "--speed", "1"],
                 {"TWS_USER": USER, "TWS_PASSWORD": PASSWORD}, f"{base}/sim/stats"):
             env = {"TWS_URL": base, "TWS_USER": USER, "TWS_PASSWORD": PASSWORD, "RESYNC_DATA_DIR": data,
                    "RESYNC_POLICY": str(Path(data, "policy.toml")), "RESYNC_ALERTS": "false",
                    "SLACK_BOT_TOKEN": TOKEN, "SLACK_SIGNING_SECRET": SECRET, "SLACK_API_URL": slack.url}
-            async with child(["serve", "--port", str(bot_port), "--host", "127.0.0.1", "--no-poll"], env,
+            async with resync_process(["serve", "--port", str(bot_port), "--host", "127.0.0.1", "--no-poll"], env,
                              f"http://127.0.0.1:{bot_port}/healthz"):
                 url = f"http://127.0.0.1:{bot_port}/slack/events"
                 names = await job_names(base, max(args.commands, args.mentions))

@@ -10,51 +10,21 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
-import socket
 import statistics
-import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.processes import simulator  # noqa: E402
 from bot.config import TwsSettings
-from bot.tws.client import TwsClient
-from bot.tws.names import JobRef
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@asynccontextmanager
-async def simulator(jobs: int) -> AsyncIterator[str]:
-    """A simulator process with a frozen clock (speed 0), so every run sees the same plan."""
-    port = _free_port()
-    code = f"from bot.simulator import main; main(port={port}, jobs={jobs}, seed=42, speed=0)"
-    process = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}/twsd"
-    try:
-        async with aiohttp.ClientSession() as session:
-            for _ in range(600):
-                try:
-                    async with session.get(f"{base}/sim/stats") as response:
-                        if response.status == 200:
-                            break
-                except aiohttp.ClientConnectionError:
-                    pass
-                await asyncio.sleep(0.1)
-            else:
-                raise RuntimeError("the simulator did not start")
-        yield base
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
+from bot.tws.client import TwsClient  # noqa: E402
+from bot.tws.names import JobRef  # noqa: E402
 
 
 async def sim_stats(base: str) -> dict[str, Any]:
@@ -131,7 +101,7 @@ async def main(quick: bool) -> None:
     samples = 100 if quick else 400
     for jobs in sizes:
         print(f"plan of {jobs:,} jobs")
-        async with simulator(jobs) as base:
+        async with simulator(jobs, seed=42, speed=0) as base:
             plan = await full_query(base, jobs)
             await lookups(base, plan, samples)
             if jobs == sizes[-1]:

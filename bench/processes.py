@@ -1,0 +1,62 @@
+"""Child processes for the benchmarks: the simulator and the bot run apart from the load, as in
+production, so their figures do not share one event loop with the measuring side."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import aiohttp
+
+ROOT = Path(__file__).resolve().parent.parent
+USER = PASSWORD = "resync"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@asynccontextmanager
+async def resync_process(args: list[str], env: dict[str, str], ready_url: str) -> AsyncIterator[None]:
+    """A ``resync`` subcommand in its own process, until ``ready_url`` answers 200."""
+    process = subprocess.Popen([str(Path(sys.executable).parent / "resync"), *args], cwd=ROOT,
+                               env={**os.environ, "LOG_LEVEL": "WARNING", **env},
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        async with aiohttp.ClientSession() as session:
+            for _ in range(600):
+                if process.poll() is not None:
+                    why = process.stderr.read().decode()[-2000:] if process.stderr else ""
+                    raise SystemExit(f"{args[0]} exited: {why}")
+                try:
+                    async with session.get(ready_url) as response:
+                        if response.status == 200:
+                            break
+                except aiohttp.ClientError:
+                    pass
+                await asyncio.sleep(0.1)
+            else:
+                raise SystemExit(f"{args[0]} did not become ready at {ready_url}")
+        yield
+    finally:
+        process.terminate()
+        process.wait(timeout=15)
+
+
+@asynccontextmanager
+async def simulator(jobs: int, *, seed: int = 42, failure_rate: float = 0.05, speed: float = 0.0) -> AsyncIterator[str]:
+    """``resync simulator`` in a child process; yields its base URL once it answers."""
+    port = free_port()
+    args = ["simulator", "--port", str(port), "--jobs", str(jobs), "--seed", str(seed),
+            "--failure-rate", str(failure_rate), "--speed", str(speed)]
+    base = f"http://127.0.0.1:{port}/twsd"
+    async with resync_process(args, {"TWS_USER": USER, "TWS_PASSWORD": PASSWORD}, f"{base}/sim/stats"):
+        yield base
