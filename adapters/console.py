@@ -48,7 +48,8 @@ class Console:
         self.user = user
         self.lang = lang
 
-    def _event(self, **fields: object) -> Event:
+    def event(self, **fields: object) -> Event:
+        """An event from the local operator (the policy knows them as ``console:operator``)."""
         return Event(platform="console", workspace="local", channel="console", user_id=self.user,
                      user_name=self.user, lang=self.lang, **fields)  # type: ignore[arg-type]
 
@@ -64,7 +65,7 @@ class Console:
             if line.lower() in {"quit", "exit", "sair"}:
                 return
             if line:
-                await self.send(self._event(text=line, kind="dm"))
+                await self.send(self.event(text=line, kind="dm"))
 
     async def send(self, event: Event) -> None:
         for reply in await self.handle(event):
@@ -82,14 +83,14 @@ class Console:
             self.print("Confirm? [y/N]" if (self.lang or "en") != "pt" else "Confirma? [s/N]")
             answer = (await self.ask() or "").strip().lower()
             action = ACTION_CONFIRM if answer in _YES else ACTION_CANCEL
-            return self._event(kind="action", action_id=action, action_value=confirm.value, message_ref="console")
+            return self.event(kind="action", action_id=action, action_value=confirm.value, message_ref="console")
         for number, button in zip(itertools.count(1), reply.buttons):
             self.print(f"  [{number}] {button.label}")
         self.print("  (number to choose, Enter to skip)")
         answer = (await self.ask() or "").strip()
         if answer.isdigit() and 1 <= int(answer) <= len(reply.buttons):
             button = reply.buttons[int(answer) - 1]
-            return self._event(kind="action", action_id=button.action_id, action_value=button.value)
+            return self.event(kind="action", action_id=button.action_id, action_value=button.value)
         return None
 
     def print(self, text: str) -> None:

@@ -13,7 +13,7 @@ import os
 import signal
 import sys
 from contextlib import AsyncExitStack
-from dataclasses import replace
+from dataclasses import asdict, replace
 
 import structlog
 
@@ -212,17 +212,19 @@ async def _ask(args: argparse.Namespace) -> int:
     async with AsyncExitStack() as stack:
         components = await assemble(replace(settings, alerts=replace(settings.alerts, enabled=False)), stack,
                                     poll=False, with_slack=False)
-        lines = iter(texts)
-        console = Console(components.agent.handle, read=lambda: next(lines) if not sys.stdin.isatty() else input())
+        # A confirmation is answered at the terminal; without one (a pipe) it is declined.
+        console = Console(components.agent.handle, read=input if sys.stdin.isatty() else _no_answer)
         for text in texts:
             if args.json:
-                from dataclasses import asdict
-
-                replies = await components.agent.handle(console._event(text=text, kind="dm"))
+                replies = await components.agent.handle(console.event(text=text, kind="dm"))
                 print(json.dumps({"text": text, "replies": [asdict(r) for r in replies]}, ensure_ascii=False))
             else:
-                await console.send(console._event(text=text, kind="dm"))
+                await console.send(console.event(text=text, kind="dm"))
     return 0
+
+
+def _no_answer() -> str:
+    raise EOFError
 
 
 # --- simulator / tws / audit ------------------------------------------------------------------

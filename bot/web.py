@@ -42,11 +42,11 @@ async def create_app(settings: Settings, *, poll: bool = True) -> web.Applicatio
     app.router.add_get("/metrics", metrics)
     app.router.add_post("/api/chat", chat)
     if components.slack is not None:
-        components.slack.mount(app)  # type: ignore[attr-defined]
+        components.slack.mount(app)
 
     async def on_startup(_app: web.Application) -> None:
         if components.slack is not None:
-            await components.slack.start()  # type: ignore[attr-defined]
+            await components.slack.start()
 
     async def on_cleanup(_app: web.Application) -> None:
         log.info("shutting_down")
@@ -101,7 +101,7 @@ async def readyz(request: web.Request) -> web.Response:
     except ResyncError as exc:
         problems["store"] = str(exc)
     if components.slack is not None:
-        healthy = await components.slack.healthy()  # type: ignore[attr-defined]
+        healthy = await components.slack.healthy()
         checks["slack"] = "connected" if healthy else "disconnected"
         if not healthy:
             problems["slack"] = "Socket Mode has no live connection (reconnecting)"

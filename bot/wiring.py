@@ -13,6 +13,7 @@ import socket
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import structlog
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -27,6 +28,9 @@ from bot.store import Store, open_store
 from bot.tools import TOOLS
 from bot.tws.client import TwsClient
 
+if TYPE_CHECKING:
+    from adapters.slack import SlackAdapter
+
 log = structlog.get_logger(__name__)
 
 
@@ -39,7 +43,7 @@ class Components:
     metrics: Metrics
     watch: FailureWatch | None
     scheduler: AsyncIOScheduler | None
-    slack: object | None  # adapters.slack.SlackAdapter when Slack is configured
+    slack: SlackAdapter | None  # when Slack is configured
 
 
 async def _stop_scheduler(scheduler: AsyncIOScheduler) -> None:
