@@ -338,9 +338,9 @@ async def test_a_rerun_that_fails_again_is_a_repeat_failure_in_the_same_thread(s
 
 # --- noise control --------------------------------------------------------------------------
 
-def press(action_id: str, value: str, user: str = "ana") -> Event:
+def press(action_id: str, value: str, user: str = "ana", lang: str | None = None) -> Event:
     return Event(platform="slack", workspace="T1", channel="C1", user_id="U1", user_name=user, kind="action",
-                 action_id=action_id, action_value=value)
+                 action_id=action_id, action_value=value, lang=lang)
 
 
 async def test_acknowledge_and_snooze_update_the_root_and_quiet_the_thread(sim, tws, sqlite_store):
@@ -465,3 +465,69 @@ async def test_the_scheduler_polls_and_delivers_on_its_own(sim, tws, sqlite_stor
     events = [e["event"] for e in logs]
     assert events.count("alerts_single_instance") == 1 and events.count("alerts_store_purged") == 1
     assert await sqlite_store.acquire_lock("alerts-poller", "someone-else", 1.0)  # resigned: free at once
+
+
+# --- language -------------------------------------------------------------------------------
+
+def button_labels(params: JSON) -> list[str]:
+    return [e["text"]["text"] for b in params.get("blocks", []) if b["type"] == "actions" for e in b["elements"]]
+
+
+async def test_alerts_in_portuguese_from_root_to_thread_and_button_answers(sim, tws, sqlite_store, slack, slack_api):
+    simulator, _ = sim
+    [job] = pick(simulator, 1, "SUCC")
+    english = watch_for(alerting(default_targets=("slack:C_PT",)), tws=tws, store=sqlite_store, notifiers=[slack])
+    watch = watch_for(alerting(default_targets=("slack:C_PT",), lang="pt"), tws=tws, store=sqlite_store,
+                      notifiers=[slack])
+    simulator.force_fail(job["id"], 12)
+    await english.poll_once()  # recorded by an English-speaking instance...
+    assert await watch.deliver_due() == 1  # ...rendered from the store by a Portuguese one
+    [alert] = posted(slack_api, "C_PT")
+    body = text_of(alert)
+    assert f"ABEND: {full_name(job)}" in body and "terminou em ABEND com código de retorno 12" in body
+    assert "Código de retorno" in body and "Linhas de erro do log do job" in body and "Return code" not in body
+    assert button_labels(alert) == ["Reexecutar", "Ver log", "Reconhecer", "Adiar 1 h", "Adiar 24 h"]
+    # The private answer follows the presser's language when the platform knows it, else the alerts'.
+    [ack] = await watch.on_action(press(ACTION_ALERT_ACK, job["id"])) or []
+    assert ack.ephemeral and ack.text == f"{full_name(job)} reconhecido."
+    [again] = await watch.on_action(press(ACTION_ALERT_ACK, job["id"], user="bob", lang="en")) or []
+    assert again.text == "Already acknowledged by ana."
+    [snooze] = await watch.on_action(press(ACTION_ALERT_SNOOZE_1H, job["id"], user="bob", lang="pt")) or []
+    assert snooze.text.startswith("Adiado por 1 h")
+    assert await watch.deliver_due() == 3  # two thread messages, one coalesced root update
+    ts = await root_ts(sqlite_store, job["id"], "slack:C_PT")
+    texts = thread_texts(slack_api, "C_PT", ts)
+    assert texts[0] == "👍 Reconhecido por ana" and texts[1].startswith("😴 bob adiou os alertas por 1 h")
+    root = slack_api.message("C_PT", ts)
+    assert root is not None and "Reconhecido por ana" in text_of(root) and "Adiado por bob" in text_of(root)
+    assert "Reconhecer" not in button_labels(root)
+
+
+async def test_tws_outage_notices_and_lifecycle_steps_in_portuguese(sim, tws, sqlite_store):
+    simulator, _ = sim
+    [job] = pick(simulator, 1, "SUCC")
+    chat = Recorder()
+    watch = watch_for(alerting(default_targets=("slack:C1",), lang="pt"), tws=tws, store=sqlite_store,
+                      notifiers=[chat])
+    await watch.poll_once()
+    simulator.set_faults(outage=True)
+    assert not (await watch.poll_once()).tws_ok
+    simulator.force_fail(job["id"], 8)
+    simulator.clear_faults()
+    assert (await watch.poll_once()).new == 1
+    assert await watch.deliver_due() == 3
+    by_title = {r.title: r for _, r, _ in chat.posts}
+    assert set(by_title) == {"⚠️ TWS inacessível", "✅ TWS acessível novamente", f"🔴 ABEND: {full_name(job)}"}
+    assert "O Resync não consegue acessar o TWS" in by_title["⚠️ TWS inacessível"].text
+    await tws.rerun(job["id"])
+    assert (await watch.poll_once()).transitions == 1
+    simulator.force_fail(job["id"], 12)
+    assert (await watch.poll_once()).repeats == 1
+    assert await watch.deliver_due() == 3
+    rerun, again = (r.text for _, r, _ in chat.posts[3:])
+    assert rerun.startswith(f"🔁 {full_name(job)}: reexecução 1 iniciada")
+    assert again.startswith(f"🔴 {full_name(job)} falhou de novo: a execução 1 terminou em ABEND "
+                            "com código de retorno 12")
+    [(_, _, updated)] = chat.updates
+    assert {f.label: f.value for f in updated.fields}["Código de retorno"] == "12"
+    assert "Já falhou 2 vezes neste plano" in updated.text

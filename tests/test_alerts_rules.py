@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from typing import Any
 
 import pytest
 
@@ -123,6 +124,70 @@ def test_a_failure_root_carries_facts_error_lines_and_buttons() -> None:
     recovered = compose.job_root({**record, "state": "recovered", "job": {**snap, "status": "SUCC", "run": "r2"}})
     assert recovered.title.startswith("✅ RECOVERED") and [b.action_id for b in recovered.buttons] == [ACTION_ALERT_LOG]
     assert compose.reply_from_json(compose.reply_to_json(reply)) == reply
+
+
+def failure_record(status: str = "ABEND", **values: object) -> dict[str, Any]:
+    job = make_job(start=datetime(2026, 11, 21, 22, 0, tzinfo=timezone.utc), rerun_count=0, run_id="r1",
+                   return_code=12, status=status)
+    snap = compose.snapshot(job)
+    return {"job_id": job.id, "thread": job.id, "targets": ["slack:C"], "kind": "failed", "state": "open",
+            "job": snap, "failure": snap, "runs": ["r1"], "failures": 1, "errors": ["ORA-01017: denied"],
+            "blocked": 3, "runbook": None, **values}
+
+
+def test_a_failure_root_speaks_portuguese_when_asked_and_english_by_default() -> None:
+    record = failure_record()
+    english, pt = compose.job_root(record), compose.job_root(record, lang="pt")
+    assert pt.title == english.title == "🔴 ABEND: CPU1#PAYROLL_DAILY.EXTRACT01"  # TWS's status word stays
+    assert "terminou em ABEND com código de retorno 12" in pt.text and "sucessor(es) bloqueado(s)" in pt.text
+    assert "ended ABEND with return code 12" in english.text
+    fields = {f.label: f.value for f in pt.fields}
+    assert fields["Código de retorno"] == "12" and fields["Sucessores bloqueados"] == "3"
+    assert fields["Início"] == "2026-11-21 22:00:00 UTC" and "Return code" not in fields
+    assert pt.code_title == "Linhas de erro do log do job"
+    assert [b.label for b in pt.buttons] == ["Reexecutar", "Ver log", "Reconhecer", "Adiar 1 h", "Adiar 24 h"]
+    assert [b.label for b in english.buttons] == ["Rerun", "Show log", "Acknowledge", "Snooze 1 h", "Snooze 24 h"]
+    assert [b.action_id for b in pt.buttons] == [b.action_id for b in english.buttons]  # only the words change
+    acted = compose.job_root(record, ack={"by": "ana", "at": 0.0, "run": "r1"}, snooze={"by": "bo", "until": 3600.0},
+                             action={"tool": "rerun_job", "actor": "ana", "outcome": "refused: busy"}, lang="pt")
+    assert acted.context == ("Reconhecido por ana em 1970-01-01 00:00 UTC · Adiado por bo até 1970-01-01 01:00 UTC"
+                             " · Última ação: reexecução por ana (recusado: busy)")
+    pend = compose.job_root(failure_record("PEND", kind="pend"), lang="pt")
+    assert pend.title.endswith("(precisa de confirmação)") and pend.title.startswith("🟡 PEND:")
+    rerun = {**record["job"], "status": "SUCC", "run": "r2", "reruns": 1}
+    recovered = compose.job_root(failure_record(state="recovered", job=rerun), lang="pt")
+    assert recovered.title.startswith("✅ RECUPERADO:") and recovered.text.startswith("Recuperado: a execução 1")
+    assert [b.label for b in recovered.buttons] == ["Ver log"]
+
+
+def test_thread_messages_group_and_notices_speak_portuguese_when_asked() -> None:
+    record = failure_record(failures=2)
+    recovered = {**record, "state": "recovered", "job": {**record["job"], "status": "SUCC", "reruns": 1}}
+    assert compose.transition(recovered, "RECOVERED", lang="pt").text.startswith(
+        "✅ CPU1#PAYROLL_DAILY.EXTRACT01 recuperado: a execução 1 terminou em SUCC")
+    assert compose.transition(recovered, "RERUNNING", lang="pt").text == (
+        "🔁 CPU1#PAYROLL_DAILY.EXTRACT01: reexecução 1 iniciada (SUCC).")
+    assert compose.repeat_failure(record, lang="pt").text == (
+        "🔴 CPU1#PAYROLL_DAILY.EXTRACT01 falhou de novo: a execução 0 terminou em ABEND com código de retorno 12 "
+        "(falha 2 neste plano).")
+    also = compose.new_in_group(record, lang="pt")
+    assert also.text == "🔴 Também falhou: CPU1#PAYROLL_DAILY.EXTRACT01 — ABEND rc 12"
+    assert compose.acknowledged("ana", lang="pt").text == "👍 Reconhecido por ana"
+    assert compose.snoozed("ana", 24, 86400.0, lang="pt").text.startswith("😴 ana adiou os alertas por 24 h")
+    assert compose.action_note(tool="hold_job", actor="ana", outcome="ok", lang="pt").text == (
+        "🛠️ ana solicitou retenção: ok")
+    assert compose.action_note(tool="hold_job", actor="ana", outcome="ok").text == "🛠️ ana ran hold: ok"
+    down, up = compose.tws_down(0.0, lang="pt"), compose.tws_up(0.0, 600.0, lang="pt")
+    assert down.title == "⚠️ TWS inacessível" and "desde 1970-01-01 00:00 UTC" in down.text
+    assert up.title == "✅ TWS acessível novamente" and "cerca de 10 min" in up.text
+    assert (compose.tws_down(0.0).title, compose.tws_up(0.0, 600.0).title) == ("⚠️ TWS unreachable",
+                                                                              "✅ TWS reachable again")
+    group = compose.group_root({"key": "burst:k", "stream": "CPU1#PAYROLL_DAILY", "ack": {"by": "ana"}},
+                               [record, recovered], lang="pt")
+    assert group.title == "🔴 2 falhas na job stream CPU1#PAYROLL_DAILY"
+    assert "(1 ainda em aberto)" in group.text and "— RECUPERADO rc 12" in group.text
+    assert [b.label for b in group.buttons] == ["Reconhecer todos", "Adiar 1 h", "Adiar 24 h"]
+    assert group.context == "Reconhecido por ana"
 
 
 # --- outbox -------------------------------------------------------------------------------

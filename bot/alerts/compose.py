@@ -3,6 +3,11 @@
 Everything here is a pure function of JSON-able records, so a root message can be rendered again
 from the store at delivery time (after a restart, or on another replica) and always shows the
 latest state of its failure.
+
+Wording comes from ``bot.texts`` in the language asked for ("en" or "pt"); records carry no
+language, so a record stored before a language change renders in the new one. Internal labels
+(``RECOVERED``, ``RERUNNING``...) stay English for the logic and are translated only when shown;
+TWS status words (ABEND, SUCC, PEND...) are never translated.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from bot.events import (
     Field,
     Reply,
 )
+from bot.texts import say
 from bot.tws.models import Job
 
 JSON = dict[str, Any]
@@ -89,6 +95,11 @@ def reply_from_json(data: JSON) -> Reply:
 
 # --- formatting ----------------------------------------------------------------------------
 
+#: Labels of our own making; the rest (ABEND, FAIL, ERROR, PEND) are TWS's words and shown as is.
+_OWN_LABELS = {"RECOVERED", "RERUNNING", "CANCELLED", "GONE", "LATE"}
+_ACTS = {"rerun", "hold", "release", "cancel"}
+
+
 def _when(iso: str | None) -> str:
     return iso.replace("T", " ").replace("Z", " UTC") if iso else "—"
 
@@ -108,68 +119,100 @@ def _label(record: JSON) -> str:
     return {"recovered": "RECOVERED", "cancelled": "CANCELLED"}.get(state, "GONE")
 
 
-def _summary(record: JSON, label: str) -> str:
+def _shown(label: str, lang: str) -> str:
+    return say(lang, f"alert_label_{label.lower()}") if label in _OWN_LABELS else label
+
+
+def _rc(lang: str, rc: int | None) -> str:
+    return say(lang, "alert_rc", rc=rc) if rc is not None else ""
+
+
+def _summary(record: JSON, label: str, lang: str) -> str:
     f = record["failure"]
-    where = f"{f['name']} in stream {f['stream']} on {f['workstation']}"
+    where = say(lang, "alert_where", name=f["name"], stream=f["stream"], workstation=f["workstation"])
     if record["kind"] == "pend":
-        text = f"{where} completed and is waiting for an operator to confirm it (PEND)."
+        text = say(lang, "alert_pend", where=where)
     elif record["kind"] == "late":
-        text = f"{where} is running late (started {_when(f['start'])})."
+        text = say(lang, "alert_late", where=where, start=_when(f["start"]))
     else:
-        rc = f" with return code {f['rc']}" if f["rc"] is not None else ""
-        text = f"{where} ended {f['status']}{rc}."
+        text = say(lang, "alert_ended", where=where, status=f["status"], rc=_rc(lang, f["rc"]))
     if record.get("blocked"):
-        text += f" {record['blocked']} successor job(s) are blocked."
+        text += say(lang, "alert_blocked", count=record["blocked"])
     if record.get("failures", 1) > 1:
-        text += f" It has failed {record['failures']} times in this plan."
-    current = record["job"]
-    if label == "RECOVERED":
-        text = f"Recovered: run {current['reruns']} ended {current['status']} at {_when(current['end'])}. " + text
-    elif label == "RERUNNING":
-        text = f"Rerun {current['reruns']} is {current['status']}. " + text
-    elif label == "CANCELLED":
-        text = "The job was cancelled. " + text
-    elif label == "GONE":
-        text = "The job is no longer in the current plan. " + text
+        text += say(lang, "alert_failed_times", count=record["failures"])
+    text = _step_prefix(label, record["job"], lang) + text
     if record.get("runbook"):
-        text += f"\n📘 Runbook: {record['runbook']}"
+        text += say(lang, "alert_runbook", runbook=record["runbook"])
     return text
 
 
-def _fields(record: JSON) -> tuple[Field, ...]:
+def _step_prefix(label: str, current: JSON, lang: str) -> str:
+    """Where the failure stands now, said before what happened."""
+    if label == "RECOVERED":
+        return say(lang, "alert_recovered_prefix", run=current["reruns"], status=current["status"],
+                   end=_when(current["end"]))
+    if label == "RERUNNING":
+        return say(lang, "alert_rerunning_prefix", run=current["reruns"], status=current["status"])
+    if label in {"CANCELLED", "GONE"}:
+        return say(lang, f"alert_{label.lower()}_prefix")
+    return ""
+
+
+def _fields(record: JSON, lang: str) -> tuple[Field, ...]:
     f, current = record["failure"], record["job"]
-    rows = [("Job", f["full_name"]), ("Stream", f["stream"]), ("Workstation", f["workstation"]),
-            ("Status", current["status"]), ("Return code", "—" if f["rc"] is None else str(f["rc"])),
-            ("Started", _when(f["start"])), ("Ended", _when(f["end"])), ("Reruns", str(current["reruns"]))]
+    rows = [("alert_f_job", f["full_name"]), ("f_stream", f["stream"]), ("f_ws", f["workstation"]),
+            ("f_status", current["status"]), ("f_rc", "—" if f["rc"] is None else str(f["rc"])),
+            ("f_start", _when(f["start"])), ("f_end", _when(f["end"])), ("f_reruns", str(current["reruns"]))]
     if record.get("blocked") is not None:
-        rows.append(("Blocked successors", str(record["blocked"])))
-    return tuple(Field(label=label, value=value) for label, value in rows)
+        rows.append(("alert_f_blocked", str(record["blocked"])))
+    return tuple(Field(label=say(lang, key), value=value) for key, value in rows)
 
 
-def _context(record: JSON, ack: JSON | None, snooze: JSON | None, action: JSON | None) -> str | None:
+def _act(lang: str, tool: str) -> str:
+    """An action by its noun ("reexecução"); a tool we do not know by its own name."""
+    verb = tool.removesuffix("_job")
+    return say(lang, f"alert_act_{verb}") if verb in _ACTS else verb
+
+
+def _outcome(lang: str, outcome: str) -> str:
+    """The agent's outcome words ("ok", "unknown", "refused: ...", "error: ...") in the alert's language."""
+    if outcome in {"ok", "unknown"}:
+        return say(lang, f"alert_outcome_{outcome}")
+    kind, sep, detail = outcome.partition(": ")
+    if sep and kind in {"refused", "error"}:
+        return say(lang, f"alert_outcome_{kind}", detail=detail)
+    return outcome
+
+
+def _context(record: JSON, ack: JSON | None, snooze: JSON | None, action: JSON | None, lang: str) -> str | None:
     parts = []
     if ack and ack.get("run") == record["failure"]["run"]:
-        parts.append(f"Acknowledged by {ack['by']} at {_clock(ack['at'])}")
+        parts.append(say(lang, "alert_acked_by_at", user=ack["by"], at=_clock(ack["at"])))
     if snooze:
-        parts.append(f"Snoozed by {snooze['by']} until {_clock(snooze['until'])}")
+        parts.append(say(lang, "alert_snoozed_by_until", user=snooze["by"], until=_clock(snooze["until"])))
     if action:
-        parts.append(f"Last action: {action['tool']} by {action['actor']} ({action['outcome']})")
+        parts.append(say(lang, "alert_last_action", tool=action["tool"], action=_act(lang, action["tool"]),
+                         actor=action["actor"], outcome=_outcome(lang, action["outcome"])))
     return " · ".join(parts) or None
 
 
-def _job_buttons(record: JSON, label: str, acked: bool) -> tuple[Button, ...]:
+def _snooze_buttons(key: str, lang: str) -> list[Button]:
+    return [Button(label=say(lang, "alert_btn_snooze_1h"), action_id=ACTION_ALERT_SNOOZE_1H, value=key),
+            Button(label=say(lang, "alert_btn_snooze_24h"), action_id=ACTION_ALERT_SNOOZE_24H, value=key)]
+
+
+def _job_buttons(record: JSON, label: str, acked: bool, lang: str) -> tuple[Button, ...]:
     job_id, key = record["job_id"], record["thread"]
-    log = Button(label="Show log", action_id=ACTION_ALERT_LOG, value=job_id)
+    log = Button(label=say(lang, "btn_log"), action_id=ACTION_ALERT_LOG, value=job_id)
     if label in {"RECOVERED", "CANCELLED", "GONE"}:
         return (log,)
     buttons = [log]
     if label in {"ABEND", "FAIL", "ERROR"}:  # TWS refuses a rerun of a PEND, running or rerunning job
-        buttons.insert(0, Button(label="Rerun", action_id=ACTION_ALERT_RERUN, value=job_id, style="primary"))
+        buttons.insert(0, Button(label=say(lang, "btn_rerun"), action_id=ACTION_ALERT_RERUN, value=job_id,
+                                 style="primary"))
     if not acked:
-        buttons.append(Button(label="Acknowledge", action_id=ACTION_ALERT_ACK, value=key))
-    buttons += [Button(label="Snooze 1 h", action_id=ACTION_ALERT_SNOOZE_1H, value=key),
-                Button(label="Snooze 24 h", action_id=ACTION_ALERT_SNOOZE_24H, value=key)]
-    return tuple(buttons)
+        buttons.append(Button(label=say(lang, "alert_btn_ack"), action_id=ACTION_ALERT_ACK, value=key))
+    return tuple(buttons + _snooze_buttons(key, lang))
 
 
 def _level(label: str) -> str:
@@ -180,91 +223,83 @@ def _level(label: str) -> str:
 # --- messages ------------------------------------------------------------------------------
 
 def job_root(record: JSON, *, ack: JSON | None = None, snooze: JSON | None = None,
-             action: JSON | None = None) -> Reply:
+             action: JSON | None = None, lang: str = "en") -> Reply:
     """The root message of one failure, as it should look now."""
     label = _label(record)
     acked = bool(ack and ack.get("run") == record["failure"]["run"])
     errors = record.get("errors") or []
-    title = f"{_EMOJI.get(label, '🔴')} {label}: {record['failure']['full_name']}"
+    title = f"{_EMOJI.get(label, '🔴')} {_shown(label, lang)}: {record['failure']['full_name']}"
     if record["kind"] == "pend" and label == "PEND":
-        title += " (needs confirmation)"
-    return Reply(text=_summary(record, label), title=title, fields=_fields(record),
-                 code="\n".join(errors) or None, code_title="Error lines from the job log" if errors else None,
-                 buttons=_job_buttons(record, label, acked), level=_level(label),  # type: ignore[arg-type]
-                 context=_context(record, ack, snooze, action))
+        title += say(lang, "alert_needs_confirmation")
+    return Reply(text=_summary(record, label, lang), title=title, fields=_fields(record, lang),
+                 code="\n".join(errors) or None, code_title=say(lang, "alert_error_lines") if errors else None,
+                 buttons=_job_buttons(record, label, acked, lang), level=_level(label),  # type: ignore[arg-type]
+                 context=_context(record, ack, snooze, action, lang))
 
 
-def group_root(group: JSON, records: list[JSON]) -> Reply:
+def group_root(group: JSON, records: list[JSON], *, lang: str = "en") -> Reply:
     """One message for a burst of failures in one job stream."""
     open_count = sum(1 for r in records if r["state"] == "open")
     lines = []
     for r in records[:MAX_GROUP_LINES]:
         label = _label(r)
         rc = f" rc {r['failure']['rc']}" if r["failure"]["rc"] is not None else ""
-        lines.append(f"{_EMOJI.get(label, '🔴')} {r['failure']['full_name']} — {label}{rc}")
+        lines.append(f"{_EMOJI.get(label, '🔴')} {r['failure']['full_name']} — {_shown(label, lang)}{rc}")
     if len(records) > MAX_GROUP_LINES:
-        lines.append(f"… and {len(records) - MAX_GROUP_LINES} more")
-    title = f"{'🔴' if open_count else '✅'} {len(records)} failures in job stream {group['stream']}"
-    text = (f"{len(records)} jobs of {group['stream']} failed within a few minutes; they are grouped here to "
-            f"cut the noise ({open_count} still open). Recoveries and repeat failures go in this thread.\n"
-            + "\n".join(lines))
+        lines.append(say(lang, "alert_group_more", count=len(records) - MAX_GROUP_LINES))
+    title = f"{'🔴' if open_count else '✅'} " + say(lang, "alert_group_title", count=len(records),
+                                                     stream=group["stream"])
+    text = (say(lang, "alert_group_text", count=len(records), stream=group["stream"], open=open_count)
+            + "\n" + "\n".join(lines))
     key = group["key"]
     buttons = () if not open_count else (
-        Button(label="Acknowledge all", action_id=ACTION_ALERT_ACK, value=key),
-        Button(label="Snooze 1 h", action_id=ACTION_ALERT_SNOOZE_1H, value=key),
-        Button(label="Snooze 24 h", action_id=ACTION_ALERT_SNOOZE_24H, value=key))
+        Button(label=say(lang, "alert_btn_ack_all"), action_id=ACTION_ALERT_ACK, value=key),
+        *_snooze_buttons(key, lang))
     return Reply(text=text, title=title, buttons=buttons, level="error" if open_count else "success",
-                 context=f"Acknowledged by {group['ack']['by']}" if group.get("ack") else None)
+                 context=say(lang, "alert_acked_by", user=group["ack"]["by"]) if group.get("ack") else None)
 
 
-def repeat_failure(record: JSON) -> Reply:
+def repeat_failure(record: JSON, *, lang: str = "en") -> Reply:
     f = record["failure"]
-    rc = f" with return code {f['rc']}" if f["rc"] is not None else ""
     errors = record.get("errors") or []
-    return Reply(text=f"🔴 {f['full_name']} failed again: run {f['reruns']} ended {f['status']}{rc} "
-                      f"(failure {record.get('failures', 1)} in this plan).",
+    return Reply(text=say(lang, "alert_failed_again", job=f["full_name"], run=f["reruns"], status=f["status"],
+                          rc=_rc(lang, f["rc"]), count=record.get("failures", 1)),
                  code="\n".join(errors) or None, level="error")
 
 
-def new_in_group(record: JSON) -> Reply:
+def new_in_group(record: JSON, *, lang: str = "en") -> Reply:
     f = record["failure"]
     rc = f" rc {f['rc']}" if f["rc"] is not None else ""
-    return Reply(text=f"🔴 Also failed: {f['full_name']} — {f['status']}{rc}", level="error")
+    return Reply(text=say(lang, "alert_also_failed", job=f["full_name"], status=f["status"], rc=rc), level="error")
 
 
-def transition(record: JSON, label: str) -> Reply:
+def transition(record: JSON, label: str, *, lang: str = "en") -> Reply:
     """A lifecycle step of a failure: rerun started, recovered, cancelled, gone."""
-    job, name = record["job"], record["failure"]["full_name"]
-    text = {
-        "RERUNNING": f"🔁 {name}: rerun {job['reruns']} started ({job['status']}).",
-        "RECOVERED": f"✅ {name} recovered: run {job['reruns']} ended {job['status']} at {_when(job['end'])}.",
-        "CANCELLED": f"⚪ {name} was cancelled.",
-        "GONE": f"⚫ {name} is no longer in the current plan.",
-    }[label]
+    job = record["job"]
+    text = say(lang, f"alert_step_{label.lower()}", job=record["failure"]["full_name"], run=job["reruns"],
+               status=job["status"], end=_when(job["end"]))
     return Reply(text=text, level="success" if label == "RECOVERED" else "info")
 
 
-def acknowledged(user: str) -> Reply:
-    return Reply(text=f"👍 Acknowledged by {user}", level="info")
+def acknowledged(user: str, *, lang: str = "en") -> Reply:
+    return Reply(text=say(lang, "alert_acknowledged", user=user), level="info")
 
 
-def snoozed(user: str, hours: int, until: float) -> Reply:
-    return Reply(text=f"😴 Snoozed for {hours} h by {user} (until {_clock(until)}): repeat failures stay quiet.",
-                 level="info")
+def snoozed(user: str, hours: int, until: float, *, lang: str = "en") -> Reply:
+    return Reply(text=say(lang, "alert_snoozed", user=user, hours=hours, until=_clock(until)), level="info")
 
 
-def action_note(*, tool: str, actor: str, outcome: str) -> Reply:
-    verb = tool.removesuffix("_job")
-    return Reply(text=f"🛠️ {actor} ran {verb}: {outcome}", level="info")
+def action_note(*, tool: str, actor: str, outcome: str, lang: str = "en") -> Reply:
+    return Reply(text=say(lang, "alert_action_note", actor=actor, verb=tool.removesuffix("_job"),
+                          action=_act(lang, tool), outcome=_outcome(lang, outcome)), level="info")
 
 
-def tws_down(since: float) -> Reply:
-    return Reply(title="⚠️ TWS unreachable", level="warning",
-                 text=f"Resync cannot reach TWS since {_clock(since)}. Failure alerts are delayed; "
-                      "failures that happen meanwhile will be alerted when it is back.")
+def tws_down(since: float, *, lang: str = "en") -> Reply:
+    return Reply(title=say(lang, "alert_tws_down_title"), level="warning",
+                 text=say(lang, "alert_tws_down_text", since=_clock(since)))
 
 
-def tws_up(since: float, now: float) -> Reply:
+def tws_up(since: float, now: float, *, lang: str = "en") -> Reply:
     minutes = max(1, round((now - since) / 60))
-    return Reply(title="✅ TWS reachable again", level="success",
-                 text=f"TWS answers again after about {minutes} min. Checking for failures that happened meanwhile.")
+    return Reply(title=say(lang, "alert_tws_up_title"), level="success",
+                 text=say(lang, "alert_tws_up_text", minutes=minutes))

@@ -51,6 +51,7 @@ from bot.events import (
     Reply,
 )
 from bot.store import Store
+from bot.texts import say
 from bot.tws.client import TwsClient
 from bot.tws.models import Job
 
@@ -97,6 +98,7 @@ class FailureWatch:
                  owner: str, single_instance: bool, runbook_search: RunbookSearch | None = None,
                  clock: Callable[[], float] = time.time) -> None:
         self._settings = settings
+        self._lang = settings.lang  # of everything posted in channels; a button's private answer follows the presser
         self._tws = tws
         self._store = store
         self._owner = owner
@@ -249,10 +251,11 @@ class FailureWatch:
         records = [self._record(job, kind, tuple(group["targets"]), thread, {}) for job, kind in items]
         for target in group["targets"]:
             await self._queue(f"root:{thread}:{target}", op="root", target=target, thread=thread,
-                              reply=compose.group_root(group, records))
+                              reply=compose.group_root(group, records, lang=self._lang))
             for record in records if not created else ():
                 await self._queue(f"reply:{record['job_id']}:{record['failure']['run']}:grouped:{target}",
-                                  op="reply", target=target, thread=thread, reply=compose.new_in_group(record))
+                                  op="reply", target=target, thread=thread,
+                                  reply=compose.new_in_group(record, lang=self._lang))
                 await self._queue(f"update:{thread}:{target}:{record['job_id']}:{record['failure']['run']}",
                                   op="update", target=target, thread=thread)
         for record in records:
@@ -291,7 +294,7 @@ class FailureWatch:
         record = self._record(job, kind, targets, job.id, details)
         for target in targets:
             await self._queue(f"root:{job.id}:{target}", op="root", target=target, thread=job.id,
-                              reply=compose.job_root(record))
+                              reply=compose.job_root(record, lang=self._lang))
         await self._save(record)
         self._tally["new"] += 1
         log.info("alert_raised", job=job.full_name, status=job.status, rc=job.return_code, targets=list(targets))
@@ -311,7 +314,7 @@ class FailureWatch:
         for target in record["targets"]:
             if not snoozed:
                 await self._queue(f"reply:{event}:failed:{target}", op="reply", target=target,
-                                  thread=record["thread"], reply=compose.repeat_failure(record))
+                                  thread=record["thread"], reply=compose.repeat_failure(record, lang=self._lang))
             await self._queue(f"update:{record['thread']}:{target}:{event}:failed", op="update", target=target,
                               thread=record["thread"])
         await self._save(record)
@@ -356,7 +359,7 @@ class FailureWatch:
         for target in record["targets"]:
             if announce:
                 await self._queue(f"reply:{event}:{target}", op="reply", target=target, thread=record["thread"],
-                                  reply=compose.transition(record, label))
+                                  reply=compose.transition(record, label, lang=self._lang))
             await self._queue(f"update:{record['thread']}:{target}:{event}", op="update", target=target,
                               thread=record["thread"])
         await self._save(record)
@@ -402,7 +405,7 @@ class FailureWatch:
         since = state["down_since"]
         for target in all_targets(self._settings):
             await self._queue(f"notice:tws-down:{since:.6f}:{target}", op="notice", target=target,
-                              reply=compose.tws_down(since))
+                              reply=compose.tws_down(since, lang=self._lang))
 
     async def _tws_back(self) -> None:
         state = await self._store.get("alertstate:tws")
@@ -411,7 +414,7 @@ class FailureWatch:
         since = state["down_since"]
         for target in all_targets(self._settings):
             await self._queue(f"notice:tws-up:{since:.6f}:{target}", op="notice", target=target,
-                              reply=compose.tws_up(since, self._clock()))
+                              reply=compose.tws_up(since, self._clock(), lang=self._lang))
         await self._store.delete("alertstate:tws")
         log.info("alerts_tws_reachable", down_for=round(self._clock() - since, 1))
 
@@ -436,14 +439,14 @@ class FailureWatch:
                 return None
             records = [r for r in await asyncio.gather(*(self._store.get(f"alert:{j}") for j in group["job_ids"])) if r]
             ack = await self._store.get(f"alertack:{thread}")
-            return compose.group_root({**group, "ack": ack}, records)
+            return compose.group_root({**group, "ack": ack}, records, lang=self._lang)
         record = await self._store.get(f"alert:{thread}")
         if record is None:
             return None
         ack, snooze, action = await asyncio.gather(self._store.get(f"alertack:{thread}"),
                                                    self._store.get(f"snooze:{thread}"),
                                                    self._store.get(f"alertact:{thread}"))
-        return compose.job_root(record, ack=ack, snooze=snooze, action=action)
+        return compose.job_root(record, ack=ack, snooze=snooze, action=action, lang=self._lang)
 
     # --- buttons and actions ------------------------------------------------------------------
 
@@ -454,12 +457,13 @@ class FailureWatch:
             return None
         user = event.user_name or event.user_id
         thread = (event.action_value or "").strip()
+        lang = event.lang or self._lang  # the presser's own language when the platform knows it
         records = await self._thread_records(thread)
         if not records:
-            return [Reply(text="This alert is no longer tracked (it may be from an older plan).", ephemeral=True)]
+            return [Reply(text=say(lang, "alert_untracked"), ephemeral=True)]
         if hours is None:
-            return await self._acknowledge(thread, records, user)
-        return await self._snooze(thread, records, user, hours)
+            return await self._acknowledge(thread, records, user, lang)
+        return await self._snooze(thread, records, user, hours, lang)
 
     async def _thread_records(self, thread: str) -> list[JSON]:
         if thread.startswith("burst:"):
@@ -469,32 +473,35 @@ class FailureWatch:
             ids = [thread] if thread else []
         return [r for r in await asyncio.gather(*(self._store.get(f"alert:{j}") for j in ids)) if r]
 
-    async def _acknowledge(self, thread: str, records: list[JSON], user: str) -> list[Reply]:
+    async def _acknowledge(self, thread: str, records: list[JSON], user: str, lang: str) -> list[Reply]:
         run = records[0]["failure"]["run"] if len(records) == 1 else "group"
         if not await self._store.claim(f"ackclaim:{thread}:{run}", OPEN_TTL):
             ack = await self._store.get(f"alertack:{thread}")
-            return [Reply(text=f"Already acknowledged by {ack['by'] if ack else 'someone'}.", ephemeral=True)]
+            by = ack["by"] if ack else say(lang, "alert_someone")
+            return [Reply(text=say(lang, "alert_already_acked", user=by), ephemeral=True)]
         now = self._clock()
         await self._store.put(f"alertack:{thread}", {"by": user, "at": now, "run": run}, OPEN_TTL)
         for target in records[0]["targets"]:
             await self._queue(f"reply:{thread}:ack:{run}:{target}", op="reply", target=target, thread=thread,
-                              reply=compose.acknowledged(user))
+                              reply=compose.acknowledged(user, lang=self._lang))
             await self._queue(f"update:{thread}:{target}:ack:{run}", op="update", target=target, thread=thread)
         log.info("alert_acknowledged", thread=thread, user=user)
-        return [Reply(text=f"Acknowledged {records[0]['failure']['full_name'] if len(records) == 1 else 'the group'}.",
-                      ephemeral=True)]
+        if len(records) == 1:
+            job = records[0]["failure"]["full_name"]
+            return [Reply(text=say(lang, "alert_you_acked_job", job=job), ephemeral=True)]
+        return [Reply(text=say(lang, "alert_you_acked_group"), ephemeral=True)]
 
-    async def _snooze(self, thread: str, records: list[JSON], user: str, hours: int) -> list[Reply]:
+    async def _snooze(self, thread: str, records: list[JSON], user: str, hours: int, lang: str) -> list[Reply]:
         until = self._clock() + hours * 3600
         for record in records:
             await self._store.put(f"snooze:{record['job_id']}", {"by": user, "until": until}, hours * 3600)
         for target in records[0]["targets"]:
             await self._queue(f"reply:{thread}:snooze:{until:.0f}:{target}", op="reply", target=target,
-                              thread=thread, reply=compose.snoozed(user, hours, until))
+                              thread=thread, reply=compose.snoozed(user, hours, until, lang=self._lang))
             await self._queue(f"update:{thread}:{target}:snooze:{until:.0f}", op="update", target=target,
                               thread=thread)
         log.info("alert_snoozed", thread=thread, user=user, hours=hours)
-        return [Reply(text=f"Snoozed for {hours} h: repeat failures stay quiet until then.", ephemeral=True)]
+        return [Reply(text=say(lang, "alert_you_snoozed", hours=hours), ephemeral=True)]
 
     async def note_action(self, *, job_id: str, tool: str, actor: str, outcome: str) -> None:
         """Called by the agent core after a rerun/hold/cancel: say it in the alert's thread."""
@@ -505,7 +512,7 @@ class FailureWatch:
         await self._store.put(f"alertact:{job_id}", {"tool": tool, "actor": actor, "outcome": outcome, "at": now,
                                                      "run": record["failure"]["run"]}, OPEN_TTL)
         for target in record["targets"]:
-            note = compose.action_note(tool=tool, actor=actor, outcome=outcome)
+            note = compose.action_note(tool=tool, actor=actor, outcome=outcome, lang=self._lang)
             await self._queue(f"reply:{job_id}:act:{tool}:{now:.3f}:{target}", op="reply", target=target,
                               thread=record["thread"], reply=note)
             await self._queue(f"update:{record['thread']}:{target}:act:{now:.3f}", op="update", target=target,
