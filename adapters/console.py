@@ -1,8 +1,9 @@
 """The local console: a chat in the terminal, and a Notifier that prints alerts there.
 
 It is the thinnest adapter: a line of input becomes an Event of kind "dm" from the local
-operator (identity ``console:operator``); a reply becomes text; Confirm/Cancel buttons become a
-y/N question and choices a numbered list, both answered on the next line.
+operator (identity ``console:operator``); a reply becomes text. Confirm/Cancel buttons become a
+y/N question answered on the next line; other buttons (choices, "Show log") are numbered, and a
+number typed next presses one, while anything else is simply the next message.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ import textwrap
 from collections.abc import Callable
 from typing import TextIO
 
-from bot.events import ACTION_CANCEL, ACTION_CONFIRM, Event, Handle, Posted, Reply
+from bot.events import ACTION_CANCEL, ACTION_CONFIRM, Button, Event, Handle, Posted, Reply
+from bot.nlu import detect_language
 
 _MARK = {"info": "•", "success": "✔", "warning": "!", "error": "✖"}
 _YES = {"y", "yes", "s", "sim"}
@@ -47,6 +49,8 @@ class Console:
         self.out = out
         self.user = user
         self.lang = lang
+        self._choices: tuple[Button, ...] = ()
+        self._last_lang = lang or "en"
 
     def event(self, **fields: object) -> Event:
         """An event from the local operator (the policy knows them as ``console:operator``)."""
@@ -64,34 +68,34 @@ class Console:
             line = line.strip()
             if line.lower() in {"quit", "exit", "sair"}:
                 return
-            if line:
+            if line.isdigit() and 1 <= int(line) <= len(self._choices):
+                button = self._choices[int(line) - 1]
+                await self.send(self.event(kind="action", action_id=button.action_id, action_value=button.value))
+            elif line:
+                self._last_lang = self.lang or detect_language(line)
                 await self.send(self.event(text=line, kind="dm"))
 
-    async def send(self, event: Event) -> None:
-        for reply in await self.handle(event):
+    async def send(self, event: Event) -> list[Reply]:
+        """Deliver one event and print what comes back; a confirmation is answered right away."""
+        replies = await self.handle(event)
+        followed: list[Reply] = []
+        self._choices = ()
+        for reply in replies:
             self.print(render(reply))
-            if reply.buttons:
-                follow_up = await self._press(reply)
-                if follow_up is not None:
-                    await self.send(follow_up)
+            confirm = next((b for b in reply.buttons if b.action_id == ACTION_CONFIRM), None)
+            if confirm is not None:
+                followed += await self.send(await self._confirmation(confirm))
+            elif reply.buttons:
+                self._choices = reply.buttons
+                for number, button in zip(itertools.count(1), reply.buttons):
+                    self.print(f"  [{number}] {button.label}")
+        return replies + followed
 
-    async def _press(self, reply: Reply) -> Event | None:
-        """Answer a reply's buttons on the next line: y/N for a confirmation, a number for a choice."""
-        ids = {b.action_id for b in reply.buttons}
-        if ACTION_CONFIRM in ids:
-            confirm = next(b for b in reply.buttons if b.action_id == ACTION_CONFIRM)
-            self.print("Confirm? [y/N]" if (self.lang or "en") != "pt" else "Confirma? [s/N]")
-            answer = (await self.ask() or "").strip().lower()
-            action = ACTION_CONFIRM if answer in _YES else ACTION_CANCEL
-            return self.event(kind="action", action_id=action, action_value=confirm.value, message_ref="console")
-        for number, button in zip(itertools.count(1), reply.buttons):
-            self.print(f"  [{number}] {button.label}")
-        self.print("  (number to choose, Enter to skip)")
-        answer = (await self.ask() or "").strip()
-        if answer.isdigit() and 1 <= int(answer) <= len(reply.buttons):
-            button = reply.buttons[int(answer) - 1]
-            return self.event(kind="action", action_id=button.action_id, action_value=button.value)
-        return None
+    async def _confirmation(self, confirm: Button) -> Event:
+        self.print("Confirma? [s/N]" if self._last_lang == "pt" else "Confirm? [y/N]")
+        answer = (await self.ask() or "").strip().lower()
+        action = ACTION_CONFIRM if answer in _YES else ACTION_CANCEL
+        return self.event(kind="action", action_id=action, action_value=confirm.value, message_ref="console")
 
     def print(self, text: str) -> None:
         print(text, file=self.out, flush=True)

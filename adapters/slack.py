@@ -32,6 +32,7 @@ import hashlib
 import hmac
 import html
 import json
+import logging
 import random
 import re
 import time
@@ -145,6 +146,7 @@ class SlackAdapter:
         self._socket: AsyncSocketModeHandler | None = None
         # The guard below verifies every HTTP request, and it must be the only check: bolt would
         # refuse the re-encoded slash-command bodies _bolt_request builds.
+        _quiet_token_notice()
         self._bolt = AsyncApp(client=self._client, signing_secret=settings.signing_secret,
                               process_before_response=True, request_verification_enabled=False, name="resync")
         self._bolt.event("app_mention")(self._on_mention)
@@ -518,3 +520,20 @@ def _bolt_request(request: web.Request, body: bytes, parsed: dict[str, Any]) -> 
     if "command" in parsed and "payload" in text:
         text = urlencode(parsed).replace("payload", "p%61yload")
     return AsyncBoltRequest(body=text, query=request.query_string, headers=dict(request.headers))
+
+
+class _TokenNotice(logging.Filter):
+    """Bolt reads SLACK_BOT_TOKEN from the environment on its own and then warns that the client
+    we give it wins ("`token` will be unused"): true, intended, and noise at every start."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "will be unused" not in record.getMessage()
+
+
+_TOKEN_NOTICE = _TokenNotice()
+
+
+def _quiet_token_notice() -> None:
+    bolt_log = logging.getLogger("slack_bolt.AsyncApp")
+    if _TOKEN_NOTICE not in bolt_log.filters:
+        bolt_log.addFilter(_TOKEN_NOTICE)

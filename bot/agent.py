@@ -273,7 +273,7 @@ class Agent:
             fields += (Field(label="Reason" if lang == "en" else "Motivo", value=pending["reason"]),)
         return Reply(
             title=say(lang, "confirm_title", action=say(lang, f"verb_{action}").capitalize(), job=job.full_name),
-            text=say(lang, "confirm_text", meaning=meaning, minutes=int(self.settings.confirm_ttl // 60) or 1),
+            text=say(lang, "confirm_text", meaning=meaning, expires=_duration(self.settings.confirm_ttl)),
             fields=fields, level="warning",
             buttons=(Button(label=say(lang, "btn_confirm"), action_id=ACTION_CONFIRM, value=pending["id"], style="danger"),
                      Button(label=say(lang, "btn_cancel"), action_id=ACTION_CANCEL, value=pending["id"])),
@@ -331,7 +331,8 @@ class Agent:
         await self.store.put(f"done:{pending_id}", {"lang": lang, "outcome": outcome}, ttl=_DONE_TTL)
         await self.store.delete(f"confirm:{pending_id}")
         if self.hooks.on_job_action is not None:
-            await self.hooks.on_job_action(job_id=pending["job_id"], tool=tool, actor=self._actor(event), outcome=outcome)
+            await self.hooks.on_job_action(job_id=pending["job_id"], tool=tool, actor=event.user_name or event.user_id,
+                                           outcome=outcome)
         return [reply]
 
     def _may_confirm(self, event: Event, pending: dict[str, Any]) -> bool:
@@ -341,7 +342,7 @@ class Agent:
 
     async def _execute(self, pending: dict[str, Any], event: Event) -> tuple[str, Reply]:
         lang, action, job = pending["lang"], action_of(pending["tool"]), pending["job"]
-        verb = say(lang, f"verb_{action}")
+        verb, noun = say(lang, f"verb_{action}"), say(lang, f"noun_{action}")
         by = say(lang, "requested_by", user=pending["requester_name"]) + f" · ✔ {event.user_name or event.user_id}"
         try:
             result = await self.tws.job_action(pending["job_id"], action)
@@ -349,14 +350,14 @@ class Agent:
             return f"refused: {exc}", Reply(text=say(lang, "action_invalid", action=verb, job=job, detail=str(exc)),
                                             level="error", update=event.message_ref, context=by)
         except OutcomeUnknown:
-            return "unknown", Reply(text=say(lang, "action_unknown", action=verb, job=job), level="warning",
+            return "unknown", Reply(text=say(lang, "action_unknown", action=noun, job=job), level="warning",
                                     update=event.message_ref, context=by)
         except TwsError as exc:
-            return f"error: {type(exc).__name__}", Reply(text=say(lang, "action_failed", action=verb, job=job, detail=str(exc)),
+            return f"error: {type(exc).__name__}", Reply(text=say(lang, "action_failed", action=noun, job=job, detail=str(exc)),
                                                          level="error", update=event.message_ref, context=by)
         detail = " ".join(result.messages)[:300]
         log.info("job_action_done", action=action, job=job, run=result.new_run_id)
-        return "ok", Reply(text=say(lang, "action_done", action=verb.capitalize(), job=job, detail=detail), level="success",
+        return "ok", Reply(text=say(lang, "action_done", action=noun, job=job, detail=detail), level="success",
                            update=event.message_ref, context=by)
 
     async def _cancel(self, event: Event, pending_id: str) -> list[Reply]:
@@ -381,6 +382,10 @@ class Agent:
         await audit.append(self.store, audit.AuditEntry(
             actor=self._actor(event), action=action, tool=tool, target=target,
             where=f"{event.platform}:{event.workspace}:{event.channel}", why=why, result=result, details=details))
+
+
+def _duration(seconds: float) -> str:
+    return f"{int(seconds // 60)} min" if seconds >= 60 else f"{int(seconds)} s"
 
 
 def reply_as_text(reply: Reply, limit: int = 4000) -> str:

@@ -17,7 +17,7 @@ from dataclasses import asdict, replace
 
 import structlog
 
-from bot.config import ConfigError, Settings, load_settings
+from bot.config import ConfigError, LogSettings, Settings, load_settings
 from bot.errors import ResyncError
 from bot.logs import configure_logging
 
@@ -27,6 +27,9 @@ log = structlog.get_logger(__name__)
 def main(argv: list[str] | None = None) -> None:
     parser = _parser()
     args = parser.parse_args(argv)
+    # Until a command reads its settings, log to stderr: stdout is for answers (e.g. --json).
+    level = os.environ.get("LOG_LEVEL", "").upper()
+    configure_logging(LogSettings(level=level if level in _LEVELS else "WARNING", format="console"))
     if not getattr(args, "run", None):
         parser.print_help()
         raise SystemExit(2)
@@ -40,6 +43,9 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(2) from None
     except KeyboardInterrupt:
         raise SystemExit(130) from None
+
+
+_LEVELS = {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -118,7 +124,8 @@ def _serve(args: argparse.Namespace) -> None:
     from bot.web import create_app
 
     settings = _settings()
-    web_settings = replace(settings.web, port=args.port or settings.web.port, host=args.host or settings.web.host)
+    web_settings = replace(settings.web, port=settings.web.port if args.port is None else args.port,
+                           host=args.host or settings.web.host)
     settings = replace(settings, web=web_settings)
     log.info("serve_starting", port=web_settings.port, store=("redis" if settings.store.redis_url else "sqlite"),
              slack=settings.slack is not None, llm=settings.llm is not None, poll=not args.no_poll)
@@ -150,12 +157,9 @@ async def _demo(args: argparse.Namespace) -> None:
     from bot.simulator import run_simulator
     from bot.wiring import assemble
 
-    from bot.config import LogSettings
-
-    configure_logging(LogSettings(level=os.environ.get("LOG_LEVEL", "WARNING").upper(), format="console"))
     async with run_simulator(jobs=args.jobs, seed=args.seed, failure_rate=args.failure_rate, speed=60.0) as (sim, url):
         env = {"LOG_LEVEL": "WARNING", "LOG_FORMAT": "console", "RESYNC_POLL_INTERVAL": "20",
-               "RESYNC_ALERT_CHANNELS": "console", **os.environ,
+               "RESYNC_ALERT_CHANNELS": "console", "RESYNC_ALERT_LANG": args.lang or "en", **os.environ,
                "TWS_URL": url, "TWS_USER": "resync", "TWS_PASSWORD": "resync"}
         env.pop("TWS_API_KEY", None)
         for name in ("REDIS_URL", "SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN"):
@@ -165,7 +169,8 @@ async def _demo(args: argparse.Namespace) -> None:
         async with AsyncExitStack() as stack:
             components = await assemble(settings, stack, poll=True, notifiers=[ConsoleNotifier()])
             failed = await components.tws.count_jobs(status="FAILED")
-            print(_DEMO_BANNER.format(url=url, jobs=args.jobs, failed=failed, data=settings.store.data_dir))
+            banner = _DEMO_BANNER_PT if args.lang == "pt" else _DEMO_BANNER
+            print(banner.format(url=url, jobs=args.jobs, failed=failed, data=settings.store.data_dir))
             await Console(components.agent.handle, lang=args.lang).run()
 
 
@@ -176,6 +181,16 @@ State is kept in {data}; alerts for new failures appear here. Try:
   status EXTRACT01              why did <JOB> fail?
   rerun <JOB from the list>     e o log?
   help                          (quit with Ctrl-D or 'exit'; `resync audit tail` shows what you did)
+"""
+
+
+_DEMO_BANNER_PT = """\
+Demo do Resync — conversando com um TWS simulado ({jobs} jobs, {failed} com falha até agora) em {url}
+O estado fica em {data}; alertas de novas falhas aparecem aqui. Experimente:
+  quais jobs abendaram?         which jobs failed?
+  status EXTRACT01              por que o <JOB> falhou?
+  roda de novo o <JOB da lista> e o log?
+  o que você sabe fazer?        (saia com Ctrl-D ou 'sair'; `resync audit tail` mostra o que você fez)
 """
 
 
@@ -214,13 +229,15 @@ async def _ask(args: argparse.Namespace) -> int:
                                     poll=False, with_slack=False)
         # A confirmation is answered at the terminal; without one (a pipe) it is declined.
         console = Console(components.agent.handle, read=input if sys.stdin.isatty() else _no_answer)
+        failed = False
         for text in texts:
             if args.json:
                 replies = await components.agent.handle(console.event(text=text, kind="dm"))
                 print(json.dumps({"text": text, "replies": [asdict(r) for r in replies]}, ensure_ascii=False))
             else:
-                await console.send(console.event(text=text, kind="dm"))
-    return 0
+                replies = await console.send(console.event(text=text, kind="dm"))
+            failed = failed or any(reply.level == "error" and reply.ephemeral for reply in replies)  # our errors
+    return 1 if failed else 0
 
 
 def _no_answer() -> str:
@@ -244,9 +261,14 @@ async def _tws_client(stack: AsyncExitStack):  # type: ignore[no-untyped-def]
 
 
 async def _tws_jobs(args: argparse.Namespace) -> int:
+    from bot.tws.models import JOB_STATES
+
     async with AsyncExitStack() as stack:
         tws = await _tws_client(stack)
-        filters = {k: v for k, v in {"status": args.status, "stream": args.stream, "workstation": args.workstation,
+        status = (args.status or "").upper()
+        if status and status != "FAILED" and status not in JOB_STATES:
+            raise ConfigError(f"--status: unknown job status {args.status!r}; use FAILED or one of {', '.join(sorted(JOB_STATES))}")
+        filters = {k: v for k, v in {"status": status, "stream": args.stream, "workstation": args.workstation,
                                      "name": args.name}.items() if v}
         shown = 0
         async for job in tws.iter_jobs(**filters):

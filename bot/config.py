@@ -120,7 +120,9 @@ class Settings:
             values += [self.slack.bot_token, self.slack.signing_secret, self.slack.app_token]
         if self.llm:
             values.append(self.llm.api_key)
-        return tuple(v for v in values if v and len(v) >= 4)
+        # Short values (a demo password like "resync") would be cut out of ordinary words and paths;
+        # secret-looking keys and Authorization headers are scrubbed whatever their length.
+        return tuple(v for v in values if v and len(v) >= 8)
 
 
 # --- reading -------------------------------------------------------------------------------

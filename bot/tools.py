@@ -6,6 +6,7 @@ tools are only proposed here and run by the agent core after permission and conf
 
 from __future__ import annotations
 
+import difflib
 import json
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -13,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from bot.alerts.compose import error_lines
 from bot.errors import AmbiguousJob, JobNotFound, TwsError
 from bot.events import ACTION_CHOOSE, Button, Field, Reply
 from bot.texts import say
@@ -143,13 +145,30 @@ async def resolve(ctx: ToolContext, tool: str, args: dict[str, str]) -> Job | Re
         buttons = tuple(Button(label=_short_label(job), action_id=ACTION_CHOOSE,
                                value=choice_value(tool, job_id=job.id)) for job in jobs)
         text = say(ctx.lang, "ambiguous", name=str(ref), count=len(exc.candidates))
+        if len(exc.candidates) > len(jobs):
+            text += "\n" + say(ctx.lang, "ambiguous_more", shown=len(jobs), count=len(exc.candidates), job=ref.job)
         return Reply(text=text, buttons=buttons, level="warning")
     except JobNotFound:
-        names = await ctx.tws.similar_job_names(ref.job)
-        if not names:
+        choices = await _close_matches(ctx.tws, ref)
+        if not choices:
             return Reply(text=say(ctx.lang, "job_not_found", name=str(ref)), level="warning")
-        buttons = tuple(Button(label=n, action_id=ACTION_CHOOSE, value=choice_value(tool, job=n)) for n in names)
+        buttons = tuple(Button(label=c, action_id=ACTION_CHOOSE, value=choice_value(tool, job=c)) for c in choices)
         return Reply(text=say(ctx.lang, "did_you_mean", name=str(ref)), buttons=buttons, level="warning")
+
+
+async def _close_matches(tws: TwsClient, ref: JobRef, limit: int = 5) -> list[str]:
+    """Names close to ``ref``: within the stream/workstation the user gave when that narrows it
+    (so a choice is not ambiguous again), else among plan names sharing its first letters."""
+    if ref.stream or ref.workstation:
+        known: dict[str, str] = {}
+        async for job in tws.iter_jobs(stream=ref.stream, workstation=ref.workstation, page_size=500):
+            known.setdefault(job.name, job.full_name)
+            if len(known) >= 500:
+                break
+        close = difflib.get_close_matches(ref.job, list(known), n=limit, cutoff=0.5)
+        if close:
+            return [known[name] for name in close]
+    return await tws.similar_job_names(ref.job, limit)
 
 
 def _short_label(job: Job) -> str:
@@ -212,9 +231,11 @@ async def _job_log(ctx: ToolContext, args: dict[str, str]) -> Outcome:
     shown = log.text.count("\n") + 1
     note = say(ctx.lang, "log_cut", shown=shown, total=log.total_lines) if log.truncated else ""
     title = say(ctx.lang, "log_title", job=found.full_name, run=found.rerun_count + 1)
-    return Outcome(job=found, replies=[Reply(
-        title=title, text=f"`{found.full_name}`: *{found.status}*" + (f" rc={found.return_code}" if found.return_code is not None else ""),
-        code=log.text, code_title=note or None, level=_LEVEL.get(found.status, "info"))])  # type: ignore[arg-type]
+    text = f"`{found.full_name}`: *{found.status}*" + (f" rc={found.return_code}" if found.return_code is not None else "")
+    if found.failed:  # answer "why did it fail?" first: the error lines, then the tail itself
+        text += "\n" + "\n".join(f"> {line}" for line in error_lines(log.text, limit=4))
+    return Outcome(job=found, replies=[Reply(title=title, text=text, code=log.text, code_title=note or None,
+                                             level=_LEVEL.get(found.status, "info"))])  # type: ignore[arg-type]
 
 
 async def _list_jobs(ctx: ToolContext, args: dict[str, str]) -> Outcome:

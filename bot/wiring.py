@@ -20,7 +20,8 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bot.agent import Agent, Hooks
 from bot.alerts import FailureWatch
-from bot.config import Settings
+from bot.config import AlertSettings, Settings
+from bot.errors import ConfigError
 from bot.events import Notifier
 from bot.metrics import Metrics
 from bot.policy import load_policy
@@ -44,6 +45,17 @@ class Components:
     watch: FailureWatch | None
     scheduler: AsyncIOScheduler | None
     slack: SlackAdapter | None  # when Slack is configured
+
+
+def _check_targets(alerts: AlertSettings, notifiers: Sequence[Notifier]) -> None:
+    """A target no adapter can serve would queue alerts forever: refuse it at start-up."""
+    targets = [*alerts.default_targets, *(t for route in alerts.routes for t in route.targets)]
+    for target in targets:
+        if not any(n.handles(target) for n in notifiers):
+            hint = ("set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET (or SLACK_APP_TOKEN)" if target.startswith("slack:")
+                    else "this target is only served by `resync demo`" if target.startswith("console")
+                    else "no adapter for this platform is configured")
+            raise ConfigError(f"RESYNC_ALERT_CHANNELS / [[alerts.routes]]: nothing can deliver to {target!r}: {hint}")
 
 
 async def _stop_scheduler(scheduler: AsyncIOScheduler) -> None:
@@ -94,6 +106,7 @@ async def assemble(settings: Settings, stack: AsyncExitStack, *, poll: bool, wit
         all_notifiers.append(slack)
     watch = scheduler = None
     if settings.alerts.enabled:
+        _check_targets(settings.alerts, all_notifiers)
         owner = f"{socket.gethostname()}:{os.getpid()}"
         watch = FailureWatch(settings.alerts, tws=tws, store=store, notifiers=all_notifiers, owner=owner,
                              single_instance=store.kind != "redis")

@@ -322,3 +322,12 @@ async def test_hold_then_release_a_waiting_job(world: World) -> None:
     assert (await world.tws.get_job(job["id"])).status != "HOLD"
     outcomes = [r for r in await audit.tail(world.store, 10) if r["action"] == "outcome"]
     assert [(r["tool"], r["result"]) for r in outcomes] == [("hold_job", "ok"), ("release_job", "ok")]
+
+
+async def test_a_typo_inside_a_named_stream_offers_that_streams_job(world: World) -> None:
+    job = world.sim.jobs_in_state("ABEND")[0]  # type: ignore[attr-defined]
+    typo = job["name"][:-1] + ("X" if job["name"][-1] != "X" else "Y")
+    [reply] = await world.say(f"status {job['jobStreamName']}.{typo}")
+    assert _full(job) in [b.label for b in reply.buttons]
+    [chosen] = await world.press(ACTION_CHOOSE, next(b.value for b in reply.buttons if b.label == _full(job)))
+    assert chosen.title == _full(job)
