@@ -80,20 +80,29 @@ def counters(stats: dict[str, Any]) -> tuple[int, int]:
     return int(requests), int(sent)
 
 
-async def measured(base: str, step: Any) -> tuple[PollReport, dict[str, float]]:
-    before = counters(await sim_call(base, "GET", "/sim/stats"))
+def kinds(stats: dict[str, Any]) -> dict[str, int]:
+    """Requests by route (job_query, job_log, ...), where the simulator reports them."""
+    return {kind: int(v.get("requests", 0)) for kind, v in (stats.get("kinds") or {}).items()}
+
+
+async def measured(base: str, step: Any) -> tuple[PollReport, dict[str, Any]]:
+    stats = await sim_call(base, "GET", "/sim/stats")
+    before, kinds_before = counters(stats), kinds(stats)
     cpu, wall = time.process_time(), time.perf_counter()
     report = await step()
     cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
-    after = counters(await sim_call(base, "GET", "/sim/stats"))
+    stats = await sim_call(base, "GET", "/sim/stats")
+    after = counters(stats)
+    by_kind = {k: n - kinds_before.get(k, 0) for k, n in kinds(stats).items() if n - kinds_before.get(k, 0)}
     return report, {"requests": after[0] - before[0], "bytes": after[1] - before[1], "cpu_ms": cpu * 1000,
-                    "wall_ms": wall * 1000}
+                    "wall_ms": wall * 1000, "kinds": by_kind}
 
 
-def row(label: str, report: PollReport, cost: dict[str, float]) -> str:
+def row(label: str, report: PollReport, cost: dict[str, Any]) -> str:
+    split = " ".join(f"{k}={n}" for k, n in sorted(cost["kinds"].items()))
     return (f"  {label:<28} {int(cost['requests']):>6} req {cost['bytes'] / 1024:>9.1f} KiB "
             f"{cost['cpu_ms']:>8.1f} ms CPU {cost['wall_ms']:>8.1f} ms wall | failed={report.failed} "
-            f"new={report.new} grouped={report.grouped} followed={report.followed} queued={report.queued}")
+            f"new={report.new} grouped={report.grouped} followed={report.followed} queued={report.queued} ({split})")
 
 
 async def new_failures(tws: TwsClient, base: str, count: int) -> list[str]:

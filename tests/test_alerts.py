@@ -49,12 +49,13 @@ class Clock:
 class Recorder:
     """A Notifier for noise-control tests where Slack's one-message-a-second pacing adds nothing."""
 
-    def __init__(self) -> None:
+    def __init__(self, platform: str = "slack") -> None:
+        self.platform = platform
         self.posts: list[tuple[str, Reply, str | None]] = []
         self.updates: list[tuple[str, str, Reply]] = []
 
     def handles(self, target: str) -> bool:
-        return target.startswith("slack:")
+        return target.startswith(self.platform + ":")
 
     async def post(self, target: str, reply: Reply, *, thread: str | None = None) -> Posted:
         self.posts.append((target, reply, thread))
@@ -215,6 +216,92 @@ async def test_a_slack_outage_delays_the_alert_but_delivers_it_exactly_once(sim,
     assert await sqlite_store.outbox_pending() == 0
     await watch.poll_once()
     assert await watch.deliver_due() == 0 and len(posted(slack_api)) == 1
+
+
+async def test_a_target_without_its_adapter_keeps_its_alerts_until_a_restart_delivers_them_once(
+        sim, tws, sqlite_store):
+    simulator, _ = sim
+    first, second = pick(simulator, 2, "SUCC")
+    clock = Clock()
+    settings = alerting(routes=(AlertRoute(stream=first["jobStreamName"], targets=("teams:19:ops",)),),
+                        default_targets=("slack:C1",))
+    slack_only = Recorder()
+    watch = watch_for(settings, tws=tws, store=sqlite_store, notifiers=[slack_only], clock=clock)
+    simulator.force_fail(first["id"], 8)
+    simulator.force_fail(second["id"], 8)
+    assert (await watch.poll_once()).new == 2
+    with capture_logs() as logs:
+        for _ in range(4):
+            await watch.deliver_due()
+            clock.skip(61)
+        await tws.rerun(first["id"])  # the thread gets a step while its root still waits
+        assert (await watch.poll_once()).transitions == 1
+        for _ in range(3):
+            assert await watch.deliver_due() == 0
+            clock.skip(61)
+    assert [r.title for _, r, _ in slack_only.posts] == [f"🔴 ABEND: {full_name(second)}"]
+    assert [e["log_level"] for e in logs if e["event"] == "alert_target_unhandled"] == ["error"]  # once
+    assert await sqlite_store.outbox_pending() >= 2  # nothing for Teams was dropped
+    # Restarted with a Teams adapter: the root, then its thread, each once.
+    teams = Recorder("teams")
+    restarted = watch_for(settings, tws=tws, store=sqlite_store, notifiers=[slack_only, teams], clock=clock)
+    clock.skip(61)
+    assert await restarted.deliver_due() == 2  # the root first, then its reply (the root shows the rerun already)
+    assert (await restarted.poll_once()).queued == 0
+    clock.skip(600)
+    assert await restarted.deliver_due() == 0 and await sqlite_store.outbox_pending() == 0
+    root, step = teams.posts
+    assert root[0] == "teams:19:ops" and root[2] is None and "RERUNNING" in (root[1].title or "")
+    assert step[2] == "m1" and "rerun 1 started" in step[1].text
+    assert teams.updates == [] and len(slack_only.posts) == 1  # the root was rendered as it is now
+
+
+# --- a status that goes back is not a rerun -----------------------------------------------
+
+async def test_a_failed_run_seen_waiting_again_is_no_rerun_and_only_its_end_is_announced(tmp_path: Path):
+    """A restarted TWS (here: a restarted simulator, same plan) shows failed jobs back in SCHED or
+    HOLD with the same run id and rerun count. That is no rerun: nothing is posted, the root keeps
+    the failure; failing again in that run is the same failure; confirm-succ and cancel still close."""
+    chat, clock = Recorder(), Clock()
+    settings = alerting(default_targets=("slack:C1",))
+    async with open_store(StoreSettings(data_dir=tmp_path), namespace="") as store:
+        async with run_simulator(jobs=300, seed=5, failure_rate=0.0, speed=0.0) as (before, url):
+            confirmed, cancelled = pick(before, 2, "SCHED", "HOLD", "READY")
+            async with TwsClient(TwsSettings(urls=(url,), user="resync", password="resync", retries=0)) as tws:
+                watch = watch_for(settings, tws=tws, store=store, notifiers=[chat], clock=clock)
+                for job in (confirmed, cancelled):
+                    before.force_fail(job["id"], 8)
+                assert (await watch.poll_once()).new == 2
+                assert await watch.deliver_due() == 2
+        async with run_simulator(jobs=300, seed=5, failure_rate=0.0, speed=0.0) as (after, url):
+            again = {j["id"]: j for j in after.jobs_in_state()}
+            for job in (confirmed, cancelled):
+                assert (again[job["id"]]["runId"], again[job["id"]]["rerunCount"]) == (job["runId"], 0)
+                assert again[job["id"]]["internalStatus"] in {"SCHED", "HOLD", "READY"}
+            async with TwsClient(TwsSettings(urls=(url,), user="resync", password="resync", retries=0)) as tws:
+                watch = watch_for(settings, tws=tws, store=store, notifiers=[chat], clock=clock)
+                with capture_logs() as logs:
+                    for _ in range(2):
+                        report = await watch.poll_once()
+                        assert (report.followed, report.transitions, report.queued) == (2, 0, 0)
+                assert sorted(e["job"] for e in logs if e["event"] == "alert_state_regressed") == sorted(
+                    full_name(j) for j in (confirmed, cancelled))  # info, once each
+                root = await watch.render_root(confirmed["id"])
+                assert root is not None and root.title == f"🔴 ABEND: {full_name(confirmed)}"
+                after.force_fail(confirmed["id"], 8)  # the same run fails again: the same failure
+                report = await watch.poll_once()
+                assert (report.new, report.repeats, report.transitions, report.queued) == (0, 0, 0, 0)
+                assert await watch.deliver_due() == 0 and len(chat.posts) == 2 and chat.updates == []
+                await tws.confirm_succ(confirmed["id"])
+                await tws.cancel(cancelled["id"])
+                report = await watch.poll_once()
+                assert (report.transitions, report.queued) == (2, 4)
+                assert await watch.deliver_due() == 4  # a step in each thread, each root updated once
+    steps = sorted(r.text for _, r, thread in chat.posts if thread is not None)
+    assert [s.split(" ")[0] for s in steps] == ["⚪", "✅"]
+    assert steps[1].startswith(f"✅ {full_name(confirmed)} recovered")
+    assert sorted(r.title or "" for _, _, r in chat.updates) == sorted(
+        [f"⚪ CANCELLED: {full_name(cancelled)}", f"✅ RECOVERED: {full_name(confirmed)}"])
 
 
 # --- TWS outage -----------------------------------------------------------------------------
@@ -430,6 +517,7 @@ async def test_pend_jobs_are_announced_as_needing_confirmation_and_close_when_co
     await watch.deliver_due()
     titles = {r.title for _, r, _ in chat.posts}
     assert f"🟡 PEND: {full_name(pending[0])} (needs confirmation)" in titles
+    assert all(r.code is None for _, r, _ in chat.posts)  # rc 0, no real error lines: no "Exit Status : 0"
     assert "resync_alert_rerun" not in {b.action_id for _, r, _ in chat.posts for b in r.buttons}  # TWS would refuse
     await tws.confirm_succ(pending[0]["id"])
     assert (await watch.poll_once()).transitions == 1

@@ -5,8 +5,6 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-import pytest
-
 from bot.alerts import compose
 from bot.alerts.delivery import Outbox
 from bot.alerts.routing import all_targets, glob_match, route_job
@@ -103,6 +101,39 @@ def test_error_lines_keep_the_cause_and_the_exit_status_within_the_limit() -> No
 def test_error_lines_fall_back_to_the_last_lines_when_nothing_matches() -> None:
     assert compose.error_lines("= JOB : X\nhello\nworld\n") == ["hello", "world"]
     assert compose.error_lines("") == []
+
+
+FOOTER = """\
+===============================================================
+= Exit Status : {rc}
+= Elapsed Time (hh:mm:ss) : 00:00:21
+= Job CPU usage (ms) : 880158
+= Sat Nov 21 00:31:24 UTC 2026
+===============================================================
+"""
+
+
+def test_the_footer_alone_is_never_an_error_line() -> None:
+    quiet = "= JOB : X\nLote 1/12: 188336 registros lidos\nconcluido com sucesso\n" + FOOTER.format(rc=0)
+    assert compose.error_lines(quiet) == []  # exit status 0: not "= Exit Status : 0", not the last lines
+    assert compose.error_lines(quiet.replace("concluido", "ORA-00942: table not found; concluido")) == [
+        "ORA-00942: table not found; concluido com sucesso"]  # real error lines, without the clean footer
+    failed = quiet.replace(FOOTER.format(rc=0), FOOTER.format(rc=8))
+    assert compose.error_lines(failed) == ["= Exit Status : 8"]
+    assert compose.error_lines(failed, only_real=True) == []  # a PEND job: real error lines or none
+    assert compose.error_lines("= JOB : X\nhello\n==> step 2\n") == ["hello", "==> step 2"]
+
+
+def test_a_pend_root_has_no_error_block_and_a_run_gone_back_is_no_rerun() -> None:
+    pend = compose.job_root(failure_record("PEND", kind="pend", errors=[]))
+    assert pend.code is None and pend.code_title is None
+    record = failure_record()
+    back = {**record["job"], "status": "SCHED"}  # same run id, same rerun count
+    assert not compose.new_run(record["failure"], back)
+    assert compose.job_root({**record, "job": back}).title == "🔴 ABEND: CPU1#PAYROLL_DAILY.EXTRACT01"
+    rerun = {**record["job"], "status": "SCHED", "run": "r2", "reruns": 1}
+    assert compose.new_run(record["failure"], rerun) and compose.new_run(record["failure"], {**back, "reruns": 1})
+    assert compose.job_root({**record, "job": rerun}).title.startswith("🔁 RERUNNING")
 
 
 def test_a_failure_root_carries_facts_error_lines_and_buttons() -> None:
@@ -203,13 +234,14 @@ class Clock:
 class Recorder:
     """A Notifier that records what it is given and fails when the test says so."""
 
-    def __init__(self) -> None:
+    def __init__(self, platform: str = "slack") -> None:
+        self.platform = platform
         self.posts: list[tuple[str, Reply, str | None]] = []
         self.updates: list[tuple[str, str, Reply]] = []
         self.failures: list[DeliveryError] = []
 
     def handles(self, target: str) -> bool:
-        return target.startswith("slack:")
+        return target.startswith(self.platform + ":")
 
     async def post(self, target: str, reply: Reply, *, thread: str | None = None) -> Posted:
         if self.failures:
@@ -308,14 +340,44 @@ async def test_a_root_already_posted_before_a_restart_is_not_posted_again(store:
     assert await outbox.deliver_due() == 0 and len(chat.posts) == 1
 
 
-@pytest.mark.parametrize("unknown", ["teams:19:abc"])
-async def test_a_target_no_notifier_handles_is_dropped_with_an_error(store: Store, unknown: str) -> None:
+async def test_a_target_no_notifier_handles_is_kept_and_retried_with_one_error(store: Store) -> None:
     from structlog.testing import capture_logs
 
     clock, chat = Clock(), Recorder()
-    outbox = outbox_for(store, chat, clock, {})
-    await outbox.add("notice:1", op="notice", target=unknown, reply=Reply(text="TWS down"))
+    outbox = outbox_for(store, chat, clock, {"T": Reply(text="root")})
+    await outbox.add("notice:1", op="notice", target="teams:19:abc", reply=Reply(text="TWS down"))
+    await outbox.add("root:T", op="root", target="teams:19:abc", thread="T", reply=Reply(text="fallback"))
+    delays = []
     with capture_logs() as logs:
-        assert await outbox.deliver_due() == 0
-    assert any(e["event"] == "alert_target_unhandled" for e in logs)
+        for _ in range(6):
+            assert await outbox.deliver_due() == 0
+            due = max(i.due_at for i in await store.outbox_due(clock.now + 10_000))
+            delays.append(due - clock.now)
+            clock.now = due  # both are due again
+    unhandled = [e for e in logs if e["event"] == "alert_target_unhandled"]
+    assert len(unhandled) == 1 and unhandled[0]["log_level"] == "error"  # once per target, not per attempt
+    assert delays[0] < delays[-1] <= 60.0 * 1.2  # backing off, capped: a restart soon finds them
+    assert await store.outbox_pending() == 2 and chat.posts == []
+    # The next process has the adapter: both are delivered, once.
+    teams = Recorder("teams")
+    later = outbox_for(store, teams, clock, {"T": Reply(text="root")})
+    assert await later.deliver_due() == 2 and await later.deliver_due() == 0
+    assert sorted(r.text for _, r, _ in teams.posts) == ["TWS down", "root"]
     assert await store.outbox_pending() == 0
+
+
+async def test_an_update_that_changes_nothing_is_not_sent(store: Store) -> None:
+    clock, chat, roots = Clock(), Recorder(), {"T": Reply(text="v1")}
+    outbox = outbox_for(store, chat, clock, roots)
+    await outbox.add("root:T", op="root", target="slack:C", thread="T", reply=Reply(text="fallback"))
+    assert await outbox.deliver_due() == 1
+    await outbox.add("update:T:1", op="update", target="slack:C", thread="T")
+    assert await outbox.deliver_due() == 0 and chat.updates == []  # the same root as posted
+    roots["T"] = Reply(text="v2")
+    await outbox.add("update:T:2", op="update", target="slack:C", thread="T")
+    assert await outbox.deliver_due() == 1
+    # Another process (same store) knows what the root shows now.
+    restarted = outbox_for(store, chat, clock, roots)
+    await restarted.add("update:T:3", op="update", target="slack:C", thread="T")
+    assert await restarted.deliver_due() == 0
+    assert [r.text for _, _, r in chat.updates] == ["v2"] and await store.outbox_pending() == 0

@@ -29,6 +29,7 @@ from bot.errors import (
     AmbiguousJob, InvalidState, JobNotFound, OutcomeUnknown, TwsAuthError, TwsError, TwsUnavailable,
 )
 from bot.simulator import Simulator, run_simulator
+from bot.tws import wire
 from bot.tws.client import TwsClient
 from bot.tws.names import JobRef
 
@@ -167,6 +168,34 @@ async def test_successors(sim: Sim) -> None:
     async with client(url) as tws:
         pred = await tws.get_job(pred_id)
         assert ids(await tws.successors(pred)) == expected
+
+
+async def test_successors_of_many_jobs_in_one_query_per_40(sim: Sim) -> None:
+    simulator, url = sim
+    everything = raw_jobs(simulator)
+    by_id = {j["id"]: j for j in everything}
+    expected: dict[str, set[str]] = {j["id"]: set() for j in everything}
+    for job in everything:
+        for dep in job["dependencies"]:
+            expected[dep["jobId"]].add(job["id"])
+    # A successor of two of them, whose predecessors land in different chunks of 40.
+    shared = next(j for j in everything if len({d["jobId"] for d in j["dependencies"]}) >= 2)
+    first, second = list(dict.fromkeys(d["jobId"] for d in shared["dependencies"]))[:2]
+    lonely = next(i for i, found in expected.items() if not found and i not in (first, second))
+    others = [i for i, found in expected.items() if found and i not in (first, second)][:60]
+    wanted = [first, *others[:39], second, *others[39:], lonely]
+    async with client(url) as tws:
+        jobs = [await tws.get_job(job_id) for job_id in wanted]
+        simulator.reset_stats()
+        found = await tws.successors_of([*jobs, jobs[0]])  # a job asked twice is looked up once
+        assert requests(simulator, "job_query") == 2 == -(-len(wanted) // 40)
+        assert await tws.successors_of([]) == {} and simulator.stats["requests"] == 2
+    assert list(found) == wanted
+    assert {job_id: ids(succ) for job_id, succ in found.items()} == {job_id: expected[job_id] for job_id in wanted}
+    assert all(len(succ) == len(ids(succ)) for succ in found.values())  # each successor once per job
+    assert shared["id"] in ids(found[first]) & ids(found[second]) and found[lonely] == []
+    assert all(s.status == by_id[s.id]["internalStatus"] for succ in found.values() for s in succ)
+    assert wire.successors_of_filter(["a", "o'k"]) == "(dependencies.jobId = 'a' OR dependencies.jobId = 'o''k')"
 
 
 async def test_streams(sim: Sim) -> None:

@@ -16,7 +16,9 @@ Routing (routing.py), from ``[[alerts.routes]]`` and ``RESYNC_ALERT_CHANNELS``:
 
 Lifecycle: one root message per failed job (its thread). Acknowledgement, snooze, actions taken
 through the bot (``note_action``), a rerun starting, recovery (SUCC), cancellation and repeat
-failures of later runs are posted in the thread, and the root is re-rendered in place.
+failures of later runs are posted in the thread, and the root is re-rendered in place (never
+when it would look the same). Only a new run (new run id or rerun count) is a rerun; a failed run
+seen back in a waiting state with the same run id posts nothing and leaves the root as it is.
 
 Noise control: a failure (job id + run) is alerted once, across restarts and replicas; more than
 ``burst_threshold`` new failures of one job stream (and target set) within ``burst_window``

@@ -43,6 +43,10 @@ _ERROR_LINE = re.compile(
     re.IGNORECASE,
 )
 _HEADER = re.compile(r"^=\s*(JOB|TASK|AGENT|Job Number|Environment|Requested|Running|Launched)\b", re.IGNORECASE)
+#: TWS's own frame around the job's output: the header, the footer (exit status, elapsed time,
+#: CPU, memory, timestamp) and the ``=====`` rules. Not the job's words.
+_FRAME = re.compile(r"^=(\s|=*$)")
+_EXIT = re.compile(r"^=\s*Exit Status\s*:\s*(-?\d+)", re.IGNORECASE)
 
 _EMOJI = {"ABEND": "🔴", "FAIL": "🔴", "ERROR": "🔴", "PEND": "🟡", "LATE": "🕒", "RECOVERED": "✅",
           "CANCELLED": "⚪", "RERUNNING": "🔁", "GONE": "⚫"}
@@ -53,6 +57,15 @@ _EMOJI = {"ABEND": "🔴", "FAIL": "🔴", "ERROR": "🔴", "PEND": "🟡", "LAT
 def run_key(job: Job) -> str:
     """What tells two runs of one job apart: the V2 run id, else the rerun count."""
     return job.run_id or f"run{job.rerun_count}"
+
+
+def new_run(before: JSON, after: JSON) -> bool:
+    """Whether snapshot ``after`` is a later run than ``before``: a new run id or more reruns.
+
+    A status alone never says so: TWS (or a restarted simulator) can show a failed run back in SCHED
+    with the same run id and rerun count, and that is no rerun.
+    """
+    return after["run"] != before["run"] or after["reruns"] > before["reruns"]
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -67,16 +80,28 @@ def snapshot(job: Job) -> JSON:
             "reruns": job.rerun_count, "run": run_key(job), "late": job.late}
 
 
-def error_lines(log_text: str, limit: int = MAX_ERROR_LINES) -> list[str]:
+def error_lines(log_text: str, limit: int = MAX_ERROR_LINES, *, only_real: bool = False) -> list[str]:
     """The lines of a log tail that explain a failure: at most ``limit``, cause first.
 
     When more lines match, the first half and the last half are kept: the first error is usually
     the cause and the last ones the consequence (and the exit status).
+
+    The header and footer are TWS's frame, not the job's words: a non-zero ``Exit Status`` follows
+    the real error lines (or stands alone when nothing else matched), ``Exit Status : 0`` is never
+    shown. A clean run (exit status 0) and ``only_real`` (a PEND or late job: nothing failed) get
+    real error lines or none, never the last lines as a fallback.
     """
     lines = [line.rstrip()[:MAX_LINE] for line in log_text.splitlines()]
-    hits = [line for line in lines if line.strip() and not _HEADER.match(line) and _ERROR_LINE.search(line)]
-    if not hits:
-        return [line for line in lines if line.strip() and not _HEADER.match(line)][-min(limit, 5):]
+    output = [line for line in lines if line.strip() and not _FRAME.match(line) and not _HEADER.match(line)]
+    exits = [match for line in lines if (match := _EXIT.match(line))]
+    failed_exit = [m.string for m in exits[-1:] if int(m.group(1)) != 0]
+    hits = [line for line in output if _ERROR_LINE.search(line)]
+    if hits:
+        hits += failed_exit
+    elif only_real or (exits and not failed_exit):
+        return []
+    else:
+        return failed_exit or output[-min(limit, 5):]
     if len(hits) > limit:
         head = limit // 2
         hits = hits[:head] + ["…"] + hits[-(limit - head):]
@@ -111,9 +136,7 @@ def _clock(epoch: float) -> str:
 def _label(record: JSON) -> str:
     state, failure = record["state"], record["failure"]
     if state == "open":
-        current = record["job"]["status"]
-        if current not in {"ABEND", "FAIL", "ERROR", "PEND", "EXEC"} or (
-                current == "EXEC" and record["job"]["run"] != failure["run"]):
+        if new_run(failure, record["job"]):  # a status gone back within the failed run is no rerun
             return "RERUNNING"
         return "LATE" if record["kind"] == "late" else failure["status"]
     return {"recovered": "RECOVERED", "cancelled": "CANCELLED"}.get(state, "GONE")

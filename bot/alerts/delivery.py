@@ -15,13 +15,20 @@ After a root is delivered its reference (``alertref:<thread>:<target>``) is stor
 replies and updates need and what keeps a re-delivered root from being posted twice. A failed
 send is retried with exponential backoff (or the platform's ``retry_after``); while a target is
 failing, its other items wait behind it so a thread keeps its order. A ``permanent`` error drops
-the item (and, for a root, its whole thread on that target). The one window left open: a crash
-between the platform accepting a message and ``outbox_done`` re-sends that one message.
+the item (and, for a root, its whole thread on that target). An item whose target no notifier
+handles (its adapter is not configured in this process) is never dropped: it stays queued and is
+retried with backoff (at most every ``UNHANDLED_RETRY_MAX`` seconds), so a restart with the right
+adapter delivers it; that is logged once per target per process. An update whose rendered root is
+the same as the one last posted or updated (its digest is kept with the root's reference) is not
+sent. The one window left open: a crash between the platform accepting a message and
+``outbox_done`` re-sends that one message.
 """
 
 from __future__ import annotations
 
+import hashlib
 import itertools
+import json
 import random
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Literal
@@ -36,7 +43,7 @@ from bot.store import OutboxItem, Store
 log = structlog.get_logger(__name__)
 
 Op = Literal["root", "update", "reply", "notice"]
-Outcome = Literal["sent", "dropped", "wait"]
+Outcome = Literal["sent", "dropped", "wait", "unhandled"]
 RenderRoot = Callable[[str], Awaitable[Reply | None]]
 
 REF_TTL = 3 * 86400.0
@@ -44,6 +51,7 @@ ROOT_WAIT = 2.0  # how soon a reply looks again for its thread's root
 BACKOFF_BASE = 2.0
 BACKOFF_MAX = 300.0
 BATCH = 100
+UNHANDLED_RETRY_MAX = 60.0  # an unhandled target costs no platform call: look again at least this often
 
 
 def ref_key(thread: str, target: str) -> str:
@@ -54,6 +62,12 @@ def backoff(failures: int) -> float:
     """Exponential, capped, with jitter so replicas and targets do not retry in step."""
     delay = min(BACKOFF_MAX, BACKOFF_BASE * 2 ** min(max(failures - 1, 0), 10))
     return delay * random.uniform(0.8, 1.2)
+
+
+def digest(reply: Reply) -> str:
+    """What a rendered root looks like, in a few bytes: equal digests need no ``chat.update``."""
+    text = json.dumps(reply_to_json(reply), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
 class Outbox:
@@ -68,6 +82,7 @@ class Outbox:
         self._seq = itertools.count()
         self._paused: dict[str, float] = {}  # target -> until when it is left alone
         self._failures: dict[str, int] = {}  # target -> consecutive failed sends
+        self._unhandled: set[str] = set()  # targets already reported as unhandled by this process
 
     async def add(self, item_id: str, *, op: Op, target: str, thread: str | None = None,
                   reply: Reply | None = None) -> bool:
@@ -98,6 +113,10 @@ class Outbox:
             if outcome == "wait":
                 await self._store.outbox_retry(item.id, now + ROOT_WAIT, "waiting for the thread root")
                 continue
+            if outcome == "unhandled":
+                delay = min(UNHANDLED_RETRY_MAX, backoff(item.attempts + 1))
+                await self._store.outbox_retry(item.id, now + delay, f"no notifier handles {target}")
+                continue
             await self._store.outbox_done(item.id)
             delivered += outcome == "sent"
         return delivered
@@ -106,8 +125,11 @@ class Outbox:
         op, target, thread = item.payload["op"], item.payload["target"], item.payload["thread"]
         notifier = next((n for n in self._notifiers if n.handles(target)), None)
         if notifier is None:
-            log.error("alert_target_unhandled", target=target, item=item.id)
-            return "dropped"
+            if target not in self._unhandled:
+                self._unhandled.add(target)
+                log.error("alert_target_unhandled", target=target, item=item.id,
+                          hint="kept in the outbox; configure the adapter for this target and restart")
+            return "unhandled"
         if op == "notice":
             await notifier.post(target, reply_from_json(item.payload["reply"]))
             log.info("alert_notice_sent", target=target, item=item.id)
@@ -132,7 +154,7 @@ class Outbox:
             return "dropped"  # posted before a restart cut this item short
         reply = await self._render_root(thread) or reply_from_json(item.payload["reply"])
         posted = await notifier.post(target, reply)
-        await self._store.put(ref_key(thread, target), {"ref": posted.message_ref,
+        await self._store.put(ref_key(thread, target), {"ref": posted.message_ref, "digest": digest(reply),
                                                         "thread": posted.thread or posted.message_ref}, REF_TTL)
         updated.add((thread, target))
         log.info("alert_sent", target=target, thread=thread, message_ref=posted.message_ref, item=item.id)
@@ -145,8 +167,14 @@ class Outbox:
         reply = await self._render_root(thread)
         if reply is None:
             return "dropped"
+        shown = digest(reply)
+        if shown == ref.get("digest"):
+            updated.add((thread, target))
+            log.debug("alert_root_unchanged", target=target, thread=thread)
+            return "dropped"
         await notifier.update(target, ref["ref"], reply)
         updated.add((thread, target))
+        await self._store.put(ref_key(thread, target), {**ref, "digest": shown}, REF_TTL)
         log.info("alert_root_updated", target=target, thread=thread)
         return "sent"
 

@@ -6,10 +6,13 @@ One poll (only on the replica holding the leader lock):
    enabled), every page;
 2. ``get_job`` only for open alerts whose job is no longer in that result (to see a rerun start,
    recover, be cancelled or leave the plan);
-3. for a *new* failure only: the log tail (error lines) and the successors (blocked count).
+3. for *new* failures only: the log tails (error lines, ``DETAIL_CONCURRENCY`` at a time) and their
+   successors (blocked count), batched: one query per 40 failures, not one plan scan each.
 
 A failure is keyed by job id and run (``run_id``, else the rerun count): a rerun that fails again
-is a repeat failure, posted in the same thread. State lives in the store, one writer per key, so
+is a repeat failure, posted in the same thread. Only a new run (new run id, higher rerun count) is
+a rerun: a failed run seen back in SCHED/HOLD/READY (a restarted TWS replaying its plan) posts
+nothing, and failing again in that run is the same failure. State lives in the store, one writer per key, so
 restarts and other replicas see it:
 
     alert:<job id>             the failure record (written by the poll only)
@@ -68,6 +71,8 @@ DETAIL_CONCURRENCY = 8
 DELIVERY_INTERVAL = 2.0
 PURGE_EVERY = 600.0  # seconds between two purges of expired keys (SQLite keeps them until then)
 CLOSED = {"SUCC": "recovered", "CANCL": "cancelled"}
+#: States of a run that has not started: a failed run seen in one again has gone back, not moved on.
+WAITING = frozenset({"SCHED", "HOLD", "READY", "INTRO", "ADD", "WAIT", "BOUND"})
 LABEL_OF_STATE = {"recovered": "RECOVERED", "cancelled": "CANCELLED", "gone": "GONE"}
 
 RunbookSearch = Callable[[str], Awaitable[str | None]]
@@ -217,14 +222,9 @@ class FailureWatch:
                 singles += [(job, kind, targets) for job, kind in items]
             else:
                 await self._grouped(group, items)
-        limit = asyncio.Semaphore(DETAIL_CONCURRENCY)
-
-        async def one(job: Job, kind: str, targets: tuple[str, ...]) -> None:
-            async with limit:
-                details = await self._details(job)
-            await self._open(job, kind, targets, details)
-
-        await asyncio.gather(*(one(*single) for single in singles))
+        details = await self._details([(job, kind) for job, kind, _ in singles])
+        for job, kind, targets in singles:
+            await self._open(job, kind, targets, details[job.id])
 
     async def _burst(self, stream_id: str, targets: tuple[str, ...],
                      items: list[tuple[Job, str]]) -> JSON | None:
@@ -263,25 +263,51 @@ class FailureWatch:
         self._tally["grouped"] += len(records)
         log.info("alert_burst", group=thread, stream=group["stream"], jobs=len(group["job_ids"]), added=len(items))
 
-    async def _details(self, job: Job) -> JSON:
-        """Error lines, blocked successors and a runbook hint: fetched for new failures only."""
-        details: JSON = {"errors": [], "blocked": None, "runbook": None}
+    async def _details(self, failures: Sequence[tuple[Job, str]]) -> dict[str, JSON]:
+        """Error lines, blocked successors and a runbook hint of new failures, by job id.
+
+        The successors of all of them come in one batched lookup (a query per 40 jobs, not one plan
+        scan per job) while the log tails are fetched ``DETAIL_CONCURRENCY`` at a time.
+        """
+        if not failures:
+            return {}
+        limit = asyncio.Semaphore(DETAIL_CONCURRENCY)
+
+        async def one(job: Job, kind: str) -> tuple[str, JSON]:
+            async with limit:
+                errors = await self._error_lines(job, kind)
+                return job.id, {"errors": errors, "blocked": None, "runbook": await self._runbook(job, errors)}
+
+        blocked, found = await asyncio.gather(self._blocked([job for job, _ in failures]),
+                                              asyncio.gather(*(one(job, kind) for job, kind in failures)))
+        return {job_id: {**details, "blocked": blocked.get(job_id)} for job_id, details in found}
+
+    async def _error_lines(self, job: Job, kind: str) -> list[str]:
         try:
             tail = await self._tws.job_log(job.id, tail=LOG_TAIL, run_id=job.run_id)
-            details["errors"] = compose.error_lines(tail.text)
         except TwsError as exc:
             log.warning("alert_log_unavailable", job=job.full_name, error=type(exc).__name__)
+            return []
+        # A PEND or late job did not fail, and rc 0 is no failure: only real error lines are worth showing.
+        return compose.error_lines(tail.text, only_real=kind != "failed" or job.return_code == 0)
+
+    async def _blocked(self, jobs: list[Job]) -> dict[str, int]:
+        """How many successors each job holds back (in HOLD); {} when TWS cannot say."""
         try:
-            details["blocked"] = sum(1 for s in await self._tws.successors(job) if s.status == "HOLD")
+            successors = await self._tws.successors_of(jobs)
         except TwsError as exc:
-            log.warning("alert_successors_unavailable", job=job.full_name, error=type(exc).__name__)
-        if self._runbook_search is not None:
-            query = " ".join([job.name, job.stream, *details["errors"][:2]])
-            try:
-                details["runbook"] = await self._runbook_search(query)
-            except ResyncError as exc:
-                log.warning("alert_runbook_unavailable", job=job.full_name, error=type(exc).__name__)
-        return details
+            log.warning("alert_successors_unavailable", jobs=len(jobs), error=type(exc).__name__)
+            return {}
+        return {job_id: sum(1 for s in found if s.status == "HOLD") for job_id, found in successors.items()}
+
+    async def _runbook(self, job: Job, errors: list[str]) -> str | None:
+        if self._runbook_search is None:
+            return None
+        try:
+            return await self._runbook_search(" ".join([job.name, job.stream, *errors[:2]]))
+        except ResyncError as exc:
+            log.warning("alert_runbook_unavailable", job=job.full_name, error=type(exc).__name__)
+            return None
 
     def _record(self, job: Job, kind: str, targets: tuple[str, ...], thread: str, details: JSON) -> JSON:
         snap, now = compose.snapshot(job), self._clock()
@@ -303,7 +329,7 @@ class FailureWatch:
 
     async def _repeat(self, record: JSON, job: Job, kind: str) -> None:
         """A later run of an alerted job failed too: same thread, root updated."""
-        details = await self._details(job)
+        details = (await self._details([(job, kind)]))[job.id]
         snap = compose.snapshot(job)
         record = {**record, "state": "open", "kind": kind, "job": snap, "failure": snap,
                   "runs": [*record["runs"], _failure_key(job, kind)][-20:], "failures": record["failures"] + 1,
@@ -348,11 +374,20 @@ class FailureWatch:
             state, snap = "gone", before
         else:
             state, snap = CLOSED.get(job.status, "open"), compose.snapshot(job)
+        if state == "open" and snap["status"] in WAITING and before["status"] not in WAITING \
+                and not compose.new_run(before, snap):
+            await self._regressed(record, snap)
+            return
+        settled = "regressed" in record  # it came back from a regression: forget the note
+        record = {key: value for key, value in record.items() if key != "regressed"}
         if state == record["state"] and snap["status"] == before["status"] and snap["run"] == before["run"]:
+            if settled:
+                await self._save(record)
             return
         record = {**record, "state": state, "job": snap}
         label = LABEL_OF_STATE.get(state)
-        if label is None and snap["run"] != record["failure"]["run"] and before["run"] == record["failure"]["run"]:
+        failure = record["failure"]
+        if label is None and compose.new_run(failure, snap) and not compose.new_run(failure, before):
             label = "RERUNNING"
         event = f"{record['job_id']}:{snap['run']}:{snap['status']}:{state}"
         announce = label is not None and await self._worth_announcing(record, label)
@@ -366,6 +401,17 @@ class FailureWatch:
         if label:
             self._tally["transitions"] += 1
             log.info("alert_transition", job=record["failure"]["full_name"], step=label, status=snap["status"])
+
+    async def _regressed(self, record: JSON, snap: JSON) -> None:
+        """Back to a waiting state within the run last seen (a restarted or replayed plan): not a rerun.
+
+        Nothing is posted and the root keeps showing the failure, so a failure of this same run later
+        is the same failure. Logged once per state it goes back to.
+        """
+        if record.get("regressed") != snap["status"]:
+            log.info("alert_state_regressed", job=record["failure"]["full_name"], status=snap["status"],
+                     was=record["job"]["status"], run=snap["run"])
+            await self._save({**record, "regressed": snap["status"]})
 
     async def _worth_announcing(self, record: JSON, label: str) -> bool:
         """Recovery always; a rerun start only when nobody announced it through the bot; quiet when snoozed."""

@@ -23,7 +23,7 @@ import random
 import ssl
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from typing import Any
 
 import aiohttp
@@ -177,6 +177,24 @@ class TwsClient:
         """Jobs in the plan that depend on ``job`` (for the downstream impact of a failure)."""
         return [wire.job(raw) async for raw in
                 self._pages("successors", wire.JOBS, wire.successors_filter(job.id), 500)]
+
+    async def successors_of(self, jobs: Sequence[Job]) -> dict[str, list[Job]]:
+        """The successors of many jobs, keyed by each job's id (every id present, [] for none).
+
+        One query per ``wire.SUCCESSORS_CHUNK`` ids rather than one per job: each query is a scan of
+        the plan, and a big plan's first poll meets hundreds of failures at once. A successor that
+        depends on several of the jobs is listed under each of them.
+        """
+        ids = list(dict.fromkeys(job.id for job in jobs))
+        found: dict[str, list[Job]] = {job_id: [] for job_id in ids}
+        for start in range(0, len(ids), wire.SUCCESSORS_CHUNK):
+            chunk = dict.fromkeys(ids[start:start + wire.SUCCESSORS_CHUNK])
+            async for raw in self._pages("successors", wire.JOBS, wire.successors_of_filter(chunk), 500):
+                successor = wire.job(raw)
+                # only this chunk's ids: a successor of two chunks is found (and listed) once by each
+                for job_id in dict.fromkeys(d.job_id for d in successor.dependencies if d.job_id in chunk):
+                    found[job_id].append(successor)
+        return found
 
     async def query_streams(self, *, name: str | None = None, workstation: str | None = None,
                             status: str | None = None) -> list[JobStream]:

@@ -195,6 +195,17 @@ def successors_filter(job_id: str) -> str:
     return f"dependencies.jobId = {quote(job_id)}"
 
 
+#: Ids per successors query: 40 terms make about 2.5 KB of OQL (3.5 KB URL-encoded), well below
+#: the 8 KB request line that common HTTP front ends accept [I].
+SUCCESSORS_CHUNK = 40
+
+
+def successors_of_filter(job_ids: Iterable[str]) -> str:
+    """``(dependencies.jobId = 'a' OR dependencies.jobId = 'b' ...)``: the successors of several jobs
+    in one plan scan instead of one scan each."""
+    return any_of("dependencies.jobId", job_ids)
+
+
 def oql_params(oql: str | None) -> dict[str, str]:
     return {"oql": oql} if oql else {}
 
