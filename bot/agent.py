@@ -385,7 +385,8 @@ class Agent:
 
 
 def _duration(seconds: float) -> str:
-    return f"{int(seconds // 60)} min" if seconds >= 60 else f"{int(seconds)} s"
+    minutes, rest = divmod(int(seconds), 60)
+    return " ".join(part for part in (f"{minutes} min" if minutes else "", f"{rest} s" if rest else "") if part) or "0 s"
 
 
 def reply_as_text(reply: Reply, limit: int = 4000) -> str:

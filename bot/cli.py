@@ -11,6 +11,7 @@ import asyncio
 import json
 import os
 import signal
+import socket
 import sys
 from contextlib import AsyncExitStack
 from dataclasses import asdict, replace
@@ -126,9 +127,14 @@ def _serve(args: argparse.Namespace) -> None:
     settings = _settings()
     web_settings = replace(settings.web, port=settings.web.port if args.port is None else args.port,
                            host=args.host or settings.web.host)
+    if web_settings.port == 0:  # an ephemeral port, chosen now so that the log can say which
+        with socket.socket() as probe:
+            probe.bind((web_settings.host, 0))
+            web_settings = replace(web_settings, port=probe.getsockname()[1])
     settings = replace(settings, web=web_settings)
     log.info("serve_starting", port=web_settings.port, store=("redis" if settings.store.redis_url else "sqlite"),
-             slack=settings.slack is not None, llm=settings.llm is not None, poll=not args.no_poll)
+             slack=settings.slack is not None, llm=settings.llm is not None,
+             poll=settings.alerts.enabled and not args.no_poll)
     web.run_app(create_app(settings, poll=not args.no_poll), host=web_settings.host, port=web_settings.port,
                 access_log=None, print=None, shutdown_timeout=10)
 
@@ -281,13 +287,16 @@ async def _tws_jobs(args: argparse.Namespace) -> int:
 
 
 async def _tws_job(args: argparse.Namespace) -> int:
-    from bot.errors import AmbiguousJob
+    from bot.errors import AmbiguousJob, JobNotFound
     from bot.tws.names import parse_job_ref
 
     async with AsyncExitStack() as stack:
         tws = await _tws_client(stack)
         try:
             job = await tws.resolve_job(parse_job_ref(args.name))
+        except JobNotFound as exc:
+            print(exc)
+            return 1
         except AmbiguousJob as exc:
             print(f"{args.name} is ambiguous; candidates:")
             for candidate in exc.candidates:

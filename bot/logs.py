@@ -91,8 +91,10 @@ def configure_logging(settings: LogSettings, secrets: Iterable[str] = ()) -> Scr
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(max(level, logging.INFO))
-    for noisy in ("LiteLLM", "litellm", "httpx", "aiohttp.access", "apscheduler"):
+    for noisy in ("LiteLLM", "litellm", "httpx", "aiohttp.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # "skipped: maximum number of running instances reached" is by design (max_instances=1).
+    logging.getLogger("apscheduler").setLevel(logging.ERROR)
     return scrubber
 
 

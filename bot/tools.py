@@ -149,6 +149,8 @@ async def resolve(ctx: ToolContext, tool: str, args: dict[str, str]) -> Job | Re
             text += "\n" + say(ctx.lang, "ambiguous_more", shown=len(jobs), count=len(exc.candidates), job=ref.job)
         return Reply(text=text, buttons=buttons, level="warning")
     except JobNotFound:
+        if ref.stream and not await ctx.tws.query_streams(name=ref.stream):
+            return Reply(text=say(ctx.lang, "stream_not_found", name=ref.stream), level="warning")
         choices = await _close_matches(ctx.tws, ref)
         if not choices:
             return Reply(text=say(ctx.lang, "job_not_found", name=str(ref)), level="warning")

@@ -95,9 +95,11 @@ class Outbox:
     async def deliver_due(self) -> int:
         """Send what is due, oldest first; return how many messages reached a platform."""
         now = self._clock()
-        # Roots first: a reply queued before its root (a replayed poll) must not wait a round.
+        # Notices first (a "TWS reachable again" precedes the failures it announces), then roots:
+        # a reply queued before its root (a replayed poll) must not wait a round.
+        rank = {"notice": 0, "root": 1}
         items = sorted(await self._store.outbox_due(now, limit=BATCH),
-                       key=lambda i: (i.payload["op"] != "root", tuple(i.payload["seq"])))
+                       key=lambda i: (rank.get(i.payload["op"], 2), tuple(i.payload["seq"])))
         delivered, updated = 0, set[tuple[str, str]]()
         for item in items:
             target = item.payload["target"]

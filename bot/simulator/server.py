@@ -14,6 +14,7 @@ import json
 import math
 import os
 import random
+import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -424,6 +425,10 @@ def main(*, host: str = "127.0.0.1", port: int = 31116, jobs: int = 2000, seed: 
     api_key = os.environ.get("TWS_API_KEY") or None
     simulator = Simulator(jobs=jobs, seed=seed, failure_rate=failure_rate, speed=speed, user=user,
                           password=password, api_key=api_key)
+    if port == 0:  # an ephemeral port, chosen now so that the banner can say which
+        with socket.socket() as probe:
+            probe.bind((host, 0))
+            port = probe.getsockname()[1]
     secret = "the default password 'resync' (local use only)" if password == DEFAULT_PASSWORD else "TWS_PASSWORD"
     bearer = ", or Bearer TWS_API_KEY" if api_key else ""
     print(f"TWS simulator at http://{host}:{port}/twsd — {jobs} jobs, seed {seed}, {speed:g}x time, ready in "
