@@ -281,6 +281,16 @@ async def test_replies_wait_for_their_root_and_land_in_its_thread(store: Store) 
     assert await outbox.deliver_due() == 0 and await store.outbox_pending() == 0
 
 
+async def test_a_notice_goes_out_before_the_failures_it_announces(store: Store) -> None:
+    clock, chat = Clock(), Recorder()
+    outbox = outbox_for(store, chat, clock, {"T": Reply(text="failure during the outage")})
+    await outbox.add("root:T", op="root", target="slack:C", thread="T", reply=Reply(text="fallback"))
+    clock.now += 0.001
+    await outbox.add("notice:up", op="notice", target="slack:C", reply=Reply(text="TWS reachable again"))
+    assert await outbox.deliver_due() == 2
+    assert [r.text for _, r, _ in chat.posts] == ["TWS reachable again", "failure during the outage"]
+
+
 async def test_a_reply_queued_before_its_root_exists_waits_rather_than_posting_loose(store: Store) -> None:
     clock, chat = Clock(), Recorder()
     outbox = outbox_for(store, chat, clock, {"T": Reply(text="root")})
