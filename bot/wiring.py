@@ -87,17 +87,7 @@ async def assemble(settings: Settings, stack: AsyncExitStack, *, poll: bool, wit
         llm = ToolCaller(settings.llm, tuple(TOOLS.values()))
     slack = None
     all_notifiers = list(notifiers)
-    watch_box: list[FailureWatch] = []
-
-    async def alert_actions(event):  # late-bound: the watch is built after the agent
-        return await watch_box[0].on_action(event) if watch_box else None
-
-    async def on_job_action(**kwargs):
-        if watch_box:
-            await watch_box[0].note_action(**kwargs)
-
-    agent = Agent(tws=tws, store=store, policy=policy, settings=settings.policy, llm=llm,
-                  hooks=Hooks(alert_actions=alert_actions, on_job_action=on_job_action))
+    agent = Agent(tws=tws, store=store, policy=policy, settings=settings.policy, llm=llm)
     if with_slack and settings.slack is not None:
         from adapters.slack import SlackAdapter
 
@@ -110,7 +100,8 @@ async def assemble(settings: Settings, stack: AsyncExitStack, *, poll: bool, wit
         owner = f"{socket.gethostname()}:{os.getpid()}"
         watch = FailureWatch(settings.alerts, tws=tws, store=store, notifiers=all_notifiers, owner=owner,
                              single_instance=store.kind != "redis")
-        watch_box.append(watch)
+        # The watch needs the chat adapters, which need the agent: hook it into the agent last.
+        agent.hooks = Hooks(alert_actions=watch.on_action, on_job_action=watch.note_action)
         stack.push_async_callback(watch.resign)  # a restarted process need not wait out the lock TTL
         if poll:
             scheduler = AsyncIOScheduler(timezone="UTC")
