@@ -164,12 +164,11 @@ async def _demo(args: argparse.Namespace) -> None:
     from bot.wiring import assemble
 
     async with run_simulator(jobs=args.jobs, seed=args.seed, failure_rate=args.failure_rate, speed=60.0) as (sim, url):
-        env = {"LOG_LEVEL": "WARNING", "LOG_FORMAT": "console", "RESYNC_POLL_INTERVAL": "20",
-               "RESYNC_ALERT_CHANNELS": "console", "RESYNC_ALERT_LANG": args.lang or "en", **os.environ,
+        # The embedded default, whatever else this shell has configured; only these carry over.
+        kept = {k: v for k, v in os.environ.items() if k in _DEMO_KEEPS}
+        env = {"LOG_LEVEL": "WARNING", **kept, "LOG_FORMAT": "console", "RESYNC_POLL_INTERVAL": "20",
+               "RESYNC_ALERT_CHANNELS": "console", "RESYNC_ALERT_LANG": args.lang or "en",
                "TWS_URL": url, "TWS_USER": "resync", "TWS_PASSWORD": "resync"}
-        env.pop("TWS_API_KEY", None)
-        for name in ("REDIS_URL", "SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN"):
-            env.pop(name, None)
         settings = load_settings(env)
         configure_logging(settings.log, settings.secrets())
         async with AsyncExitStack() as stack:
@@ -179,6 +178,8 @@ async def _demo(args: argparse.Namespace) -> None:
             print(banner.format(url=url, jobs=args.jobs, failed=failed, data=settings.store.data_dir))
             await Console(components.agent.handle, lang=args.lang).run()
 
+
+_DEMO_KEEPS = {"RESYNC_DATA_DIR", "LOG_LEVEL", "LLM_MODEL", "LLM_API_BASE", "LLM_API_KEY", "LLM_TIMEOUT"}
 
 _DEMO_BANNER = """\
 Resync demo — chatting with a simulated TWS ({jobs} jobs, {failed} failed so far) at {url}
