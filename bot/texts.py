@@ -155,6 +155,13 @@ _TEXTS: dict[str, tuple[str, str]] = {
                          "({open} still open). Recoveries and repeat failures go in this thread.",
                          "{count} jobs de {stream} falharam em poucos minutos; estão agrupados aqui para reduzir o ruído "
                          "({open} ainda em aberto). Recuperações e novas falhas vão para esta thread."),
+    "alert_group_text_earlier": ("{total} failures in job stream {stream} within {minutes} min ({earlier} already alerted "
+                                 "above, each in its own thread); the other {count} are grouped here to cut the noise "
+                                 "({open} still open). Their recoveries and repeat failures go in this thread.",
+                                 "{total} falhas na job stream {stream} em {minutes} min ({earlier} já alertadas acima, "
+                                 "cada uma em sua própria thread); as outras {count} estão agrupadas aqui para reduzir o "
+                                 "ruído ({open} ainda em aberto). Recuperações e novas falhas delas vão para esta thread."),
+    "alert_group_alerted_above": (" (alerted separately above)", " (alertado separadamente acima)"),
     "alert_group_more": ("… and {count} more", "… e mais {count}"),
     "alert_acked_by": ("Acknowledged by {user}", "Reconhecido por {user}"),
     "alert_failed_again": ("🔴 {job} failed again: run {run} ended {status}{rc} (failure {count} in this plan).",

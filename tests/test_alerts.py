@@ -507,6 +507,40 @@ async def test_a_burst_in_one_stream_becomes_one_grouped_message(sim, tws, sqlit
     assert ack.text == "Acknowledged the group."
 
 
+async def test_a_burst_spread_over_two_polls_reads_as_one_burst(sim, tws, sqlite_store):
+    simulator, _ = sim
+    by_stream: dict[str, list[JSON]] = {}
+    for job in simulator.jobs_in_state("SUCC"):
+        by_stream.setdefault(job["jobStreamName"], []).append(job)
+    stream, jobs = max(by_stream.items(), key=lambda item: len(item[1]))
+    assert len(jobs) >= 7, "the plan needs a stream with 7 finished jobs"
+    chat, clock = Recorder(), Clock()
+    watch = watch_for(alerting(default_targets=("slack:C1",), burst_threshold=5, burst_window=300.0), tws=tws,
+                      store=sqlite_store, notifiers=[chat], clock=clock)
+    for job in jobs[:3]:
+        simulator.force_fail(job["id"], 8)
+    assert ((report := await watch.poll_once()).new, report.grouped) == (3, 0)  # below the threshold
+    assert await watch.deliver_due() == 3
+    clock.skip(12)
+    for job in jobs[3:7]:
+        simulator.force_fail(job["id"], 8)
+    assert ((report := await watch.poll_once()).new, report.grouped) == (0, 4)  # 7 in the window: a burst
+    assert await watch.deliver_due() == 1
+    assert (await watch.poll_once()).queued == 0
+    assert await watch.deliver_due() == 0
+    singles, group = chat.posts[:3], chat.posts[3][1]
+    assert len(chat.posts) == 4 and all(t is None for _, _, t in chat.posts)  # 4 roots, no thread replies
+    assert [r.title for _, r, _ in singles] == [f"🔴 ABEND: {full_name(j)}" for j in jobs[:3]]
+    assert chat.updates == []  # the earlier alerts are neither retracted nor edited
+    where = f"{jobs[3]['workstation'].strip('/')}#{stream}"
+    assert group.title == f"🔴 4 failures in job stream {where}"
+    assert group.text.startswith(f"7 failures in job stream {where} within 5 min (3 already alerted above")
+    lines = group.text.splitlines()[1:]
+    assert [line.split(" — ")[0].removeprefix("🔴 ") for line in lines] == [full_name(j) for j in jobs[:7]]
+    assert [line.endswith("(alerted separately above)") for line in lines] == [True] * 3 + [False] * 4
+    assert all(b.value.startswith("burst:") for b in group.buttons)
+
+
 async def test_pend_jobs_are_announced_as_needing_confirmation_and_close_when_confirmed(sim, tws, sqlite_store):
     simulator, _ = sim
     pending = simulator.jobs_in_state("PEND")

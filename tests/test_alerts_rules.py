@@ -221,6 +221,21 @@ def test_thread_messages_group_and_notices_speak_portuguese_when_asked() -> None
     assert group.context == "Reconhecido por ana"
 
 
+def test_a_group_counts_and_marks_the_failures_of_its_burst_already_alerted_one_by_one() -> None:
+    record = failure_record()
+    earlier = {**record, "failure": {**record["failure"], "full_name": "CPU1#PAYROLL_DAILY.LOAD02", "rc": None}}
+    group = {"key": "burst:k", "stream": "CPU1#PAYROLL_DAILY", "window": 600.0}
+    pt = compose.group_root(group, [record], earlier=[earlier], lang="pt")
+    assert pt.title == "🔴 1 falhas na job stream CPU1#PAYROLL_DAILY"  # the title counts what this thread holds
+    assert pt.text.startswith("2 falhas na job stream CPU1#PAYROLL_DAILY em 10 min (1 já alertadas acima")
+    assert pt.text.splitlines()[1:] == ["🔴 CPU1#PAYROLL_DAILY.LOAD02 — ABEND (alertado separadamente acima)",
+                                        "🔴 CPU1#PAYROLL_DAILY.EXTRACT01 — ABEND rc 12"]
+    en = compose.group_root(group, [record], earlier=[earlier])
+    assert en.text.startswith("2 failures in job stream CPU1#PAYROLL_DAILY within 10 min (1 already alerted above")
+    assert en.text.splitlines()[1].endswith("— ABEND (alerted separately above)")
+    assert "alerted above" not in compose.group_root(group, [record]).text
+
+
 # --- outbox -------------------------------------------------------------------------------
 
 class Clock:

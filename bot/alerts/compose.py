@@ -13,6 +13,7 @@ TWS status words (ABEND, SUCC, PEND...) are never translated.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import asdict
 from datetime import datetime, timezone
 from typing import Any
@@ -260,26 +261,39 @@ def job_root(record: JSON, *, ack: JSON | None = None, snooze: JSON | None = Non
                  context=_context(record, ack, snooze, action, lang))
 
 
-def group_root(group: JSON, records: list[JSON], *, lang: str = "en") -> Reply:
-    """One message for a burst of failures in one job stream."""
+def group_root(group: JSON, records: list[JSON], *, earlier: Sequence[JSON] = (), lang: str = "en") -> Reply:
+    """One message for a burst of failures in one job stream.
+
+    ``earlier`` are failures of the same burst that were alerted one by one before the count
+    crossed the threshold: listed and counted so the channel reads one burst, but they keep their
+    own threads, so the title, the open count and the buttons cover only ``records``.
+    """
     open_count = sum(1 for r in records if r["state"] == "open")
-    lines = []
-    for r in records[:MAX_GROUP_LINES]:
-        label = _label(r)
-        rc = f" rc {r['failure']['rc']}" if r["failure"]["rc"] is not None else ""
-        lines.append(f"{_EMOJI.get(label, '🔴')} {r['failure']['full_name']} — {_shown(label, lang)}{rc}")
-    if len(records) > MAX_GROUP_LINES:
-        lines.append(say(lang, "alert_group_more", count=len(records) - MAX_GROUP_LINES))
+    lines = [_group_line(r, lang, above=True) for r in earlier] + [_group_line(r, lang) for r in records]
+    if len(lines) > MAX_GROUP_LINES:
+        lines = lines[:MAX_GROUP_LINES] + [say(lang, "alert_group_more", count=len(lines) - MAX_GROUP_LINES)]
     title = f"{'🔴' if open_count else '✅'} " + say(lang, "alert_group_title", count=len(records),
                                                      stream=group["stream"])
-    text = (say(lang, "alert_group_text", count=len(records), stream=group["stream"], open=open_count)
-            + "\n" + "\n".join(lines))
+    if earlier:
+        intro = say(lang, "alert_group_text_earlier", total=len(earlier) + len(records), stream=group["stream"],
+                    minutes=max(1, round(group.get("window", 300.0) / 60)), earlier=len(earlier),
+                    count=len(records), open=open_count)
+    else:
+        intro = say(lang, "alert_group_text", count=len(records), stream=group["stream"], open=open_count)
     key = group["key"]
     buttons = () if not open_count else (
         Button(label=say(lang, "alert_btn_ack_all"), action_id=ACTION_ALERT_ACK, value=key),
         *_snooze_buttons(key, lang))
-    return Reply(text=text, title=title, buttons=buttons, level="error" if open_count else "success",
+    return Reply(text=intro + "\n" + "\n".join(lines), title=title, buttons=buttons,
+                 level="error" if open_count else "success",
                  context=say(lang, "alert_acked_by", user=group["ack"]["by"]) if group.get("ack") else None)
+
+
+def _group_line(record: JSON, lang: str, *, above: bool = False) -> str:
+    label = _label(record)
+    rc = f" rc {record['failure']['rc']}" if record["failure"]["rc"] is not None else ""
+    mark = say(lang, "alert_group_alerted_above") if above else ""
+    return f"{_EMOJI.get(label, '🔴')} {record['failure']['full_name']} — {_shown(label, lang)}{rc}{mark}"
 
 
 def repeat_failure(record: JSON, *, lang: str = "en") -> Reply:

@@ -17,7 +17,8 @@ restarts and other replicas see it:
 
     alert:<job id>             the failure record (written by the poll only)
     alertgroup:<group key>     a burst group and its jobs (poll only)
-    alertburst:<stream digest> recent new failures of a stream, for burst detection (poll only)
+    alertburst:<stream digest> recent new failures of a stream (and which went out one by one), for
+                               burst detection (poll only)
     alertack:<key>             acknowledgement (button); ackclaim:<key>:<run> makes it once
     snooze:<job id>            snooze, with a TTL
     alertact:<job id>          the last rerun/hold/cancel done through the bot (note_action)
@@ -228,19 +229,27 @@ class FailureWatch:
 
     async def _burst(self, stream_id: str, targets: tuple[str, ...],
                      items: list[tuple[Job, str]]) -> JSON | None:
-        """The burst group these new failures join, or None when they are few enough to post one by one."""
+        """The burst group these new failures join, or None when they are few enough to post one by one.
+
+        The failures of the window already posted one by one are remembered too: the group that
+        the count crossing the threshold creates lists them as ``earlier``, so the channel reads
+        one burst, not a few singles and a group with no link between them.
+        """
         now, window, threshold = self._clock(), self._settings.burst_window, self._settings.burst_threshold
         key = "alertburst:" + hashlib.sha1(f"{stream_id}|{','.join(targets)}".encode()).hexdigest()[:16]
         burst = await self._store.get(key) or {"times": [], "group": None}
         times = [t for t in burst["times"] if now - t < window]
+        singles = [[t, job_id] for t, job_id in burst.get("singles", ()) if now - t < window]
         group = await self._store.get(f"alertgroup:{burst['group']}") if burst.get("group") else None
         if group is None and len(times) + len(items) > threshold:
             job = items[0][0]
             group = {"key": f"burst:{hashlib.sha1(f'{key}|{now}'.encode()).hexdigest()[:12]}",
                      "stream": f"{job.workstation}#{job.stream}", "targets": list(targets), "job_ids": [],
+                     "earlier": list(dict.fromkeys(job_id for _, job_id in singles)), "window": window,
                      "opened_at": now}
+        singles = [] if group else (singles + [[now, job.id] for job, _ in items])[-threshold:]
         times = (times + [now] * len(items))[-threshold:]
-        await self._store.put(key, {"times": times, "group": group and group["key"]}, window)
+        await self._store.put(key, {"times": times, "singles": singles, "group": group and group["key"]}, window)
         return group
 
     async def _grouped(self, group: JSON, items: list[tuple[Job, str]]) -> None:
@@ -249,9 +258,10 @@ class FailureWatch:
         group["job_ids"] = list(dict.fromkeys(group["job_ids"] + [job.id for job, _ in items]))
         await self._store.put(f"alertgroup:{thread}", group, OPEN_TTL)
         records = [self._record(job, kind, tuple(group["targets"]), thread, {}) for job, kind in items]
+        earlier = await self._records(group.get("earlier", ())) if created else []
         for target in group["targets"]:
             await self._queue(f"root:{thread}:{target}", op="root", target=target, thread=thread,
-                              reply=compose.group_root(group, records, lang=self._lang))
+                              reply=compose.group_root(group, records, earlier=earlier, lang=self._lang))
             for record in records if not created else ():
                 await self._queue(f"reply:{record['job_id']}:{record['failure']['run']}:grouped:{target}",
                                   op="reply", target=target, thread=thread,
@@ -261,7 +271,12 @@ class FailureWatch:
         for record in records:
             await self._save(record)
         self._tally["grouped"] += len(records)
-        log.info("alert_burst", group=thread, stream=group["stream"], jobs=len(group["job_ids"]), added=len(items))
+        log.info("alert_burst", group=thread, stream=group["stream"], jobs=len(group["job_ids"]), added=len(items),
+                 earlier=len(group.get("earlier", ())))
+
+    async def _records(self, job_ids: Iterable[str]) -> list[JSON]:
+        """The stored failure records of these jobs, in order; the ones no longer known left out."""
+        return [r for r in await asyncio.gather(*(self._store.get(f"alert:{j}") for j in job_ids)) if r]
 
     async def _details(self, failures: Sequence[tuple[Job, str]]) -> dict[str, JSON]:
         """Error lines, blocked successors and a runbook hint of new failures, by job id.
@@ -483,9 +498,9 @@ class FailureWatch:
             group = await self._store.get(f"alertgroup:{thread}")
             if group is None:
                 return None
-            records = [r for r in await asyncio.gather(*(self._store.get(f"alert:{j}") for j in group["job_ids"])) if r]
+            records, earlier = await self._records(group["job_ids"]), await self._records(group.get("earlier", ()))
             ack = await self._store.get(f"alertack:{thread}")
-            return compose.group_root({**group, "ack": ack}, records, lang=self._lang)
+            return compose.group_root({**group, "ack": ack}, records, earlier=earlier, lang=self._lang)
         record = await self._store.get(f"alert:{thread}")
         if record is None:
             return None
@@ -517,7 +532,7 @@ class FailureWatch:
             ids = group["job_ids"] if group else []
         else:
             ids = [thread] if thread else []
-        return [r for r in await asyncio.gather(*(self._store.get(f"alert:{j}") for j in ids)) if r]
+        return await self._records(ids)
 
     async def _acknowledge(self, thread: str, records: list[JSON], user: str, lang: str) -> list[Reply]:
         run = records[0]["failure"]["run"] if len(records) == 1 else "group"
