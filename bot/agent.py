@@ -270,7 +270,7 @@ class Agent:
             meaning += "\n" + say(lang, "state_warning", status=job.status, verb=say(lang, f"verb_{action}"))
         fields = job_fields(job, lang)
         if pending.get("reason"):
-            fields += (Field(label="Reason" if lang == "en" else "Motivo", value=pending["reason"]),)
+            fields += (Field(label=say(lang, "f_reason"), value=pending["reason"]),)
         return Reply(
             title=say(lang, "confirm_title", action=say(lang, f"verb_{action}").capitalize(), job=job.full_name),
             text=say(lang, "confirm_text", meaning=meaning, expires=_duration(self.settings.confirm_ttl)),
@@ -294,6 +294,7 @@ class Agent:
                 args = {k: str(choice[k]) for k in ("job_id", "job") if choice.get(k)}
             except (ValueError, KeyError, TypeError):
                 return [Reply(text=say(lang, "not_understood"), ephemeral=True)]
+            lang = event.lang or (choice.get("lang") if choice.get("lang") in ("en", "pt") else lang)
             return await self._run(event, Intent(tool=tool, args=args, lang=lang, source="button"), lang)
         if action_id == ACTION_ALERT_RERUN:
             return await self._run(event, Intent(tool="rerun_job", args={"job_id": value}, lang=lang, source="button"), lang)

@@ -116,7 +116,8 @@ _TEXTS: dict[str, tuple[str, str]] = {
     "f_status": ("Status", "Status"), "f_rc": ("Return code", "Código de retorno"),
     "f_stream": ("Stream", "Stream"), "f_ws": ("Workstation", "Workstation"),
     "f_sched": ("Scheduled", "Agendado"), "f_start": ("Started", "Início"), "f_end": ("Ended", "Fim"),
-    "f_reruns": ("Reruns", "Reexecuções"), "f_version": ("Version", "Versão"), "f_breaker": ("Circuit breaker", "Circuit breaker"),
+    "f_reruns": ("Reruns", "Reexecuções"), "f_reason": ("Reason", "Motivo"),
+    "f_version": ("Version", "Versão"), "f_breaker": ("Circuit breaker", "Circuit breaker"),
     "f_server": ("Server", "Servidor"), "f_timezone": ("Time zone", "Fuso horário"), "f_jobs": ("Jobs", "Jobs"),
     "requested_by": ("requested by {user}", "pedido por {user}"),
     # proactive failure alerts (bot/alerts/compose.py); TWS status words (ABEND, SUCC, PEND...) stay as TWS says them

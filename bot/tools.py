@@ -127,8 +127,9 @@ def job_ref(args: dict[str, str]) -> JobRef:
                   workstation=ref.workstation or (args.get("workstation") or "").upper() or None)
 
 
-def choice_value(tool: str, *, job_id: str | None = None, job: str | None = None) -> str:
-    return json.dumps({"tool": tool, **({"job_id": job_id} if job_id else {}), **({"job": job} if job else {})})
+def choice_value(tool: str, lang: str, *, job_id: str | None = None, job: str | None = None) -> str:
+    """A button's value: what to run when pressed, and in which language to answer."""
+    return json.dumps({"tool": tool, "lang": lang, **({"job_id": job_id} if job_id else {}), **({"job": job} if job else {})})
 
 
 async def resolve(ctx: ToolContext, tool: str, args: dict[str, str]) -> Job | Reply:
@@ -143,7 +144,7 @@ async def resolve(ctx: ToolContext, tool: str, args: dict[str, str]) -> Job | Re
     except AmbiguousJob as exc:
         jobs: list[Job] = list(exc.candidates)[:10]
         buttons = tuple(Button(label=_short_label(job), action_id=ACTION_CHOOSE,
-                               value=choice_value(tool, job_id=job.id)) for job in jobs)
+                               value=choice_value(tool, ctx.lang, job_id=job.id)) for job in jobs)
         text = say(ctx.lang, "ambiguous", name=str(ref), count=len(exc.candidates))
         if len(exc.candidates) > len(jobs):
             text += "\n" + say(ctx.lang, "ambiguous_more", shown=len(jobs), count=len(exc.candidates), job=ref.job)
@@ -154,7 +155,7 @@ async def resolve(ctx: ToolContext, tool: str, args: dict[str, str]) -> Job | Re
         choices = await _close_matches(ctx.tws, ref)
         if not choices:
             return Reply(text=say(ctx.lang, "job_not_found", name=str(ref)), level="warning")
-        buttons = tuple(Button(label=c, action_id=ACTION_CHOOSE, value=choice_value(tool, job=c)) for c in choices)
+        buttons = tuple(Button(label=c, action_id=ACTION_CHOOSE, value=choice_value(tool, ctx.lang, job=c)) for c in choices)
         return Reply(text=say(ctx.lang, "did_you_mean", name=str(ref)), buttons=buttons, level="warning")
 
 
@@ -201,10 +202,10 @@ _LEVEL = {"SUCC": "success", "ABEND": "error", "FAIL": "error", "ERROR": "error"
 
 
 def status_reply(job: Job, lang: str) -> Reply:
-    buttons = [Button(label=say(lang, "btn_log"), action_id=ACTION_CHOOSE, value=choice_value("job_log", job_id=job.id))]
+    buttons = [Button(label=say(lang, "btn_log"), action_id=ACTION_CHOOSE, value=choice_value("job_log", lang, job_id=job.id))]
     if job.status in FAILED_STATES or job.status == "SUCC":
         buttons.append(Button(label=say(lang, "btn_rerun"), action_id=ACTION_CHOOSE,
-                              value=choice_value("rerun_job", job_id=job.id), style="danger" if job.status == "SUCC" else "primary"))
+                              value=choice_value("rerun_job", lang, job_id=job.id), style="danger" if job.status == "SUCC" else "primary"))
     return Reply(title=job.full_name, text=f"`{job.full_name}`: *{job.status}*", fields=job_fields(job, lang),
                  buttons=tuple(buttons), level=_LEVEL.get(job.status, "info"))  # type: ignore[arg-type]
 

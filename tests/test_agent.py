@@ -331,3 +331,12 @@ async def test_a_typo_inside_a_named_stream_offers_that_streams_job(world: World
     assert _full(job) in [b.label for b in reply.buttons]
     [chosen] = await world.press(ACTION_CHOOSE, next(b.value for b in reply.buttons if b.label == _full(job)))
     assert chosen.title == _full(job)
+
+
+async def test_a_choice_is_answered_in_the_language_it_was_offered_in(world: World) -> None:
+    names = [j["name"] for j in world.sim.jobs_in_state(*_ALL)]  # type: ignore[attr-defined]
+    repeated = next(n for n in names if names.count(n) > 1)
+    [choices] = await world.say(f"qual o status do job {repeated}?")
+    assert "Qual deles" in choices.text
+    [chosen] = await world.press(ACTION_CHOOSE, choices.buttons[0].value)
+    assert any(f.label == "Workstation" for f in chosen.fields) and "Agendado" in [f.label for f in chosen.fields]
