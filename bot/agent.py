@@ -51,7 +51,6 @@ from bot.events import (
     Field,
     Reply,
 )
-from bot.logs import bind_correlation
 from bot.nlu import detect_language, examples, parse_command, understand
 from bot.policy import Policy, action_of, job_names_for
 from bot.store import Store
@@ -105,7 +104,8 @@ class Agent:
 
     # --- entry point ------------------------------------------------------------------------
     async def handle(self, event: Event) -> list[Reply]:
-        bind_correlation(platform=event.platform, channel=event.channel, user=event.user_id)
+        # The entry point (HTTP route, Slack task, console) bound the correlation id; add to it.
+        structlog.contextvars.bind_contextvars(platform=event.platform, channel=event.channel, user=event.user_id)
         lang = event.lang or detect_language(event.text or "")
         try:
             if event.kind == "action":
@@ -222,8 +222,9 @@ class Agent:
     # --- proposing an action --------------------------------------------------------------------
     async def _propose(self, event: Event, tool: str, args: dict[str, str], ctx: ToolContext) -> list[Reply]:
         lang, action = ctx.lang, action_of(tool)
-        if args.get("job") and has_wildcard(args["job"]):
-            return [Reply(text=say(lang, "denied_action", action=say(lang, f"verb_{action}"), job=args["job"],
+        wild = next((args[k] for k in ("job", "stream", "workstation") if args.get(k) and has_wildcard(args[k])), None)
+        if wild:
+            return [Reply(text=say(lang, "denied_action", action=say(lang, f"verb_{action}"), job=wild,
                                    reason="wildcards are not accepted for actions"), level="warning", ephemeral=True)]
         found = await resolve(ctx, tool, args)
         if isinstance(found, Reply):
@@ -239,6 +240,7 @@ class Agent:
         pending_id = uuid.uuid4().hex
         pending = {
             "id": pending_id, "tool": tool, "job_id": job.id, "job": job.full_name, "status": job.status,
+            "names": list(job_names_for(job.workstation, job.stream, job.name)),
             "requester": event.user_id, "requester_name": event.user_name or event.user_id,
             "where": event.conversation_key, "created": self.clock(), "lang": lang,
             "reason": None, "justification_required": decision.justification_required,
@@ -337,9 +339,7 @@ class Agent:
         return [reply]
 
     def _may_confirm(self, event: Event, pending: dict[str, Any]) -> bool:
-        ws, _, rest = pending["job"].partition("#")
-        stream, _, name = rest.partition(".")
-        return self.policy.can_act(event.identities, pending["tool"], job_names_for(ws, stream, name)).allowed
+        return self.policy.can_act(event.identities, pending["tool"], pending["names"]).allowed
 
     async def _execute(self, pending: dict[str, Any], event: Event) -> tuple[str, Reply]:
         lang, action, job = pending["lang"], action_of(pending["tool"]), pending["job"]

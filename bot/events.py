@@ -56,8 +56,13 @@ class Event:
 
     @property
     def identities(self) -> tuple[str, ...]:
-        """Identity strings a permission policy may name for this user."""
-        ids = [f"{self.platform}:{self.user_id}", self.user_id]
+        """Identity strings a permission policy may name for this user.
+
+        Always qualified by platform, so that a user id sent through one surface (say the HTTP
+        chat API) can never pass for another's (``console:operator``). ``user_email`` is set only
+        by an adapter that got it from the platform itself, never from user input.
+        """
+        ids = [f"{self.platform}:{self.user_id}"]
         if self.user_email:
             ids.append(self.user_email.lower())
         return tuple(ids)

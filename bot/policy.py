@@ -82,9 +82,13 @@ class Policy:
         return any(i.lower() in self.bindings for i in identities)
 
     def can_read(self, identities: Iterable[str]) -> Decision:
+        """Known users read, unless every role they hold says ``read = false``."""
         identities = tuple(identities)
         if not self.is_known(identities):
             return Decision(allowed=False, reason="unknown user")
+        roles = self.roles_of(identities)
+        if roles and not any(role.read for role in roles):
+            return Decision(allowed=False, reason="no role grants reading")
         return Decision(allowed=True, reason="known user")
 
     def can_act(self, identities: Iterable[str], tool: str, job_names: Iterable[str]) -> Decision:

@@ -19,7 +19,7 @@ from bot.errors import AmbiguousJob, JobNotFound, TwsError
 from bot.events import ACTION_CHOOSE, Button, Field, Reply
 from bot.texts import say
 from bot.tws.client import TwsClient
-from bot.tws.models import FAILED_STATES, JOB_STATES, Job
+from bot.tws.models import JOB_STATES, Job
 from bot.tws.names import JobRef, parse_job_ref
 
 _JOB = {"type": "string", "description": "Job name: JOB, STREAM.JOB or WORKSTATION#STREAM.JOB"}
@@ -203,7 +203,7 @@ _LEVEL = {"SUCC": "success", "ABEND": "error", "FAIL": "error", "ERROR": "error"
 
 def status_reply(job: Job, lang: str) -> Reply:
     buttons = [Button(label=say(lang, "btn_log"), action_id=ACTION_CHOOSE, value=choice_value("job_log", lang, job_id=job.id))]
-    if job.status in FAILED_STATES or job.status == "SUCC":
+    if job.failed or job.status == "SUCC":
         buttons.append(Button(label=say(lang, "btn_rerun"), action_id=ACTION_CHOOSE,
                               value=choice_value("rerun_job", lang, job_id=job.id), style="danger" if job.status == "SUCC" else "primary"))
     return Reply(title=job.full_name, text=f"`{job.full_name}`: *{job.status}*", fields=job_fields(job, lang),
@@ -228,7 +228,7 @@ async def _job_log(ctx: ToolContext, args: dict[str, str]) -> Outcome:
     found = await resolve(ctx, "job_log", args)
     if isinstance(found, Reply):
         return Outcome(replies=[found])
-    log = await ctx.tws.job_log(found.id, tail=LOG_TAIL)
+    log = await ctx.tws.job_log(found.id, tail=LOG_TAIL, run_id=found.run_id)
     if not log.text.strip():
         return Outcome(replies=[Reply(text=say(ctx.lang, "log_empty", job=found.full_name))], job=found)
     shown = log.text.count("\n") + 1
@@ -279,11 +279,14 @@ async def _stream_status(ctx: ToolContext, args: dict[str, str]) -> Outcome:
     streams = await ctx.tws.query_streams(name=name, workstation=(args.get("workstation") or "").upper() or None)
     if not streams:
         return Outcome(replies=[Reply(text=say(ctx.lang, "stream_not_found", name=name), level="warning")])
-    jobs = await ctx.tws.query_jobs(stream=name)
+    by_stream: dict[str, list[Job]] = {}
+    for job in await ctx.tws.query_jobs(stream=name, workstation=(args.get("workstation") or "").upper() or None):
+        by_stream.setdefault(job.stream_id, []).append(job)
     replies = []
     for stream in streams[:5]:
-        counts = Counter(job.status for job in jobs if job.stream_id == stream.id)
-        failed = [job for job in jobs if job.stream_id == stream.id and job.failed]
+        jobs = by_stream.get(stream.id, [])
+        counts = Counter(job.status for job in jobs)
+        failed = [job for job in jobs if job.failed]
         summary = ", ".join(f"{status} {n}" for status, n in counts.most_common())
         fields = [Field(label=say(ctx.lang, "f_status"), value=stream.status), Field(label=say(ctx.lang, "f_ws"), value=stream.workstation),
                   Field(label=say(ctx.lang, "f_jobs"), value=summary or "0")]

@@ -12,13 +12,13 @@ import os
 import socket
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import structlog
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from bot.agent import Agent, Hooks
+from bot.agent import Agent
 from bot.alerts import FailureWatch
 from bot.config import AlertSettings, Settings
 from bot.errors import ConfigError
@@ -101,7 +101,7 @@ async def assemble(settings: Settings, stack: AsyncExitStack, *, poll: bool, wit
         watch = FailureWatch(settings.alerts, tws=tws, store=store, notifiers=all_notifiers, owner=owner,
                              single_instance=store.kind != "redis")
         # The watch needs the chat adapters, which need the agent: hook it into the agent last.
-        agent.hooks = Hooks(alert_actions=watch.on_action, on_job_action=watch.note_action)
+        agent.hooks = replace(agent.hooks, alert_actions=watch.on_action, on_job_action=watch.note_action)
         stack.push_async_callback(watch.resign)  # a restarted process need not wait out the lock TTL
         if poll:
             scheduler = AsyncIOScheduler(timezone="UTC")
