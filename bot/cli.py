@@ -268,13 +268,13 @@ async def _tws_client(stack: AsyncExitStack):  # type: ignore[no-untyped-def]
 
 
 async def _tws_jobs(args: argparse.Namespace) -> int:
-    from bot.tws.models import JOB_STATES
+    from bot.tws.models import STATUS_FILTERS
 
     async with AsyncExitStack() as stack:
         tws = await _tws_client(stack)
         status = (args.status or "").upper()
-        if status and status != "FAILED" and status not in JOB_STATES:
-            raise ConfigError(f"--status: unknown job status {args.status!r}; use FAILED or one of {', '.join(sorted(JOB_STATES))}")
+        if status and status not in STATUS_FILTERS:
+            raise ConfigError(f"--status: unknown job status {args.status!r}; use one of {', '.join(sorted(STATUS_FILTERS))}")
         filters = {k: v for k, v in {"status": status, "stream": args.stream, "workstation": args.workstation,
                                      "name": args.name}.items() if v}
         shown = 0

@@ -19,7 +19,7 @@ from bot.errors import AmbiguousJob, JobNotFound, TwsError
 from bot.events import ACTION_CHOOSE, Button, Field, Reply
 from bot.texts import say
 from bot.tws.client import TwsClient
-from bot.tws.models import JOB_STATES, Job
+from bot.tws.models import STATUS_FILTERS, Job
 from bot.tws.names import JobRef, parse_job_ref
 
 _JOB = {"type": "string", "description": "Job name: JOB, STREAM.JOB or WORKSTATION#STREAM.JOB"}
@@ -243,8 +243,8 @@ async def _job_log(ctx: ToolContext, args: dict[str, str]) -> Outcome:
 
 async def _list_jobs(ctx: ToolContext, args: dict[str, str]) -> Outcome:
     status = (args.get("status") or "").upper() or None
-    if status and status != "FAILED" and status not in JOB_STATES:
-        return Outcome(replies=[Reply(text=f"`{status}`: " + ", ".join(sorted(JOB_STATES | {"FAILED"})), level="warning")])
+    if status and status not in STATUS_FILTERS:
+        return Outcome(replies=[Reply(text=f"`{status}`: " + ", ".join(sorted(STATUS_FILTERS)), level="warning")])
     filters = {"status": status, "stream": (args.get("stream") or "").upper() or None,
                "workstation": (args.get("workstation") or "").upper() or None, "name": args.get("name")}
     filters = {k: v for k, v in filters.items() if v}

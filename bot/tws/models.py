@@ -20,6 +20,9 @@ JOB_STATES: frozenset[str] = frozenset(
     }
 )
 
+#: What a job query's ``status`` filter accepts: one internal status or the FAILED group.
+STATUS_FILTERS: frozenset[str] = JOB_STATES | {"FAILED"}
+
 #: Every job stream state (tws-api.md section 6).
 STREAM_STATES: frozenset[str] = frozenset(
     {"ADD", "ABEND", "CANCELP", "CANCL", "ERROR", "EXEC", "EXTRN", "HOLD", "READY", "STUCK", "SUCC", "SUPPR"}
