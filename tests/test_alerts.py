@@ -423,6 +423,44 @@ async def test_a_rerun_that_fails_again_is_a_repeat_failure_in_the_same_thread(s
     assert "failed 2 times" in updated.text
 
 
+async def test_a_stream_failing_again_fetches_successors_in_one_query_and_posts_each_repeat_once(
+        sim, tws, sqlite_store):
+    simulator, _ = sim
+    by_stream: dict[str, list[JSON]] = {}
+    for job in simulator.jobs_in_state("SUCC"):
+        by_stream.setdefault(job["jobStreamName"], []).append(job)
+    _, jobs = max(by_stream.items(), key=lambda item: len(item[1]))
+    jobs = jobs[:4]
+    assert len(jobs) == 4, "the plan needs a stream with 4 finished jobs"
+    chat = Recorder()
+    watch = watch_for(alerting(default_targets=("slack:C1",), burst_threshold=10), tws=tws, store=sqlite_store,
+                      notifiers=[chat])
+    for job in jobs:
+        simulator.force_fail(job["id"], 8)
+    assert (await watch.poll_once()).new == 4  # below the burst threshold: a thread each
+    assert await watch.deliver_due() == 4
+    roots = {r.title: ref for ref, (_, r, thread) in enumerate(chat.posts, 1) if thread is None}
+    simulator.reset_stats()
+    assert (await watch.poll_once()).queued == 0  # nothing new: only the failed-jobs query
+    quiet = simulator.stats["kinds"]["job_query"]["requests"]
+    for job in jobs:
+        await tws.job_action(job["id"], "rerun")
+        simulator.force_fail(job["id"], 12)
+    simulator.reset_stats()
+    report = await watch.poll_once()
+    assert (report.new, report.repeats) == (0, 4)
+    kinds = simulator.stats["kinds"]
+    assert kinds["job_query"]["requests"] == quiet + 1  # the successors of all four in one query
+    assert kinds["job_log"]["requests"] == 4
+    assert await watch.deliver_due() == 8  # a "failed again" reply and a root update per thread
+    assert (await watch.poll_once()).queued == 0 and await watch.deliver_due() == 0
+    for job in jobs:
+        again = [thread for _, r, thread in chat.posts
+                 if r.text.startswith(f"🔴 {full_name(job)} failed again: run 1 ended ABEND with return code 12")]
+        assert again == [f"m{roots[f'🔴 ABEND: {full_name(job)}']}"]  # in its own thread, once
+    assert sorted(ref for _, ref, _ in chat.updates) == sorted(f"m{ref}" for ref in roots.values())
+
+
 # --- noise control --------------------------------------------------------------------------
 
 def press(action_id: str, value: str, user: str = "ana", lang: str | None = None) -> Event:

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import time
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import pytest
 from structlog.testing import capture_logs
@@ -12,6 +15,7 @@ from structlog.testing import capture_logs
 from bot.config import StoreSettings
 from bot.errors import StoreError
 from bot.store import JSON, Store, open_store
+from bot.store.redis import RedisStore
 from bot.store.sqlite import SqliteStore
 
 from .conftest import StoreBackend
@@ -154,6 +158,44 @@ async def test_outbox_add_is_once_ever(store: Store) -> None:
     assert not await store.outbox_add("alert:1", {"text": "again"}, due_at=1.0)
     assert await store.outbox_due(200.0) == []
     assert await store.outbox_pending() == 0
+
+
+@asynccontextmanager
+async def _short_memory(backend: StoreBackend) -> AsyncIterator[Store]:
+    """The backend's store, but remembering outbox ids for SHORT seconds instead of two weeks."""
+    store: Store
+    if backend.kind == "sqlite":
+        store = await SqliteStore.open(backend.sqlite_path, outbox_memory=SHORT)
+    else:
+        assert backend.settings.redis_url
+        store = RedisStore.from_url(backend.settings.redis_url, namespace=backend.namespace, outbox_memory=SHORT)
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+async def test_outbox_forgets_an_id_after_its_memory(store_backend: StoreBackend) -> None:
+    async with _short_memory(store_backend) as store:
+        assert await store.outbox_add("alert:1", {"text": "A"}, due_at=1.0)
+        await store.outbox_done("alert:1")
+        assert not await store.outbox_add("alert:1", {"text": "too soon"}, due_at=1.0)
+        await asyncio.sleep(SHORT + 0.1)
+        assert await store.outbox_add("alert:1", {"text": "B"}, due_at=2.0)
+        assert not await store.outbox_add("alert:1", {"text": "C"}, due_at=3.0)  # remembered afresh
+        due = await store.outbox_due(10.0)
+        assert [(i.id, i.payload, i.due_at, i.attempts) for i in due] == [("alert:1", {"text": "B"}, 2.0, 0)]
+
+
+async def test_outbox_item_still_queued_outlives_its_memory(store_backend: StoreBackend) -> None:
+    async with _short_memory(store_backend) as store:
+        assert await store.outbox_add("alert:1", {"text": "A"}, due_at=1.0)
+        await store.outbox_retry("alert:1", due_at=5.0, error="slack 503")
+        await asyncio.sleep(SHORT + 0.1)
+        assert not await store.outbox_add("alert:1", {"text": "B"}, due_at=2.0)
+        (item,) = await store.outbox_due(10.0)
+        assert (item.payload, item.due_at, item.attempts, item.last_error) == ({"text": "A"}, 5.0, 1, "slack 503")
+        assert await store.outbox_pending() == 1
 
 
 async def test_outbox_due_orders_by_due_time_and_honours_limit(store: Store) -> None:
@@ -301,6 +343,36 @@ async def test_sqlite_purge_expired_removes_dead_rows(sqlite_store: SqliteStore)
     await asyncio.sleep(SHORT + 0.1)
     assert await sqlite_store.purge_expired() == 3
     assert await sqlite_store.get("ctx:2") == {"v": 2}
+
+
+async def test_sqlite_purge_expired_forgets_outbox_ids(tmp_path) -> None:
+    store = await SqliteStore.open(tmp_path / "state.db", outbox_memory=SHORT)
+    try:
+        await store.outbox_add("alert:1", {"text": "A"}, due_at=1.0)
+        await store.outbox_done("alert:1")
+        assert await store.purge_expired() == 0
+        await asyncio.sleep(SHORT + 0.1)
+        assert await store.purge_expired() == 1
+        assert await store.outbox_add("alert:1", {"text": "B"}, due_at=1.0)
+    finally:
+        await store.close()
+
+
+async def test_sqlite_file_from_before_the_memory_keeps_its_ids(tmp_path) -> None:
+    """A state.db whose outbox_seen has no expiry column: its ids get a full memory from now."""
+    path = tmp_path / "state.db"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE outbox_seen (id TEXT PRIMARY KEY)")
+        db.execute("INSERT INTO outbox_seen (id) VALUES ('alert:old')")
+    db.close()
+    store = await SqliteStore.open(path, outbox_memory=SHORT)
+    try:
+        assert not await store.outbox_add("alert:old", {"text": "A"}, due_at=1.0)
+        assert await store.outbox_add("alert:new", {"text": "B"}, due_at=1.0)
+        await asyncio.sleep(SHORT + 0.1)
+        assert await store.outbox_add("alert:old", {"text": "C"}, due_at=1.0)
+    finally:
+        await store.close()
 
 
 async def test_sqlite_uses_wal(sqlite_store: SqliteStore) -> None:

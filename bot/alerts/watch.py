@@ -6,8 +6,9 @@ One poll (only on the replica holding the leader lock):
    enabled), every page;
 2. ``get_job`` only for open alerts whose job is no longer in that result (to see a rerun start,
    recover, be cancelled or leave the plan);
-3. for *new* failures only: the log tails (error lines, ``DETAIL_CONCURRENCY`` at a time) and their
-   successors (blocked count), batched: one query per 40 failures, not one plan scan each.
+3. for new and repeat failures: the log tails (error lines, ``DETAIL_CONCURRENCY`` at a time) and
+   their successors (blocked count), batched: one query per 40 failures, not one plan scan each
+   (the repeats in one batch, the new failures in another).
 
 A failure is keyed by job id and run (``run_id``, else the rerun count): a rerun that fails again
 is a repeat failure, posted in the same thread. Only a new run (new run id, higher rerun count) is
@@ -187,8 +188,12 @@ class FailureWatch:
         records = {record["job_id"]: record for _, record in await self._store.scan("alert:")}
         mutes = [m["pattern"] for _, m in await self._store.scan("mute:")]
         fresh: list[tuple[Job, str, tuple[str, ...]]] = []
-        for job in jobs:
-            kind = self._kind(job) or "failed"
+        # Repeats are known before anything is written: their details come in one batch (one
+        # successors query for a whole stream failing again) yet each posts where it did before.
+        kinds = [(job, self._kind(job) or "failed") for job in jobs]
+        again = await self._details([(job, kind) for job, kind in kinds
+                                     if job.id in records and _failure_key(job, kind) not in records[job.id]["runs"]])
+        for job, kind in kinds:
             record = records.get(job.id)
             if record is None:
                 routing = route_job(self._settings, job, mutes)
@@ -199,7 +204,7 @@ class FailureWatch:
                 else:
                     fresh.append((job, kind, routing.targets))
             elif _failure_key(job, kind) not in record["runs"]:
-                await self._repeat(record, job, kind)
+                await self._repeat(record, job, kind, again[job.id])
             else:
                 await self._observe(record, job)
         if self._tally["unrouted"]:
@@ -279,7 +284,7 @@ class FailureWatch:
         return [r for r in await asyncio.gather(*(self._store.get(f"alert:{j}") for j in job_ids)) if r]
 
     async def _details(self, failures: Sequence[tuple[Job, str]]) -> dict[str, JSON]:
-        """Error lines, blocked successors and a runbook hint of new failures, by job id.
+        """Error lines, blocked successors and a runbook hint of new or repeat failures, by job id.
 
         The successors of all of them come in one batched lookup (a query per 40 jobs, not one plan
         scan per job) while the log tails are fetched ``DETAIL_CONCURRENCY`` at a time.
@@ -342,9 +347,8 @@ class FailureWatch:
 
     # --- lifecycle ----------------------------------------------------------------------------
 
-    async def _repeat(self, record: JSON, job: Job, kind: str) -> None:
+    async def _repeat(self, record: JSON, job: Job, kind: str, details: JSON) -> None:
         """A later run of an alerted job failed too: same thread, root updated."""
-        details = (await self._details([(job, kind)]))[job.id]
         snap = compose.snapshot(job)
         record = {**record, "state": "open", "kind": kind, "job": snap, "failure": snap,
                   "runs": [*record["runs"], _failure_key(job, kind)][-20:], "failures": record["failures"] + 1,

@@ -29,6 +29,11 @@ log = structlog.get_logger(__name__)
 
 JSON = dict[str, Any]
 
+# How long ``outbox_add`` remembers a queued id, in seconds. Remembering forever grows without
+# bound, and an alert id replayed after two weeks belongs to a new plan anyway: TWS job ids change
+# with every daily plan, so the same id that late is not the same failure.
+OUTBOX_MEMORY = 14 * 24 * 3600.0
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class OutboxItem:
@@ -75,7 +80,11 @@ class Store(Protocol):
 
     # --- durable outbox (alerts are written here before they are sent) ---------------------
     async def outbox_add(self, item_id: str, payload: JSON, due_at: float) -> bool:
-        """Queue an item; False (and nothing changes) when ``item_id`` was ever queued before."""
+        """Queue an item; False (nothing changes) when ``item_id`` was queued within ``OUTBOX_MEMORY``.
+
+        The memory outlives delivery, so an alert already sent is not queued again; it is bounded
+        so that the store does not keep every id forever. An item still queued is never replaced.
+        """
         ...
 
     async def outbox_due(self, now: float, limit: int = 50) -> list[OutboxItem]: ...

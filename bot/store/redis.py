@@ -8,7 +8,7 @@ share one server. Layout under the namespace:
   log:<name>         a chained log (a list, oldest first)
   outbox:items       hash id -> payload JSON     outbox:due    sorted set id by due time
   outbox:attempts    hash id -> attempts         outbox:errors hash id -> last error
-  outbox:seen        set of every id ever queued (makes outbox_add "once ever")
+  outbox:seen:<id>   an id queued within OUTBOX_MEMORY (SET NX PX; makes outbox_add "once")
   lock:<name>        the owner of a leader lock (PX)
 
 Each step that must not interleave with another replica is one Lua script or one WATCH/MULTI
@@ -30,14 +30,16 @@ from redis.exceptions import RedisError, WatchError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from bot.errors import StoreError
-from bot.store import JSON, OutboxItem
+from bot.store import JSON, OUTBOX_MEMORY, OutboxItem
 
 # Under contention every WATCH round has one winner, so n concurrent appends need at most n
 # rounds; past this many the server is pathologically busy and the caller should hear about it.
 _APPEND_ATTEMPTS = 200
 
+# An item can outlive its memory (retried for weeks): while it is still queued it is not new.
 _OUTBOX_ADD = """
-if redis.call('SADD', KEYS[3], ARGV[1]) == 0 then return 0 end
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then return 0 end
+if not redis.call('SET', KEYS[3], '1', 'NX', 'PX', ARGV[4]) then return 0 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
 return 1
@@ -72,8 +74,10 @@ class RedisStore:
 
     kind = "redis"
 
-    def __init__(self, client: Redis, *, namespace: str = "resync:", owns_client: bool = False) -> None:
+    def __init__(self, client: Redis, *, namespace: str = "resync:", owns_client: bool = False,
+                 outbox_memory: float = OUTBOX_MEMORY) -> None:
         self.namespace = namespace
+        self.outbox_memory = outbox_memory
         self._redis = client
         self._owns_client = owns_client
         kwargs = client.connection_pool.connection_kwargs
@@ -85,10 +89,11 @@ class RedisStore:
         self._lock_release = client.register_script(_LOCK_RELEASE)
 
     @classmethod
-    def from_url(cls, url: str, *, namespace: str = "resync:", timeout: float = 5.0) -> RedisStore:
+    def from_url(cls, url: str, *, namespace: str = "resync:", timeout: float = 5.0,
+                 outbox_memory: float = OUTBOX_MEMORY) -> RedisStore:
         client = Redis.from_url(url, decode_responses=True, socket_connect_timeout=timeout,
                                 socket_timeout=timeout)
-        return cls(client, namespace=namespace, owns_client=True)
+        return cls(client, namespace=namespace, owns_client=True, outbox_memory=outbox_memory)
 
     def _key(self, space: str, name: str) -> str:
         return f"{self.namespace}{space}:{name}"
@@ -170,16 +175,18 @@ class RedisStore:
 
     # --- outbox ---------------------------------------------------------------------------
     def _outbox_keys(self) -> list[str]:
-        return [self._key("outbox", part) for part in ("items", "due", "attempts", "errors", "seen")]
+        return [self._key("outbox", part) for part in ("items", "due", "attempts", "errors")]
 
     async def outbox_add(self, item_id: str, payload: JSON, due_at: float) -> bool:
-        items, due, _, _, seen = self._outbox_keys()
+        items, due, _, _ = self._outbox_keys()
+        seen = self._key("outbox", f"seen:{item_id}")
         text = json.dumps(payload, separators=(",", ":"))
         with self._translated():
-            return bool(await self._outbox_add(keys=[items, due, seen], args=[item_id, text, repr(due_at)]))
+            return bool(await self._outbox_add(keys=[items, due, seen],
+                                               args=[item_id, text, repr(due_at), _ms(self.outbox_memory)]))
 
     async def outbox_due(self, now: float, limit: int = 50) -> list[OutboxItem]:
-        items, due, attempts, errors, _ = self._outbox_keys()
+        items, due, attempts, errors = self._outbox_keys()
         with self._translated():
             scored = await self._redis.zrangebyscore(due, "-inf", repr(now), start=0, num=limit, withscores=True)
             if not scored:
@@ -194,14 +201,14 @@ class RedisStore:
                 if text is not None]
 
     async def outbox_done(self, item_id: str) -> None:
-        items, due, attempts, errors, _ = self._outbox_keys()
+        items, due, attempts, errors = self._outbox_keys()
         with self._translated():
             async with self._redis.pipeline(transaction=True) as pipe:
                 pipe.hdel(items, item_id).zrem(due, item_id).hdel(attempts, item_id).hdel(errors, item_id)
                 await pipe.execute()
 
     async def outbox_retry(self, item_id: str, due_at: float, error: str) -> None:
-        items, due, attempts, errors, _ = self._outbox_keys()
+        items, due, attempts, errors = self._outbox_keys()
         with self._translated():
             await self._outbox_retry(keys=[items, due, attempts, errors], args=[item_id, repr(due_at), error])
 

@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 import structlog
 
 from bot.errors import StoreError
-from bot.store import JSON, OutboxItem
+from bot.store import JSON, OUTBOX_MEMORY, OutboxItem
 
 log = structlog.get_logger(__name__)
 
@@ -39,7 +39,7 @@ CREATE TABLE IF NOT EXISTS outbox (
     id TEXT PRIMARY KEY, payload TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
     due_at REAL NOT NULL, last_error TEXT);
 CREATE INDEX IF NOT EXISTS outbox_by_due ON outbox (due_at, id);
-CREATE TABLE IF NOT EXISTS outbox_seen (id TEXT PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS outbox_seen (id TEXT PRIMARY KEY, expires_at REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS locks (name TEXT PRIMARY KEY, owner TEXT NOT NULL, expires_at REAL NOT NULL);
 """
 
@@ -52,16 +52,17 @@ class SqliteStore:
 
     kind = "sqlite"
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, outbox_memory: float = OUTBOX_MEMORY) -> None:
         self.path = path
+        self.outbox_memory = outbox_memory
         self._executor: ThreadPoolExecutor | None = ThreadPoolExecutor(
             max_workers=1, thread_name_prefix="resync-sqlite")
         self._db: sqlite3.Connection | None = None
         self._writes = 0
 
     @classmethod
-    async def open(cls, path: Path) -> SqliteStore:
-        store = cls(path)
+    async def open(cls, path: Path, *, outbox_memory: float = OUTBOX_MEMORY) -> SqliteStore:
+        store = cls(path, outbox_memory=outbox_memory)
         try:
             await store._run(store._connect)
         except StoreError:
@@ -81,6 +82,7 @@ class SqliteStore:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
             db.executescript(_SCHEMA)
+            _migrate_outbox_seen(db, time.time() + self.outbox_memory)
         except sqlite3.Error:
             db.close()
             raise
@@ -132,7 +134,7 @@ class SqliteStore:
         self._executor = None
 
     async def purge_expired(self) -> int:
-        """Delete every expired claim, record and lock; returns how many rows went."""
+        """Delete every expired claim, record, lock and outbox memory; returns how many rows went."""
         return await self._run(self._purge, time.time())
 
     def _purge(self, now: float) -> int:
@@ -140,6 +142,7 @@ class SqliteStore:
         gone = db.execute("DELETE FROM claims WHERE expires_at <= ?", (now,)).rowcount
         gone += db.execute("DELETE FROM records WHERE expires_at <= ?", (now,)).rowcount
         gone += db.execute("DELETE FROM locks WHERE expires_at <= ?", (now,)).rowcount
+        gone += db.execute("DELETE FROM outbox_seen WHERE expires_at <= ?", (now,)).rowcount
         if gone:
             log.debug("store_purged", rows=gone)
         return gone
@@ -228,11 +231,21 @@ class SqliteStore:
         return await self._run(self._outbox_add, item_id, json.dumps(payload, separators=(",", ":")), due_at)
 
     def _outbox_add(self, item_id: str, text: str, due_at: float) -> bool:
+        now = time.time()
         with self._transaction() as db:
-            # outbox_seen outlives the item: an alert sent yesterday is never queued again.
-            if db.execute("INSERT OR IGNORE INTO outbox_seen (id) VALUES (?)", (item_id,)).rowcount == 0:
+            # An item can outlive its memory (retried for weeks): it is still queued, so not new.
+            if db.execute("SELECT 1 FROM outbox WHERE id = ?", (item_id,)).fetchone() is not None:
+                return False
+            # outbox_seen outlives the item: an alert sent yesterday is not queued again. As with
+            # claims, the upsert only overwrites an expired memory, so rowcount says who won.
+            seen = db.execute(
+                "INSERT INTO outbox_seen (id, expires_at) VALUES (?, ?) ON CONFLICT (id) DO UPDATE"
+                " SET expires_at = excluded.expires_at WHERE outbox_seen.expires_at <= ?",
+                (item_id, now + self.outbox_memory, now))
+            if seen.rowcount == 0:
                 return False
             db.execute("INSERT INTO outbox (id, payload, due_at) VALUES (?, ?, ?)", (item_id, text, due_at))
+        self._wrote()
         return True
 
     async def outbox_due(self, now: float, limit: int = 50) -> list[OutboxItem]:
@@ -268,6 +281,21 @@ class SqliteStore:
 
     async def release_lock(self, name: str, owner: str) -> None:
         await self._run(lambda: self._conn.execute("DELETE FROM locks WHERE name = ? AND owner = ?", (name, owner)))
+
+
+def _migrate_outbox_seen(db: sqlite3.Connection, expires_at: float) -> None:
+    """Files from before OUTBOX_MEMORY remembered ids forever: give those ids a full memory from now."""
+    # BEGIN IMMEDIATE: a second process opening the same file must not add the column twice.
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        columns = {row[1] for row in db.execute("PRAGMA table_info(outbox_seen)")}
+        if "expires_at" not in columns:
+            db.execute("ALTER TABLE outbox_seen ADD COLUMN expires_at REAL")
+            db.execute("UPDATE outbox_seen SET expires_at = ? WHERE expires_at IS NULL", (expires_at,))
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
 
 
 def _decode(text: str, where: str) -> JSON:
