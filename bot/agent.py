@@ -50,12 +50,13 @@ from bot.events import (
     Event,
     Field,
     Reply,
+    RunbookSearch,
 )
 from bot.nlu import detect_language, examples, parse_command, understand
 from bot.policy import Policy, action_of, job_names_for
 from bot.store import Store
 from bot.texts import say
-from bot.tools import TOOLS, Intent, Outcome, RunbookSearch, ToolContext, has_wildcard, job_fields, resolve, run_read_tool
+from bot.tools import TOOLS, Intent, Outcome, ToolContext, has_wildcard, job_fields, resolve, run_read_tool
 from bot.tws.client import TwsClient
 from bot.tws.models import Job
 

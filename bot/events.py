@@ -108,6 +108,9 @@ class Reply:
 #: What an adapter is given: one callable from event to replies.
 Handle = Callable[[Event], Awaitable[list[Reply]]]
 
+#: A knowledge-base lookup: the best runbook answer for a query, or None.
+RunbookSearch = Callable[[str], Awaitable[str | None]]
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Posted:

@@ -16,7 +16,7 @@ from typing import Any
 
 from bot.alerts.compose import error_lines
 from bot.errors import AmbiguousJob, JobNotFound, TwsError
-from bot.events import ACTION_CHOOSE, Button, Field, Reply
+from bot.events import ACTION_CHOOSE, Button, Field, Reply, RunbookSearch
 from bot.texts import say
 from bot.tws.client import TwsClient
 from bot.tws.models import STATUS_FILTERS, Job
@@ -94,7 +94,6 @@ TOOLS: dict[str, ToolSpec] = {spec.name: spec for spec in (
 # --- running the read-only tools ----------------------------------------------------------------
 # State-changing tools are never run from here: the agent core proposes them for confirmation.
 
-RunbookSearch = Callable[[str], Awaitable[str | None]]
 LIST_LIMIT = 25
 LOG_TAIL = 60
 _WILDCARDS = ("@", "*", "?")

@@ -28,6 +28,7 @@ from bot.events import (
     Field,
     Reply,
 )
+from bot.policy import ACTIONS, action_of
 from bot.texts import say
 from bot.tws.models import Job
 
@@ -123,7 +124,6 @@ def reply_from_json(data: JSON) -> Reply:
 
 #: Labels of our own making; the rest (ABEND, FAIL, ERROR, PEND) are TWS's words and shown as is.
 _OWN_LABELS = {"RECOVERED", "RERUNNING", "CANCELLED", "GONE", "LATE"}
-_ACTS = {"rerun", "hold", "release", "cancel"}
 
 
 def _when(iso: str | None) -> str:
@@ -194,8 +194,8 @@ def _fields(record: JSON, lang: str) -> tuple[Field, ...]:
 
 def _act(lang: str, tool: str) -> str:
     """An action by its noun ("reexecução"); a tool we do not know by its own name."""
-    verb = tool.removesuffix("_job")
-    return say(lang, f"alert_act_{verb}") if verb in _ACTS else verb
+    verb = action_of(tool)
+    return say(lang, f"alert_act_{verb}") if verb in ACTIONS else verb
 
 
 def _outcome(lang: str, outcome: str) -> str:
@@ -327,7 +327,7 @@ def snoozed(user: str, hours: int, until: float, *, lang: str = "en") -> Reply:
 
 
 def action_note(*, tool: str, actor: str, outcome: str, lang: str = "en") -> Reply:
-    return Reply(text=say(lang, "alert_action_note", actor=actor, verb=tool.removesuffix("_job"),
+    return Reply(text=say(lang, "alert_action_note", actor=actor, verb=action_of(tool),
                           action=_act(lang, tool), outcome=_outcome(lang, outcome)), level="info")
 
 

@@ -34,7 +34,7 @@ import asyncio
 import hashlib
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
@@ -54,6 +54,7 @@ from bot.events import (
     Event,
     Notifier,
     Reply,
+    RunbookSearch,
 )
 from bot.store import Store
 from bot.texts import say
@@ -77,7 +78,6 @@ CLOSED = {"SUCC": "recovered", "CANCL": "cancelled"}
 WAITING = frozenset({"SCHED", "HOLD", "READY", "INTRO", "ADD", "WAIT", "BOUND"})
 LABEL_OF_STATE = {"recovered": "RECOVERED", "cancelled": "CANCELLED", "gone": "GONE"}
 
-RunbookSearch = Callable[[str], Awaitable[str | None]]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -15,6 +15,7 @@ Key spaces used by the rest of the code (by convention, prefix first):
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -42,6 +43,14 @@ class OutboxItem:
     attempts: int
     due_at: float  # epoch seconds
     last_error: str | None = None
+
+
+def decode(text: str | bytes, where: str, kind: str) -> JSON:
+    """A stored record back to JSON; a corrupt one is a StoreError naming where it lies."""
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise StoreError(f"{kind} store holds a corrupt record at {where!r}: {exc}") from exc
 
 
 class Store(Protocol):

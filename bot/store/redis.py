@@ -30,7 +30,7 @@ from redis.exceptions import RedisError, WatchError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from bot.errors import StoreError
-from bot.store import JSON, OUTBOX_MEMORY, OutboxItem
+from bot.store import JSON, OUTBOX_MEMORY, OutboxItem, decode
 
 # Under contention every WATCH round has one winner, so n concurrent appends need at most n
 # rounds; past this many the server is pathologically busy and the caller should hear about it.
@@ -139,7 +139,7 @@ class RedisStore:
     async def get(self, key: str) -> JSON | None:
         with self._translated():
             text = await self._redis.get(self._key("kv", key))
-        return None if text is None else _decode(text, key)
+        return None if text is None else decode(text, key, "redis")
 
     async def delete(self, key: str) -> None:
         with self._translated():
@@ -151,7 +151,7 @@ class RedisStore:
             keys = sorted({k async for k in self._redis.scan_iter(match=_glob_escape(head + prefix) + "*", count=500)})
             values = [v for chunk in _chunks(keys, 500) for v in await self._redis.mget(chunk)]
         # A record may expire between SCAN and MGET: it is simply absent.
-        return [(key[len(head):], _decode(text, key)) for key, text in zip(keys, values) if text is not None]
+        return [(key[len(head):], decode(text, key, "redis")) for key, text in zip(keys, values) if text is not None]
 
     # --- chained log ----------------------------------------------------------------------
     async def append_chained(self, log: str, build: Callable[[JSON | None], JSON]) -> JSON:
@@ -171,7 +171,7 @@ class RedisStore:
             return []
         with self._translated():
             texts = await self._redis.lrange(self._key("log", log), 0 if last is None else -last, -1)
-        return [_decode(text, log) for text in texts]
+        return [decode(text, log, "redis") for text in texts]
 
     # --- outbox ---------------------------------------------------------------------------
     def _outbox_keys(self) -> list[str]:
@@ -195,7 +195,7 @@ class RedisStore:
             async with self._redis.pipeline(transaction=False) as pipe:
                 pipe.hmget(items, ids).hmget(attempts, ids).hmget(errors, ids)
                 payloads, counts, last_errors = await pipe.execute()
-        return [OutboxItem(id=item_id, payload=_decode(text, item_id), attempts=int(count or 0), due_at=score,
+        return [OutboxItem(id=item_id, payload=decode(text, item_id, "redis"), attempts=int(count or 0), due_at=score,
                            last_error=error)
                 for (item_id, score), text, count, error in zip(scored, payloads, counts, last_errors)
                 if text is not None]
@@ -229,7 +229,7 @@ class RedisStore:
 async def _append_once(pipe: Pipeline, key: str, log_name: str, build: Callable[[JSON | None], JSON]) -> JSON:
     await pipe.watch(key)
     last = await pipe.lindex(key, -1)
-    record = build(None if last is None else _decode(last, log_name))
+    record = build(None if last is None else decode(last, log_name, "redis"))
     pipe.multi()
     pipe.rpush(key, json.dumps(record, separators=(",", ":")))
     await pipe.execute()
@@ -248,10 +248,3 @@ def _glob_escape(text: str) -> str:
 def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
     for start in range(0, len(items), size):
         yield items[start:start + size]
-
-
-def _decode(text: str, where: str) -> JSON:
-    try:
-        return json.loads(text)
-    except ValueError as exc:
-        raise StoreError(f"redis store holds a corrupt record at {where!r}: {exc}") from exc

@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 import structlog
 
 from bot.errors import StoreError
-from bot.store import JSON, OUTBOX_MEMORY, OutboxItem
+from bot.store import JSON, OUTBOX_MEMORY, OutboxItem, decode
 
 log = structlog.get_logger(__name__)
 
@@ -176,7 +176,7 @@ class SqliteStore:
 
     async def get(self, key: str) -> JSON | None:
         text = await self._run(self._get, key)
-        return None if text is None else _decode(text, key)
+        return None if text is None else decode(text, key, "sqlite")
 
     def _get(self, key: str) -> str | None:
         row = self._conn.execute("SELECT value, expires_at FROM records WHERE key = ?", (key,)).fetchone()
@@ -192,7 +192,7 @@ class SqliteStore:
 
     async def scan(self, prefix: str) -> list[tuple[str, JSON]]:
         rows = await self._run(self._scan, prefix)
-        return [(key, _decode(text, key)) for key, text in rows]
+        return [(key, decode(text, key, "sqlite")) for key, text in rows]
 
     def _scan(self, prefix: str) -> list[tuple[str, str]]:
         # substr, not LIKE: LIKE ignores ASCII case and treats % and _ as wildcards.
@@ -209,14 +209,14 @@ class SqliteStore:
         with self._transaction() as db:
             row = db.execute("SELECT record FROM logs WHERE log = ? ORDER BY pos DESC LIMIT 1",
                              (log_name,)).fetchone()
-            record = build(None if row is None else _decode(row[0], log_name))
+            record = build(None if row is None else decode(row[0], log_name, "sqlite"))
             db.execute("INSERT INTO logs (log, record) VALUES (?, ?)",
                        (log_name, json.dumps(record, separators=(",", ":"))))
         return record
 
     async def read_log(self, log: str, *, last: int | None = None) -> list[JSON]:
         rows = await self._run(self._read_log, log, last)
-        return [_decode(text, log) for text in rows]
+        return [decode(text, log, "sqlite") for text in rows]
 
     def _read_log(self, log_name: str, last: int | None) -> list[str]:
         if last is None:
@@ -252,7 +252,7 @@ class SqliteStore:
         rows = await self._run(lambda: self._conn.execute(
             "SELECT id, payload, attempts, due_at, last_error FROM outbox WHERE due_at <= ?"
             " ORDER BY due_at, id LIMIT ?", (now, limit)).fetchall())
-        return [OutboxItem(id=r[0], payload=_decode(r[1], r[0]), attempts=r[2], due_at=r[3], last_error=r[4])
+        return [OutboxItem(id=r[0], payload=decode(r[1], r[0], "sqlite"), attempts=r[2], due_at=r[3], last_error=r[4])
                 for r in rows]
 
     async def outbox_done(self, item_id: str) -> None:
@@ -296,10 +296,3 @@ def _migrate_outbox_seen(db: sqlite3.Connection, expires_at: float) -> None:
         db.execute("ROLLBACK")
         raise
     db.execute("COMMIT")
-
-
-def _decode(text: str, where: str) -> JSON:
-    try:
-        return json.loads(text)
-    except ValueError as exc:
-        raise StoreError(f"sqlite store holds a corrupt record at {where!r}: {exc}") from exc
