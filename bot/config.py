@@ -37,6 +37,8 @@ class TwsSettings:
 class StoreSettings:
     redis_url: str | None = field(default=None, repr=False)
     data_dir: Path = Path(".resync")
+    redis_max_connections: int = 50  # connections in the blocking pool; callers beyond wait
+    redis_timeout: float = 5.0  # seconds: bound of every Redis call, pool wait included
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -275,7 +277,10 @@ def _store(s: _Source) -> StoreSettings:
     redis_url = s.str("REDIS_URL", "store.redis_url")
     if redis_url and urlsplit(redis_url).scheme not in {"redis", "rediss", "unix"}:
         raise ConfigError("REDIS_URL must start with redis://, rediss:// or unix://")
-    return StoreSettings(redis_url=redis_url or None, data_dir=Path(s.str("RESYNC_DATA_DIR", "store.data_dir", ".resync")))
+    return StoreSettings(redis_url=redis_url or None, data_dir=Path(s.str("RESYNC_DATA_DIR", "store.data_dir", ".resync")),
+                         redis_max_connections=int(s.number("REDIS_MAX_CONNECTIONS", "store.redis_max_connections", 50,
+                                                            minimum=1)),
+                         redis_timeout=s.number("REDIS_TIMEOUT", "store.redis_timeout", 5.0, minimum=0.1))
 
 
 def _log(s: _Source) -> LogSettings:
