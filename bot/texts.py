@@ -80,10 +80,10 @@ _TEXTS: dict[str, tuple[str, str]] = {
                         "chegou, então não sei se foi executado. Verifique `status {job}` antes de pedir de novo."),
     "handled_error": ("This request was already handled: the request to TWS failed ({detail}).",
                       "Este pedido já foi tratado: o pedido ao TWS falhou ({detail})."),
-    "kept_locally": ("(My state store is unreachable: this outcome is kept on this server and goes into the audit log "
-                     "as soon as the store is back.)",
-                     "(Meu armazenamento de estado está inacessível: este resultado fica guardado neste servidor e "
-                     "entra no log de auditoria assim que o armazenamento voltar.)"),
+    "kept_locally": ("(My state store is unreachable: this outcome is kept on this server and recorded in the store "
+                     "and the audit log as soon as the store is back.)",
+                     "(Meu armazenamento de estado está inacessível: este resultado fica guardado neste servidor e será "
+                     "registrado no armazenamento e no log de auditoria assim que ele voltar.)"),
     "expired": ("This confirmation has expired or was already handled. Ask again if it is still needed.",
                 "Esta confirmação expirou ou já foi tratada. Peça de novo se ainda for necessário."),
     "not_yours": ("Only the requester or someone allowed to {action} this job can confirm it.",
