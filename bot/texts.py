@@ -57,6 +57,12 @@ _TEXTS: dict[str, tuple[str, str]] = {
     "confirm_console": ("Confirm? [y/N]", "Confirma? [s/N]"),
     "ask_reason": ("The policy asks for a reason before I {action} `{job}`. Reply in this conversation with the reason.",
                    "A política exige uma justificativa antes de {action} `{job}`. Responda nesta conversa com o motivo."),
+    "reason_thin": ("That is too short to be a reason. Say in a few words why (for example “the input file arrived late, "
+                    "the fix is deployed”), or reply `cancel` to drop the request.",
+                    "Isso é curto demais para ser uma justificativa. Diga em poucas palavras por quê (por exemplo “o arquivo "
+                    "de entrada chegou atrasado, a correção já foi aplicada”), ou responda `cancelar` para desistir do pedido."),
+    "reason_still_waiting": ("(The {action} of `{job}` is still waiting for your reason: reply with it, or `cancel`.)",
+                             "(O pedido para {action} `{job}` ainda aguarda sua justificativa: responda com ela, ou `cancelar`.)"),
     "confirmed_running": ("{action} of `{job}` confirmed by {user}; sending it to TWS…",
                           "{action} de `{job}` confirmado por {user}; enviando ao TWS…"),
     "action_done": ("TWS accepted the {action} of `{job}`. {detail}", "O TWS aceitou: {action} de `{job}`. {detail}"),
