@@ -268,7 +268,7 @@ class Agent:
         wild = next((args[k] for k in ("job", "stream", "workstation") if args.get(k) and has_wildcard(args[k])), None)
         if wild:
             return [Reply(text=say(lang, "denied_action", action=say(lang, f"verb_{action}"), job=wild,
-                                   reason="wildcards are not accepted for actions"), level="warning", ephemeral=True)]
+                                   reason=say(lang, "reason_wildcard")), level="warning", ephemeral=True)]
         found = await resolve(ctx, tool, args)
         if isinstance(found, Reply):
             return [found]

@@ -57,6 +57,8 @@ _TEXTS: dict[str, tuple[str, str]] = {
     "confirm_console": ("Confirm? [y/N]", "Confirma? [s/N]"),
     "ask_reason": ("The policy asks for a reason before I {action} `{job}`. Reply in this conversation with the reason.",
                    "A política exige uma justificativa antes de {action} `{job}`. Responda nesta conversa com o motivo."),
+    "reason_wildcard": ("wildcards are not accepted for actions: name one job",
+                        "curingas não são aceitos em ações: informe um único job"),
     "reason_thin": ("That is too short to be a reason. Say in a few words why (for example “the input file arrived late, "
                     "the fix is deployed”), or reply `cancel` to drop the request.",
                     "Isso é curto demais para ser uma justificativa. Diga em poucas palavras por quê (por exemplo “o arquivo "
