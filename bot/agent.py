@@ -79,6 +79,7 @@ log = structlog.get_logger(__name__)
 AlertActions = Callable[[Event], Awaitable[list[Reply] | None]]
 JobActionHook = Callable[..., Awaitable[None]]  # (job_id=, tool=, actor=, outcome=)
 
+_EXPIRED_KEPT = 24 * 3600.0  # a confirmation outlives its TTL by this much, to be audited as expired when touched
 # States from which TWS accepts each action (docs/tws-wire.md); used to warn before confirming.
 _ALLOWED_FROM = {
     "rerun": {"SUCC", "ABEND", "FAIL", "SUPPR", "CANCL"},
@@ -155,11 +156,24 @@ class Agent:
         except StoreError as exc:  # reads still work without the store; actions will say why they cannot
             log.warning("store_unavailable", error=str(exc))
             waiting = None
-        if waiting and parse_command(text) is None:  # a typed command is a new request, not the reason
-            await self.store.delete(reason_key)
-            return await self._take_reason(event, waiting["id"], text)
         intent = understand(text, lang=event.lang)
         lang = event.lang or intent.lang or lang
+        if waiting:
+            kind = reason_kind(text, intent)
+            if kind == "cancel":
+                await self.store.delete(reason_key)
+                return await self._cancel_waiting(event, waiting["id"], lang)
+            if kind == "thin":
+                return [Reply(text=say(lang, "reason_thin"), level="warning")]
+            if kind == "reason":
+                await self.store.delete(reason_key)
+                return await self._take_reason(event, waiting["id"], text)
+            # a question or a command: answered as itself; the action keeps waiting for its reason
+            replies = await self._understood(event, intent, text, lang)
+            return [*replies, await self._still_waiting(waiting["id"], lang)]
+        return await self._understood(event, intent, text, lang)
+
+    async def _understood(self, event: Event, intent: Intent, text: str, lang: str) -> list[Reply]:
         note = None
         if intent.tool is None and not intent.unsupported and self.llm is not None and text:
             try:
@@ -258,7 +272,7 @@ class Agent:
         wild = next((args[k] for k in ("job", "stream", "workstation") if args.get(k) and has_wildcard(args[k])), None)
         if wild:
             return [Reply(text=say(lang, "denied_action", action=say(lang, f"verb_{action}"), job=wild,
-                                   reason="wildcards are not accepted for actions"), level="warning", ephemeral=True)]
+                                   reason=say(lang, "reason_wildcard")), level="warning", ephemeral=True)]
         found = await resolve(ctx, tool, args)
         if isinstance(found, Reply):
             return [found]
@@ -279,7 +293,8 @@ class Agent:
             "reason": None, "justification_required": decision.justification_required,
             "said": said[:300] if said else None,  # the user's words, when the model chose the action
         }
-        await self.store.put(f"confirm:{pending_id}", pending, ttl=self.settings.confirm_ttl)
+        # Kept past its expiry (the clock decides, not the store), so a late press is audited as expired.
+        await self.store.put(f"confirm:{pending_id}", pending, ttl=self.settings.confirm_ttl + _EXPIRED_KEPT)
         await self._audit(event, "request", tool, job.full_name, result="pending", details={"status": job.status})
         if decision.justification_required:
             await self.store.put(f"reason:{event.conversation_key}:{event.identity}", {"id": pending_id},
@@ -287,13 +302,33 @@ class Agent:
             return [Reply(text=say(lang, "ask_reason", action=say(lang, f"verb_{action}"), job=job.full_name), level="warning")]
         return [self._confirmation(pending, job, lang)]
 
+    async def _still_waiting(self, pending_id: str, lang: str) -> Reply:
+        pending = await self.store.get(f"confirm:{pending_id}")
+        if pending is None:
+            return Reply(text=say(lang, "expired"), level="warning")
+        action = say(pending["lang"], f"verb_{action_of(pending['tool'])}")
+        return Reply(text=say(pending["lang"], "reason_still_waiting", action=action, job=pending["job"]), level="warning")
+
+    async def _cancel_waiting(self, event: Event, pending_id: str, lang: str) -> list[Reply]:
+        """"n", "no", "não", "cancel" while a reason is awaited: the request is dropped, and audited."""
+        pending = await self.store.get(f"confirm:{pending_id}")
+        if pending is None:
+            return [Reply(text=say(lang, "expired"), level="warning")]
+        await self.store.delete(f"confirm:{pending_id}")
+        await self._audit(event, "cancelled", pending["tool"], pending["job"], result="cancelled by user (no reason given)")
+        return [Reply(text=say(pending["lang"], "cancelled"))]
+
     async def _take_reason(self, event: Event, pending_id: str, reason: str) -> list[Reply]:
         pending = await self.store.get(f"confirm:{pending_id}")
         lang = event.lang or detect_language(reason)
         if pending is None:
             return [Reply(text=say(lang, "expired"), level="warning")]
+        if self.clock() > pending["created"] + self.settings.confirm_ttl:
+            await self.store.delete(f"confirm:{pending_id}")
+            await self._audit(event, "expired", pending["tool"], pending["job"], result="expired")
+            return [Reply(text=say(lang, "expired"), level="warning")]
         pending["reason"] = reason[:500]
-        remaining = max(1.0, pending["created"] + self.settings.confirm_ttl - self.clock())
+        remaining = max(1.0, pending["created"] + self.settings.confirm_ttl + _EXPIRED_KEPT - self.clock())
         await self.store.put(f"confirm:{pending_id}", pending, ttl=remaining)
         job = await self.tws.get_job(pending["job_id"])
         return [self._confirmation(pending, job, pending["lang"])]
@@ -384,6 +419,10 @@ class Agent:
         lang = pending["lang"]
         if event.identity != pending["requester"] and not self._may_confirm(event, pending):
             return [Reply(text=say(lang, "not_yours", action=say(lang, f"verb_{action_of(pending['tool'])}")), ephemeral=True)]
+        if self.clock() > pending["created"] + self.settings.confirm_ttl:
+            await self.store.delete(f"confirm:{pending_id}")
+            await self._audit(event, "expired", pending["tool"], pending["job"], result="expired")
+            return [Reply(text=say(lang, "expired"), ephemeral=True, level="warning")]
         await self.store.delete(f"confirm:{pending_id}")
         await self._audit(event, "cancelled", pending["tool"], pending["job"], result="cancelled by user")
         return [Reply(text=say(lang, "cancelled"), update=event.message_ref,
@@ -393,6 +432,32 @@ class Agent:
     async def _audit(self, event: Event, action: str, tool: str, target: str, *, why: str | None = None,
                      result: str | None = None, details: dict[str, Any] | None = None) -> None:
         await audit.append(self.store, entry_for(event, action, tool, target, why=why, result=result, details=details))
+
+
+_CANCEL_WORDS = frozenset({"n", "no", "nope", "nao", "não", "cancel", "cancela", "cancelar", "cancele", "abort",
+                           "stop", "nevermind", "never mind", "esquece", "deixa", "deixa pra la", "deixa pra lá",
+                           "desisto", "forget it", "nao precisa", "não precisa", "cancel it", "cancela isso"})
+_QUESTION_START = ("what", "which", "how", "is ", "are ", "did ", "does ", "can ", "show", "list", "status", "log ",
+                   "qual", "quais", "como", "o que", "mostra", "lista", "cade", "cadê", "quando", "when", "where", "onde",
+                   "wait", "espera", "peraí", "perai", "pera")
+
+
+def reason_kind(text: str, intent: Intent) -> str:
+    """What a message sent while a reason is awaited is: "cancel", "thin" (no substance), a
+    "question"/command to answer as itself, or the "reason"."""
+    folded = text.strip().lower().strip(".!")
+    if folded in _CANCEL_WORDS:
+        return "cancel"
+    if intent.source == "command" or text.rstrip().endswith("?"):
+        return "question"
+    if intent.tool is not None and (intent.args or intent.tool in TOOLS and TOOLS[intent.tool].changes_state):
+        return "question"
+    if intent.tool is not None and folded.startswith(_QUESTION_START):
+        return "question"
+    letters = sum(c.isalpha() for c in text)
+    if len(text.split()) < 3 or letters < 12:
+        return "thin"
+    return "reason"
 
 
 def _duration(seconds: float) -> str:
