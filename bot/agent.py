@@ -131,7 +131,7 @@ class Agent:
     # --- text -------------------------------------------------------------------------------
     async def _on_text(self, event: Event, lang: str) -> list[Reply]:
         text = event.text.strip()
-        reason_key = f"reason:{event.conversation_key}:{event.user_id}"
+        reason_key = f"reason:{event.conversation_key}:{event.identity}"
         try:
             waiting = await self.store.get(reason_key) if text else None
         except StoreError as exc:  # reads still work without the store; actions will say why they cannot
@@ -242,14 +242,14 @@ class Agent:
         pending = {
             "id": pending_id, "tool": tool, "job_id": job.id, "job": job.full_name, "status": job.status,
             "names": list(job_names_for(job.workstation, job.stream, job.name)),
-            "requester": event.user_id, "requester_name": event.user_name or event.user_id,
+            "requester": event.identity, "requester_name": event.user_name or event.user_id,
             "where": event.conversation_key, "created": self.clock(), "lang": lang,
             "reason": None, "justification_required": decision.justification_required,
         }
         await self.store.put(f"confirm:{pending_id}", pending, ttl=self.settings.confirm_ttl)
         await self._audit(event, "request", tool, job.full_name, result="pending", details={"status": job.status})
         if decision.justification_required:
-            await self.store.put(f"reason:{event.conversation_key}:{event.user_id}", {"id": pending_id},
+            await self.store.put(f"reason:{event.conversation_key}:{event.identity}", {"id": pending_id},
                                  ttl=self.settings.confirm_ttl)
             return [Reply(text=say(lang, "ask_reason", action=say(lang, f"verb_{action}"), job=job.full_name), level="warning")]
         return [self._confirmation(pending, job, lang)]
@@ -323,7 +323,7 @@ class Agent:
             return [Reply(text=say(lang, "expired"), ephemeral=True, level="warning")]
         if pending.get("justification_required") and not pending.get("reason"):
             return [Reply(text=say(lang, "ask_reason", action=say(lang, f"verb_{action}"), job=pending["job"]), ephemeral=True)]
-        if event.user_id != pending["requester"] and not self._may_confirm(event, pending):
+        if event.identity != pending["requester"] and not self._may_confirm(event, pending):
             await self._audit(event, "deny", tool, pending["job"], result="denied: not requester nor role holder")
             return [Reply(text=say(lang, "not_yours", action=say(lang, f"verb_{action}")), ephemeral=True, level="warning")]
         if not await self.store.claim(f"idem:{pending_id}", _DONE_TTL):
@@ -367,7 +367,7 @@ class Agent:
         if pending is None:
             return [Reply(text=say(event.lang or "en", "expired"), ephemeral=True)]
         lang = pending["lang"]
-        if event.user_id != pending["requester"] and not self._may_confirm(event, pending):
+        if event.identity != pending["requester"] and not self._may_confirm(event, pending):
             return [Reply(text=say(lang, "not_yours", action=say(lang, f"verb_{action_of(pending['tool'])}")), ephemeral=True)]
         await self.store.delete(f"confirm:{pending_id}")
         await self._audit(event, "cancelled", pending["tool"], pending["job"], result="cancelled by user")

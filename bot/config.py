@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -32,11 +32,19 @@ class TwsSettings:
     breaker_fail_max: int = 5
     breaker_reset: float = 30.0
 
+    def secrets(self) -> tuple[str | None, ...]:
+        return (self.password, self.api_key)
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class StoreSettings:
     redis_url: str | None = field(default=None, repr=False)
     data_dir: Path = Path(".resync")
+    redis_max_connections: int = 50  # connections in the blocking pool; callers beyond wait
+    redis_timeout: float = 5.0  # seconds: bound of every Redis call, pool wait included
+
+    def secrets(self) -> tuple[str | None, ...]:
+        return (self.redis_url and _url_password(self.redis_url),)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -51,6 +59,9 @@ class WebSettings:
     port: int = 8080
     api_token: str | None = field(default=None, repr=False)  # bearer token of POST /api/chat
 
+    def secrets(self) -> tuple[str | None, ...]:
+        return (self.api_token,)
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SlackSettings:
@@ -59,6 +70,9 @@ class SlackSettings:
     app_token: str | None = field(default=None, repr=False)
     api_url: str | None = None
     command: str = "/tws"
+
+    def secrets(self) -> tuple[str | None, ...]:
+        return (self.bot_token, self.signing_secret, self.app_token)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -89,6 +103,9 @@ class LlmSettings:
     api_base: str | None = None
     api_key: str | None = field(default=None, repr=False)
     timeout: float = 20.0
+
+    def secrets(self) -> tuple[str | None, ...]:
+        return (self.api_key,)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -136,18 +153,20 @@ class Settings:
     teams: TeamsSettings | None = None
 
     def secrets(self) -> tuple[str, ...]:
-        """Every secret value, so the log pipeline can scrub them wherever they appear."""
-        values = [self.tws.password, self.tws.api_key, self.store.redis_url and _url_password(self.store.redis_url),
-                  self.web.api_token]
-        if self.slack:
-            values += [self.slack.bot_token, self.slack.signing_secret, self.slack.app_token]
-        if self.llm:
-            values.append(self.llm.api_key)
-        if self.teams:
-            values += self.teams.secrets()
+        """Every secret value, so the log pipeline can scrub them wherever they appear.
+
+        Each settings slice names its own secrets (its ``secrets()`` method): a new slice, say
+        Teams', is collected here without anyone remembering to list it.
+        """
+        values = [v for f in fields(self) for v in _slice_secrets(getattr(self, f.name))]
         # Short values (a demo password like "resync") would be cut out of ordinary words and paths;
         # secret-looking keys and Authorization headers are scrubbed whatever their length.
         return tuple(v for v in values if v and len(v) >= 8)
+
+
+def _slice_secrets(part: Any) -> tuple[str | None, ...]:
+    own = getattr(part, "secrets", None)
+    return own() if callable(own) else ()
 
 
 # --- reading -------------------------------------------------------------------------------
@@ -301,7 +320,10 @@ def _store(s: _Source) -> StoreSettings:
     redis_url = s.str("REDIS_URL", "store.redis_url")
     if redis_url and urlsplit(redis_url).scheme not in {"redis", "rediss", "unix"}:
         raise ConfigError("REDIS_URL must start with redis://, rediss:// or unix://")
-    return StoreSettings(redis_url=redis_url or None, data_dir=Path(s.str("RESYNC_DATA_DIR", "store.data_dir", ".resync")))
+    return StoreSettings(redis_url=redis_url or None, data_dir=Path(s.str("RESYNC_DATA_DIR", "store.data_dir", ".resync")),
+                         redis_max_connections=int(s.number("REDIS_MAX_CONNECTIONS", "store.redis_max_connections", 50,
+                                                            minimum=1)),
+                         redis_timeout=s.number("REDIS_TIMEOUT", "store.redis_timeout", 5.0, minimum=0.1))
 
 
 def _log(s: _Source) -> LogSettings:
