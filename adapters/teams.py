@@ -153,20 +153,16 @@ class _Authentication(ConfigurationBotFrameworkAuthentication):
 
 
 class TeamsAdapter:
-    """The Teams side of Resync: activities to ``handle``, replies and alerts out (a Notifier).
-
-    ``credentials`` replaces the SDK's outbound-token factory (``MicrosoftAppPassword`` through
-    MSAL); tests pass one that asks a loopback identity provider.
-    """
+    """The Teams side of Resync: activities to ``handle``, replies and alerts out (a Notifier)."""
 
     name = "teams"
 
-    def __init__(self, settings: TeamsSettings, *, handle: Handle, store: Store,
-                 credentials: ServiceClientCredentialsFactory | None = None) -> None:
+    def __init__(self, settings: TeamsSettings, *, handle: Handle, store: Store, ack_after: float = ACK_AFTER) -> None:
         self._settings = settings
+        self._ack_after = ack_after
         self._handle = handle
         config = _sdk_configuration(settings)
-        self._credentials = _ReusedCredentials(credentials or ConfigurationServiceClientCredentialFactory(config))
+        self._credentials = _ReusedCredentials(ConfigurationServiceClientCredentialFactory(config))
         self._auth = _Authentication(config, credentials_factory=self._credentials)
         self._cloud = CloudAdapter(self._auth)
         self._cloud.on_turn_error = self._turn_failed
@@ -325,7 +321,7 @@ class TeamsAdapter:
         await self._quietly(self._typing(event))
         work = asyncio.ensure_future(self._handle(await self._with_email(event)))
         try:
-            return await asyncio.wait_for(asyncio.shield(work), ACK_AFTER)
+            return await asyncio.wait_for(asyncio.shield(work), self._ack_after)
         except TimeoutError:
             lang = event.lang or "en"
             await self._quietly(self._send(event, Reply(text=say(lang, "working"), lang=lang)))
@@ -353,7 +349,7 @@ class TeamsAdapter:
                 conversation = await self._known(event.channel)
                 raw = await self._call("member", conversation, lambda c: c.conversations.get_conversation_member(
                     conversation.id, event.user_id, raw=True))
-                email = json.loads(raw.response.text() or "{}").get("email") or None
+                email = json.loads(raw.response.text or "{}").get("email") or None  # requests-style response
             except (DeliveryError, ValueError) as exc:
                 log.info("teams_member_unknown", user=event.user_id, reason=str(exc)[:200])
             cached = self._emails[event.user_id] = (email, time.monotonic() + EMAIL_TTL)

@@ -92,6 +92,7 @@ class TeamsSettings:
     openid_metadata_url: str | None = None  # ToBotFromChannelOpenIdMetadataUrl
     oauth_url: str | None = None  # OAuthUrl
     allowed_tenants: tuple[str, ...] = ()  # TEAMS_ALLOWED_TENANTS; empty: any tenant
+    app_name: str = "Resync"  # TEAMS_APP_NAME: the name in the app package
 
     def secrets(self) -> tuple[str | None, ...]:
         return (self.app_password,)
@@ -256,6 +257,12 @@ def load_store_settings(env: Mapping[str, str] | None = None) -> StoreSettings:
     """Only the store slice: for commands (``resync audit``) that need no TWS settings."""
     env = os.environ if env is None else env
     return _store(_Source(env, _read_toml(env.get("RESYNC_CONFIG", ""))))
+
+
+def load_teams_settings(env: Mapping[str, str] | None = None) -> TeamsSettings | None:
+    """Only the Teams slice: for ``resync teams package``, which needs no TWS settings."""
+    env = os.environ if env is None else env
+    return _teams(_Source(env, _read_toml(env.get("RESYNC_CONFIG", ""))))
 
 
 def load_llm_settings(env: Mapping[str, str] | None = None) -> LlmSettings | None:
@@ -445,7 +452,7 @@ def _teams(s: _Source) -> TeamsSettings | None:
     mode trusts any serviceUrl)."""
     app_id = s.str("MicrosoftAppId", "teams.MicrosoftAppId")
     names = ("MicrosoftAppPassword", "MicrosoftAppType", "MicrosoftAppTenantId", "ValidateAuthority",
-             "TEAMS_ALLOWED_TENANTS", *_TEAMS_URLS, *_TEAMS_TEXTS)
+             "TEAMS_ALLOWED_TENANTS", "TEAMS_APP_NAME", *_TEAMS_URLS, *_TEAMS_TEXTS)
     given = {name: s.str(name, f"teams.{name}") if name != "ValidateAuthority" else None for name in names}
     if not app_id:
         present = [n for n in names if s.raw(n, f"teams.{n}") not in (_MISSING, "")]
@@ -464,7 +471,16 @@ def _teams(s: _Source) -> TeamsSettings | None:
         raise ConfigError(f"MicrosoftAppTenantId is required for a {app_type} Teams app")
     urls = {attr: _url(name, given[name]) if given[name] else None for name, attr in _TEAMS_URLS.items()}
     texts = {attr: given[name] or None for name, attr in _TEAMS_TEXTS.items()}
-    return TeamsSettings(
+    custom = [n for n in ("ToBotFromChannelOpenIdMetadataUrl", "ToBotFromChannelTokenIssuer", "ToChannelFromBotLoginUrl",
+                          "ToChannelFromBotOAuthScope") if given[n]]
+    if custom and len(custom) < 4:
+        missing = sorted({"ToBotFromChannelOpenIdMetadataUrl", "ToBotFromChannelTokenIssuer", "ToChannelFromBotLoginUrl",
+                          "ToChannelFromBotOAuthScope"} - set(custom))
+        raise ConfigError(f"{', '.join(missing)} must be set too: a custom Bot Framework cloud needs all four endpoints")
+    name = given["TEAMS_APP_NAME"] or "Resync"
+    if len(name) > 30:
+        raise ConfigError(f"TEAMS_APP_NAME must be at most 30 characters (Teams' short name), got {len(name)}")
+    return TeamsSettings(app_name=name,
         app_id=app_id, app_password=password, app_type=app_type, tenant_id=tenant,
         validate_authority=s.flag("ValidateAuthority", "teams.ValidateAuthority", True),
         allowed_tenants=s.items("TEAMS_ALLOWED_TENANTS", "teams.TEAMS_ALLOWED_TENANTS"), **urls, **texts)

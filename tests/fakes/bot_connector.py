@@ -163,7 +163,7 @@ class FakeBotConnector:
     async def _member(self, request: web.Request) -> web.Response:
         conversation, member_id = request.match_info["conversation"], request.match_info["member"]
         refused = self._refusal(request, "member", conversation)
-        member = self.members.get(member_id)
+        member = self.members.get(member_id) or next((m for m in self.members.values() if m.aad == member_id), None)
         if refused is None and member is None:
             refused = _error(404, "MemberNotFoundInConversation", "The member is not in the conversation")
         if refused is not None:
