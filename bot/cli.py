@@ -168,7 +168,7 @@ async def _worker(args: argparse.Namespace) -> None:
 # --- demo / ask -------------------------------------------------------------------------------
 
 async def _demo(args: argparse.Namespace) -> None:
-    from adapters.console import Console, ConsoleNotifier
+    from adapters.console import Console, ConsoleNotifier, Terminal
     from bot.simulator import run_simulator
     from bot.wiring import assemble
 
@@ -181,11 +181,12 @@ async def _demo(args: argparse.Namespace) -> None:
         settings = load_settings(env)
         configure_logging(settings.log, settings.secrets())
         async with AsyncExitStack() as stack:
-            components = await assemble(settings, stack, poll=True, notifiers=[ConsoleNotifier()])
+            terminal = Terminal()  # one screen for chat and alerts: alerts print above the prompt
+            components = await assemble(settings, stack, poll=True, notifiers=[ConsoleNotifier(terminal=terminal)])
             failed = await components.tws.count_jobs(status="FAILED")
             banner = _DEMO_BANNER_PT if args.lang == "pt" else _DEMO_BANNER
             print(banner.format(url=url, jobs=args.jobs, failed=failed, data=settings.store.data_dir))
-            await Console(components.agent.handle, lang=args.lang).run()
+            await Console(components.agent.handle, lang=args.lang, terminal=terminal).run()
 
 
 _DEMO_KEEPS = {"RESYNC_DATA_DIR", "LOG_LEVEL", "LLM_MODEL", "LLM_API_BASE", "LLM_API_KEY", "LLM_TIMEOUT"}
@@ -240,6 +241,9 @@ async def _ask(args: argparse.Namespace) -> int:
     from bot.wiring import assemble
 
     settings = _settings()
+    if sys.stderr.isatty() and not {"LOG_LEVEL", "LOG_FORMAT"} & set(os.environ):
+        # At a terminal, only the answer: start-up events are for logs, shown when asked (LOG_LEVEL).
+        configure_logging(replace(settings.log, level="WARNING", format="console"), settings.secrets())
     async with AsyncExitStack() as stack:
         components = await assemble(replace(settings, alerts=replace(settings.alerts, enabled=False)), stack,
                                     poll=False, with_chat=False)
