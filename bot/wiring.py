@@ -54,6 +54,7 @@ def _check_targets(alerts: AlertSettings, notifiers: Sequence[Notifier]) -> None
     for target in targets:
         if not any(n.handles(target) for n in notifiers):
             hint = ("set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET (or SLACK_APP_TOKEN)" if target.startswith("slack:")
+                    else "set MicrosoftAppId and MicrosoftAppPassword" if target.startswith("teams:")
                     else "this target is only served by `resync demo`" if target.startswith("console")
                     else "no adapter for this platform is configured")
             raise ConfigError(f"RESYNC_ALERT_CHANNELS / [[alerts.routes]]: nothing can deliver to {target!r}: {hint}")
@@ -80,6 +81,10 @@ def _chat_adapters(settings: Settings, handle: Handle, store: Store) -> list[Cha
         from adapters.slack import SlackAdapter
 
         adapters.append(SlackAdapter(settings.slack, handle=handle, store=store))
+    if settings.teams is not None:
+        from adapters.teams import TeamsAdapter
+
+        adapters.append(TeamsAdapter(settings.teams, handle=handle, store=store))
     return adapters
 
 
