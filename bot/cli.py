@@ -108,6 +108,15 @@ def _parser() -> argparse.ArgumentParser:
     tail.set_defaults(run=_audit_tail)
     verify = audit_sub.add_parser("verify", help="check the hash chain; exit 1 if a record was edited, deleted or reordered")
     verify.set_defaults(run=_audit_verify)
+
+    teams = sub.add_parser("teams", help="Teams: the conversations alerts can go to, the app package")
+    teams_sub = teams.add_subparsers(metavar="WHAT")
+    conversations = teams_sub.add_parser("conversations", help="conversations the bot can post in (teams:<id> targets)")
+    conversations.add_argument("--json", action="store_true", help="print one JSON object per conversation")
+    conversations.set_defaults(run=_teams_conversations)
+    package = teams_sub.add_parser("package", help="write the Teams app package (manifest and icons) to upload")
+    package.add_argument("--out", default="resync-teams.zip", help="where to write the zip (default resync-teams.zip)")
+    package.set_defaults(run=_teams_package)
     return parser
 
 
@@ -360,3 +369,30 @@ async def _audit_verify(args: argparse.Namespace) -> int:
         where = f"record #{problem.seq}" if problem.seq is not None else "log"
         print(f"TAMPERED {where}: {problem.kind}: {problem.detail}")
     return 1
+
+
+# --- teams ---------------------------------------------------------------------------------------
+
+async def _teams_conversations(args: argparse.Namespace) -> int:
+    from adapters.teams_conversations import format_conversation, list_conversations
+    from bot.store import open_store
+
+    async with open_store(_store_settings()) as store:
+        conversations = await list_conversations(store)
+    for conversation in conversations:
+        print(json.dumps(conversation.as_json(), ensure_ascii=False) if args.json else format_conversation(conversation))
+    if not conversations and not args.json:
+        print("no Teams conversation stored yet: install the bot in a team or chat, or message it once", file=sys.stderr)
+    return 0
+
+
+def _teams_package(args: argparse.Namespace) -> int:
+    from adapters.teams_package import write_package
+    from bot.config import load_teams_settings
+
+    settings = load_teams_settings()
+    if settings is None:
+        raise ConfigError("MicrosoftAppId is required: the package names the bot by its Azure app id")
+    path = write_package(settings, args.out)
+    print(f"wrote {path}: upload it in Teams (Apps > Manage your apps > Upload an app)")
+    return 0
