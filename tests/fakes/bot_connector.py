@@ -226,7 +226,9 @@ class FakeBotConnector:
         channel_data: JSON = {"tenant": {"id": tenant}}
         if team:
             channel_data["team"] = {"id": team, "name": "Operations"}
-            channel_data["channel"] = {"id": conversation.split(";")[0], "name": channel_name or "General"}
+            channel_data["channel"] = {"id": conversation.split(";")[0]}
+            if channel_name:  # Teams names the channel in some events only
+                channel_data["channel"]["name"] = channel_name
         body: JSON = {
             "type": kind, "id": activity_id or f"f:{uuid.uuid4().hex}", "timestamp": "2026-12-01T21:00:00.000Z",
             "serviceUrl": self.url, "channelId": "msteams",
