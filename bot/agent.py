@@ -25,12 +25,12 @@ from typing import Any, Protocol
 import structlog
 
 from bot import audit
+from bot.actions import JobActions, entry_for
 from bot.config import PolicySettings
 from bot.errors import (
-    InvalidState,
     JobNotFound,
     LlmError,
-    OutcomeUnknown,
+    ResyncError,
     StoreError,
     TwsAuthError,
     TwsError,
@@ -52,6 +52,7 @@ from bot.events import (
     Reply,
     RunbookSearch,
 )
+from bot.journal import ActionJournal
 from bot.llm import claims_action
 from bot.nlu import detect_language, examples, parse_command, understand
 from bot.policy import Policy, action_of, job_names_for
@@ -78,7 +79,6 @@ log = structlog.get_logger(__name__)
 AlertActions = Callable[[Event], Awaitable[list[Reply] | None]]
 JobActionHook = Callable[..., Awaitable[None]]  # (job_id=, tool=, actor=, outcome=)
 
-_DONE_TTL = 7 * 24 * 3600.0
 _EXPIRED_KEPT = 24 * 3600.0  # a confirmation outlives its TTL by this much, to be audited as expired when touched
 # States from which TWS accepts each action (docs/tws-wire.md); used to warn before confirming.
 _ALLOWED_FROM = {
@@ -108,7 +108,8 @@ class Hooks:
 
 class Agent:
     def __init__(self, *, tws: TwsClient, store: Store, policy: Policy, settings: PolicySettings,
-                 llm: ChatTool | None = None, hooks: Hooks = Hooks(), clock: Callable[[], float] = time.time) -> None:
+                 llm: ChatTool | None = None, hooks: Hooks = Hooks(), clock: Callable[[], float] = time.time,
+                 actions: JobActions | None = None) -> None:
         self.tws = tws
         self.store = store
         self.policy = policy
@@ -116,6 +117,9 @@ class Agent:
         self.llm = llm
         self.hooks = hooks
         self.clock = clock
+        # Confirmed actions run through the write-ahead journal (bot.actions, bot.journal); without
+        # one given (tests, one-shot commands) it lives in memory.
+        self.actions = actions or JobActions(tws=tws, store=store, journal=ActionJournal.open(None))
         self.places = PlaceIndex()  # which names are workstations / streams, shared by conversations
 
     # --- entry point ------------------------------------------------------------------------
@@ -378,6 +382,9 @@ class Agent:
         return [Reply(text=say(lang, "not_understood"), ephemeral=True)]
 
     async def _confirm(self, event: Event, pending_id: str) -> list[Reply]:
+        known = self.actions.known(pending_id)  # this replica ran it: answered without the store
+        if known is not None:
+            return [known]
         pending = await self.store.get(f"confirm:{pending_id}")
         if pending is None:
             done = await self.store.get(f"done:{pending_id}")
@@ -393,41 +400,17 @@ class Agent:
         if event.identity != pending["requester"] and not self._may_confirm(event, pending):
             await self._audit(event, "deny", tool, pending["job"], result="denied: not requester nor role holder")
             return [Reply(text=say(lang, "not_yours", action=say(lang, f"verb_{action}")), ephemeral=True, level="warning")]
-        if not await self.store.claim(f"idem:{pending_id}", _DONE_TTL):
-            log.info("duplicate_confirmation", pending=pending_id)
-            return [Reply(text=say(lang, "already_done"), ephemeral=True)]
-        await self._audit(event, "confirm", tool, pending["job"], why=pending.get("reason"), result="confirmed")
-        outcome, reply = await self._execute(pending, event)
-        await self._audit(event, "outcome", tool, pending["job"], why=pending.get("reason"), result=outcome)
-        await self.store.put(f"done:{pending_id}", {"lang": lang, "outcome": outcome}, ttl=_DONE_TTL)
-        await self.store.delete(f"confirm:{pending_id}")
-        if self.hooks.on_job_action is not None:
-            await self.hooks.on_job_action(job_id=pending["job_id"], tool=tool, actor=event.user_name or event.user_id,
-                                           outcome=outcome)
+        outcome, reply = await self.actions.run(pending_id, pending, event)
+        if outcome is not None and self.hooks.on_job_action is not None:
+            try:  # the alert thread's note is a courtesy: it must not turn a true answer into an error
+                await self.hooks.on_job_action(job_id=pending["job_id"], tool=tool,
+                                               actor=event.user_name or event.user_id, outcome=outcome)
+            except ResyncError as exc:
+                log.warning("job_action_note_failed", error=str(exc))
         return [reply]
 
     def _may_confirm(self, event: Event, pending: dict[str, Any]) -> bool:
         return self.policy.can_act(event.identities, pending["tool"], pending["names"]).allowed
-
-    async def _execute(self, pending: dict[str, Any], event: Event) -> tuple[str, Reply]:
-        lang, action, job = pending["lang"], action_of(pending["tool"]), pending["job"]
-        verb, noun = say(lang, f"verb_{action}"), say(lang, f"noun_{action}")
-        by = say(lang, "requested_by", user=pending["requester_name"]) + f" · ✔ {event.user_name or event.user_id}"
-        try:
-            result = await self.tws.job_action(pending["job_id"], action)
-        except InvalidState as exc:
-            return f"refused: {exc}", Reply(text=say(lang, "action_invalid", action=verb, job=job, detail=str(exc)),
-                                            level="error", update=event.message_ref, context=by)
-        except OutcomeUnknown:
-            return "unknown", Reply(text=say(lang, "action_unknown", action=noun, job=job), level="warning",
-                                    update=event.message_ref, context=by)
-        except TwsError as exc:
-            return f"error: {type(exc).__name__}", Reply(text=say(lang, "action_failed", action=noun, job=job, detail=str(exc)),
-                                                         level="error", update=event.message_ref, context=by)
-        detail = " ".join(result.messages)[:300]
-        log.info("job_action_done", action=action, job=job, run=result.new_run_id)
-        return "ok", Reply(text=say(lang, "action_done", action=noun, job=job, detail=detail), level="success",
-                           update=event.message_ref, context=by)
 
     async def _cancel(self, event: Event, pending_id: str) -> list[Reply]:
         pending = await self.store.get(f"confirm:{pending_id}")
@@ -446,15 +429,9 @@ class Agent:
                       context=say(lang, "requested_by", user=pending["requester_name"]))]
 
     # --- audit ----------------------------------------------------------------------------------
-    def _actor(self, event: Event) -> str:
-        name = f" ({event.user_name})" if event.user_name else ""
-        return f"{event.platform}:{event.user_id}{name}"
-
     async def _audit(self, event: Event, action: str, tool: str, target: str, *, why: str | None = None,
                      result: str | None = None, details: dict[str, Any] | None = None) -> None:
-        await audit.append(self.store, audit.AuditEntry(
-            actor=self._actor(event), action=action, tool=tool, target=target,
-            where=f"{event.platform}:{event.workspace}:{event.channel}", why=why, result=result, details=details))
+        await audit.append(self.store, entry_for(event, action, tool, target, why=why, result=result, details=details))
 
 
 _CANCEL_WORDS = frozenset({"n", "no", "nope", "nao", "não", "cancel", "cancela", "cancelar", "cancele", "abort",

@@ -16,11 +16,13 @@ from dataclasses import dataclass, replace
 import structlog
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from bot.actions import JobActions
 from bot.agent import Agent
 from bot.alerts import FailureWatch
 from bot.config import AlertSettings, Settings
 from bot.errors import ConfigError
 from bot.events import ChatAdapter, Handle, Notifier
+from bot.journal import ActionJournal, keep_replaying
 from bot.metrics import Metrics
 from bot.policy import load_policy
 from bot.store import Store, open_store
@@ -86,6 +88,20 @@ def _chat_adapters(settings: Settings, handle: Handle, store: Store) -> list[Cha
     return adapters
 
 
+def _job_actions(settings: Settings, stack: AsyncExitStack, tws: TwsClient, store: Store) -> JobActions:
+    """Confirmed actions with their write-ahead journal (RESYNC_DATA_DIR/journal.db), replayed into the store."""
+    journal = ActionJournal.open(settings.store.data_dir / "journal.db")
+    stack.callback(journal.close)
+    replaying = asyncio.get_running_loop().create_task(keep_replaying(journal, store))
+
+    async def stop_replaying() -> None:
+        replaying.cancel()
+        await asyncio.gather(replaying, return_exceptions=True)
+
+    stack.push_async_callback(stop_replaying)
+    return JobActions(tws=tws, store=store, journal=journal)
+
+
 async def assemble(settings: Settings, stack: AsyncExitStack, *, poll: bool, with_chat: bool = True,
                    notifiers: Sequence[Notifier] = ()) -> Components:
     """Build every component; ``poll`` runs the failure poller (APScheduler) in this process."""
@@ -99,7 +115,8 @@ async def assemble(settings: Settings, stack: AsyncExitStack, *, poll: bool, wit
         from bot.llm import ToolCaller
 
         llm = ToolCaller(settings.llm, tuple(TOOLS.values()))
-    agent = Agent(tws=tws, store=store, policy=policy, settings=settings.policy, llm=llm)
+    agent = Agent(tws=tws, store=store, policy=policy, settings=settings.policy, llm=llm,
+                  actions=_job_actions(settings, stack, tws, store))
     adapters = _chat_adapters(settings, agent.handle, store) if with_chat else []
     for adapter in adapters:
         stack.push_async_callback(adapter.close)
