@@ -52,11 +52,24 @@ from bot.events import (
     Reply,
     RunbookSearch,
 )
+from bot.llm import claims_action
 from bot.nlu import detect_language, examples, parse_command, understand
 from bot.policy import Policy, action_of, job_names_for
 from bot.store import Store
 from bot.texts import say
-from bot.tools import TOOLS, Intent, Outcome, ToolContext, has_wildcard, job_fields, resolve, run_read_tool
+from bot.places import PlaceIndex
+from bot.tools import (
+    TOOLS,
+    Intent,
+    Outcome,
+    ToolContext,
+    choice_args,
+    full_name,
+    has_wildcard,
+    job_fields,
+    resolve,
+    run_read_tool,
+)
 from bot.tws.client import TwsClient
 from bot.tws.models import Job
 
@@ -102,6 +115,7 @@ class Agent:
         self.llm = llm
         self.hooks = hooks
         self.clock = clock
+        self.places = PlaceIndex()  # which names are workstations / streams, shared by conversations
 
     # --- entry point ------------------------------------------------------------------------
     async def handle(self, event: Event) -> list[Reply]:
@@ -131,7 +145,7 @@ class Agent:
     # --- text -------------------------------------------------------------------------------
     async def _on_text(self, event: Event, lang: str) -> list[Reply]:
         text = event.text.strip()
-        reason_key = f"reason:{event.conversation_key}:{event.user_id}"
+        reason_key = f"reason:{event.conversation_key}:{event.identity}"
         try:
             waiting = await self.store.get(reason_key) if text else None
         except StoreError as exc:  # reads still work without the store; actions will say why they cannot
@@ -143,12 +157,16 @@ class Agent:
         intent = understand(text, lang=event.lang)
         lang = event.lang or intent.lang or lang
         note = None
-        if intent.tool is None and self.llm is not None and text:
+        if intent.tool is None and not intent.unsupported and self.llm is not None and text:
             try:
                 intent = await self.llm.choose(text, lang=lang, context=await self._context_hint(event))
             except LlmError as exc:
                 log.warning("llm_fallback", error=str(exc))
                 note = say(lang, "llm_fallback")
+        if intent.tool is None and intent.unsupported:
+            kind, _, word = intent.unsupported.partition(":")  # "history:yesterday", "filter:slow"
+            what = say(lang, f"cant_{kind}", word=word)
+            return [Reply(text=say(lang, "cant_answer", what=what), level="warning")]
         if intent.tool is None:
             sample = "\n".join(f"• `{e}`" for e in examples(lang)[:5])
             return [Reply(text=(note + "\n" if note else "") + say(lang, "not_understood") + "\n" + sample)]
@@ -165,16 +183,17 @@ class Agent:
         if not decision.allowed and spec.name != "help":
             log.info("permission_denied", tool=spec.name, reason=decision.reason)
             if spec.changes_state:
-                await self._audit(event, "deny", spec.name, str(intent.args.get("job", "?")), result="denied: unknown user")
+                await self._audit(event, "deny", spec.name, full_name(intent.args), result="denied: unknown user")
             return [Reply(text=say(lang, "denied_read"), level="warning", ephemeral=True)]
         args = dict(intent.args)
-        if "job" in spec.parameters.get("properties", {}) and not args.get("job") and not args.get("job_id"):
+        # Context fills in only a job the message left out ("and its log?"), never one it named.
+        if intent.refers_back and "job" in spec.parameters.get("properties", {}) and not args.get("job") and not args.get("job_id"):
             remembered = await self._remembered(event)
             if remembered:
                 args["job_id"] = remembered
-        ctx = ToolContext(tws=self.tws, lang=lang, text=event.text, runbooks=self.hooks.runbooks)
+        ctx = ToolContext(tws=self.tws, lang=lang, text=event.text, runbooks=self.hooks.runbooks, places=self.places)
         if spec.changes_state:
-            return await self._propose(event, spec.name, args, ctx)
+            return await self._propose(event, spec.name, args, ctx, said=event.text if intent.source == "llm" else None)
         outcome = await run_read_tool(spec.name, args, ctx)
         await self._remember(event, outcome)
         if intent.source == "llm" and self.llm is not None and outcome.replies:
@@ -182,14 +201,22 @@ class Agent:
         return outcome.replies
 
     async def _explained(self, event: Event, tool: str, outcome: Outcome, lang: str) -> Outcome:
-        """Hand the (bounded, data-marked) tool result back to the model for a natural answer."""
+        """The model's words on the (bounded, data-marked) tool result, shown after the facts.
+
+        The TWS answer is never replaced: the model's text comes second, marked as the model's,
+        and is dropped when it claims an action happened (no action runs from a read tool).
+        """
         first = outcome.replies[0]
         try:
             answer = await self.llm.explain(event.text, lang=lang, tool=tool, result=reply_as_text(first))  # type: ignore[union-attr]
         except LlmError as exc:
             log.warning("llm_explain_failed", error=str(exc))
             return outcome
-        return Outcome(replies=[replace(first, text=answer), *outcome.replies[1:]], job=outcome.job)
+        if claims_action(answer):
+            log.warning("llm_claim_dropped", tool=tool)
+            return outcome
+        words = Reply(text=say(lang, "llm_words", text=answer), level="info")
+        return Outcome(replies=[*outcome.replies, words], job=outcome.job)
 
     # --- context ------------------------------------------------------------------------------
     def _context_key(self, event: Event) -> str:
@@ -221,7 +248,8 @@ class Agent:
         return f"last job discussed: {record['job']}" if record else None
 
     # --- proposing an action --------------------------------------------------------------------
-    async def _propose(self, event: Event, tool: str, args: dict[str, str], ctx: ToolContext) -> list[Reply]:
+    async def _propose(self, event: Event, tool: str, args: dict[str, str], ctx: ToolContext, *,
+                       said: str | None = None) -> list[Reply]:
         lang, action = ctx.lang, action_of(tool)
         wild = next((args[k] for k in ("job", "stream", "workstation") if args.get(k) and has_wildcard(args[k])), None)
         if wild:
@@ -242,14 +270,15 @@ class Agent:
         pending = {
             "id": pending_id, "tool": tool, "job_id": job.id, "job": job.full_name, "status": job.status,
             "names": list(job_names_for(job.workstation, job.stream, job.name)),
-            "requester": event.user_id, "requester_name": event.user_name or event.user_id,
+            "requester": event.identity, "requester_name": event.user_name or event.user_id,
             "where": event.conversation_key, "created": self.clock(), "lang": lang,
             "reason": None, "justification_required": decision.justification_required,
+            "said": said[:300] if said else None,  # the user's words, when the model chose the action
         }
         await self.store.put(f"confirm:{pending_id}", pending, ttl=self.settings.confirm_ttl)
         await self._audit(event, "request", tool, job.full_name, result="pending", details={"status": job.status})
         if decision.justification_required:
-            await self.store.put(f"reason:{event.conversation_key}:{event.user_id}", {"id": pending_id},
+            await self.store.put(f"reason:{event.conversation_key}:{event.identity}", {"id": pending_id},
                                  ttl=self.settings.confirm_ttl)
             return [Reply(text=say(lang, "ask_reason", action=say(lang, f"verb_{action}"), job=job.full_name), level="warning")]
         return [self._confirmation(pending, job, lang)]
@@ -269,6 +298,9 @@ class Agent:
         action = action_of(pending["tool"])
         rc = f", rc={job.return_code}" if job.return_code is not None else ""
         meaning = say(lang, f"mean_{action}", job=job.full_name, status=job.status, rc=rc)
+        if pending.get("said"):  # the model picked this: show what the user wrote and how it was read
+            meaning = say(lang, "understood_as", said=pending["said"], action=say(lang, f"verb_{action}"),
+                          job=job.full_name) + "\n" + meaning
         if job.status not in _ALLOWED_FROM[action]:
             meaning += "\n" + say(lang, "state_warning", status=job.status, verb=say(lang, f"verb_{action}"))
         fields = job_fields(job, lang)
@@ -294,7 +326,7 @@ class Agent:
             try:
                 choice = json.loads(value)
                 tool = str(choice["tool"])
-                args = {k: str(choice[k]) for k in ("job_id", "job") if choice.get(k)}
+                args = choice_args(choice)
             except (ValueError, KeyError, TypeError):
                 return [Reply(text=say(lang, "not_understood"), ephemeral=True)]
             lang = event.lang or (choice.get("lang") if choice.get("lang") in ("en", "pt") else lang)
@@ -323,7 +355,7 @@ class Agent:
             return [Reply(text=say(lang, "expired"), ephemeral=True, level="warning")]
         if pending.get("justification_required") and not pending.get("reason"):
             return [Reply(text=say(lang, "ask_reason", action=say(lang, f"verb_{action}"), job=pending["job"]), ephemeral=True)]
-        if event.user_id != pending["requester"] and not self._may_confirm(event, pending):
+        if event.identity != pending["requester"] and not self._may_confirm(event, pending):
             await self._audit(event, "deny", tool, pending["job"], result="denied: not requester nor role holder")
             return [Reply(text=say(lang, "not_yours", action=say(lang, f"verb_{action}")), ephemeral=True, level="warning")]
         if not await self.store.claim(f"idem:{pending_id}", _DONE_TTL):
@@ -367,7 +399,7 @@ class Agent:
         if pending is None:
             return [Reply(text=say(event.lang or "en", "expired"), ephemeral=True)]
         lang = pending["lang"]
-        if event.user_id != pending["requester"] and not self._may_confirm(event, pending):
+        if event.identity != pending["requester"] and not self._may_confirm(event, pending):
             return [Reply(text=say(lang, "not_yours", action=say(lang, f"verb_{action_of(pending['tool'])}")), ephemeral=True)]
         await self.store.delete(f"confirm:{pending_id}")
         await self._audit(event, "cancelled", pending["tool"], pending["job"], result="cancelled by user")

@@ -233,7 +233,7 @@ async def _ask(args: argparse.Namespace) -> int:
     settings = _settings()
     async with AsyncExitStack() as stack:
         components = await assemble(replace(settings, alerts=replace(settings.alerts, enabled=False)), stack,
-                                    poll=False, with_slack=False)
+                                    poll=False, with_chat=False)
         # A confirmation is answered at the terminal; without one (a pipe) it is declined.
         console = Console(components.agent.handle, read=input if sys.stdin.isatty() else _no_answer)
         failed = False

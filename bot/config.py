@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -32,11 +32,19 @@ class TwsSettings:
     breaker_fail_max: int = 5
     breaker_reset: float = 30.0
 
+    def secrets(self) -> tuple[str | None, ...]:
+        return (self.password, self.api_key)
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class StoreSettings:
     redis_url: str | None = field(default=None, repr=False)
     data_dir: Path = Path(".resync")
+    redis_max_connections: int = 50  # connections in the blocking pool; callers beyond wait
+    redis_timeout: float = 5.0  # seconds: bound of every Redis call, pool wait included
+
+    def secrets(self) -> tuple[str | None, ...]:
+        return (self.redis_url and _url_password(self.redis_url),)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -52,6 +60,9 @@ class WebSettings:
     api_token: str | None = field(default=None, repr=False)  # bearer token of POST /api/chat
     events_token: str | None = field(default=None, repr=False)  # bearer token of POST /api/tws/events
 
+    def secrets(self) -> tuple[str | None, ...]:
+        return (self.api_token, self.events_token)
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SlackSettings:
@@ -61,6 +72,9 @@ class SlackSettings:
     api_url: str | None = None
     command: str = "/tws"
 
+    def secrets(self) -> tuple[str | None, ...]:
+        return (self.bot_token, self.signing_secret, self.app_token)
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class LlmSettings:
@@ -68,6 +82,9 @@ class LlmSettings:
     api_base: str | None = None
     api_key: str | None = field(default=None, repr=False)
     timeout: float = 20.0
+
+    def secrets(self) -> tuple[str | None, ...]:
+        return (self.api_key,)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -107,6 +124,9 @@ class AlertSettings:
     pagerduty_url: str = "https://events.pagerduty.com/v2/enqueue"  # Events API v2 (PAGERDUTY_EVENTS_URL)
     pagerduty_keys: tuple[tuple[str, str], ...] = field(default=(), repr=False)  # (name, routing key)
 
+    def secrets(self) -> tuple[str | None, ...]:
+        return tuple(key for _, key in self.pagerduty_keys)
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DigestSettings:
@@ -129,17 +149,20 @@ class Settings:
     llm: LlmSettings | None = None
 
     def secrets(self) -> tuple[str, ...]:
-        """Every secret value, so the log pipeline can scrub them wherever they appear."""
-        values = [self.tws.password, self.tws.api_key, self.store.redis_url and _url_password(self.store.redis_url),
-                  self.web.api_token, self.web.events_token]
-        if self.slack:
-            values += [self.slack.bot_token, self.slack.signing_secret, self.slack.app_token]
-        if self.llm:
-            values.append(self.llm.api_key)
-        values += [key for _, key in self.alerts.pagerduty_keys]
+        """Every secret value, so the log pipeline can scrub them wherever they appear.
+
+        Each settings slice names its own secrets (its ``secrets()`` method): a new slice, say
+        Teams', is collected here without anyone remembering to list it.
+        """
+        values = [v for f in fields(self) for v in _slice_secrets(getattr(self, f.name))]
         # Short values (a demo password like "resync") would be cut out of ordinary words and paths;
         # secret-looking keys and Authorization headers are scrubbed whatever their length.
         return tuple(v for v in values if v and len(v) >= 8)
+
+
+def _slice_secrets(part: Any) -> tuple[str | None, ...]:
+    own = getattr(part, "secrets", None)
+    return own() if callable(own) else ()
 
 
 # --- reading -------------------------------------------------------------------------------
@@ -292,7 +315,10 @@ def _store(s: _Source) -> StoreSettings:
     redis_url = s.str("REDIS_URL", "store.redis_url")
     if redis_url and urlsplit(redis_url).scheme not in {"redis", "rediss", "unix"}:
         raise ConfigError("REDIS_URL must start with redis://, rediss:// or unix://")
-    return StoreSettings(redis_url=redis_url or None, data_dir=Path(s.str("RESYNC_DATA_DIR", "store.data_dir", ".resync")))
+    return StoreSettings(redis_url=redis_url or None, data_dir=Path(s.str("RESYNC_DATA_DIR", "store.data_dir", ".resync")),
+                         redis_max_connections=int(s.number("REDIS_MAX_CONNECTIONS", "store.redis_max_connections", 50,
+                                                            minimum=1)),
+                         redis_timeout=s.number("REDIS_TIMEOUT", "store.redis_timeout", 5.0, minimum=0.1))
 
 
 def _log(s: _Source) -> LogSettings:

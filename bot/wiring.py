@@ -13,8 +13,6 @@ import socket
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
-
 import structlog
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
@@ -23,15 +21,12 @@ from bot.alerts import FailureWatch
 from bot.alerts.pagerduty import pagers
 from bot.config import AlertSettings, Settings
 from bot.errors import ConfigError
-from bot.events import Notifier
+from bot.events import ChatAdapter, Handle, Notifier
 from bot.metrics import Metrics
 from bot.policy import load_policy
 from bot.store import Store, open_store
 from bot.tools import TOOLS
 from bot.tws.client import TwsClient
-
-if TYPE_CHECKING:
-    from adapters.slack import SlackAdapter
 
 log = structlog.get_logger(__name__)
 
@@ -45,7 +40,11 @@ class Components:
     metrics: Metrics
     watch: FailureWatch | None
     scheduler: AsyncIOScheduler | None
-    slack: SlackAdapter | None  # when Slack is configured
+    adapters: tuple[ChatAdapter, ...]  # the chat platforms configured (Slack, Teams), in start order
+
+    def adapter(self, name: str) -> ChatAdapter | None:
+        """The configured adapter called ``name`` ("slack", "teams"), if any."""
+        return next((a for a in self.adapters if a.name == name), None)
 
 
 def _check_targets(alerts: AlertSettings, notifiers: Sequence[Notifier]) -> None:
@@ -78,7 +77,17 @@ async def _stop_scheduler(scheduler: AsyncIOScheduler) -> None:
 STOP_WAIT = 0.5
 
 
-async def assemble(settings: Settings, stack: AsyncExitStack, *, poll: bool, with_slack: bool = True,
+def _chat_adapters(settings: Settings, handle: Handle, store: Store) -> list[ChatAdapter]:
+    """One adapter per configured chat platform; each SDK is imported only when it is configured."""
+    adapters: list[ChatAdapter] = []
+    if settings.slack is not None:
+        from adapters.slack import SlackAdapter
+
+        adapters.append(SlackAdapter(settings.slack, handle=handle, store=store))
+    return adapters
+
+
+async def assemble(settings: Settings, stack: AsyncExitStack, *, poll: bool, with_chat: bool = True,
                    notifiers: Sequence[Notifier] = ()) -> Components:
     """Build every component; ``poll`` runs the failure poller (APScheduler) in this process."""
     metrics = Metrics()
@@ -91,15 +100,11 @@ async def assemble(settings: Settings, stack: AsyncExitStack, *, poll: bool, wit
         from bot.llm import ToolCaller
 
         llm = ToolCaller(settings.llm, tuple(TOOLS.values()))
-    slack = None
-    all_notifiers = list(notifiers)
     agent = Agent(tws=tws, store=store, policy=policy, settings=settings.policy, llm=llm)
-    if with_slack and settings.slack is not None:
-        from adapters.slack import SlackAdapter
-
-        slack = SlackAdapter(settings.slack, handle=agent.handle, store=store)
-        stack.push_async_callback(slack.close)
-        all_notifiers.append(slack)
+    adapters = _chat_adapters(settings, agent.handle, store) if with_chat else []
+    for adapter in adapters:
+        stack.push_async_callback(adapter.close)
+    all_notifiers = [*notifiers, *adapters]
     watch = scheduler = None
     if settings.alerts.enabled:
         owner = f"{socket.gethostname()}:{os.getpid()}"
@@ -119,4 +124,4 @@ async def assemble(settings: Settings, stack: AsyncExitStack, *, poll: bool, wit
             log.info("alerts_poller_started", interval=settings.alerts.poll_interval,
                      targets=len(settings.alerts.default_targets) + len(settings.alerts.routes))
     return Components(settings=settings, store=store, tws=tws, agent=agent, metrics=metrics, watch=watch,
-                      scheduler=scheduler, slack=slack)
+                      scheduler=scheduler, adapters=tuple(adapters))
