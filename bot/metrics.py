@@ -46,6 +46,12 @@ class Metrics:
         self.denials = Counter("resync_denials_total", "Requests refused by the permission policy", ["action"],
                                registry=self.registry)
 
+    def observe_action(self, action: str, outcome: str) -> None:
+        """A job action's outcome ("ok", "refused", "error", "unknown") or a denial ("denied")."""
+        self.actions.labels(action, outcome).inc()
+        if outcome == "denied":
+            self.denials.labels(action).inc()
+
     def observe_tws(self, operation: str, method: str, seconds: float, error: str | None) -> None:
         self.tws_latency.labels(operation, method).observe(seconds)
         if error:

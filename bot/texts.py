@@ -285,6 +285,19 @@ _TEXTS: dict[str, tuple[str, str]] = {
     "alert_btn_confirm_abend": ("Confirm abend", "Confirmar abend"),
     "alert_btn_kill": ("Kill", "Matar (kill)"),
     "alert_act_confirm": ("confirmation", "confirmação"),
+    "verb_confirm": ("confirm", "confirmar"),
+    "noun_confirm": ("confirmation", "confirmação"),
+    "verb_kill": ("kill", "matar (kill)"),
+    "noun_kill": ("kill", "kill"),
+    "mean_confirm_succ": ("`{job}` is {status}{rc}. Confirming it as successful ends it SUCC; its successors are "
+                          "released.", "`{job}` está em {status}{rc}. Confirmar como sucesso o encerra em SUCC; seus "
+                          "sucessores são liberados."),
+    "mean_confirm_abend": ("`{job}` is {status}{rc}. Confirming it as abended ends it ABEND; its successors stay "
+                           "held.", "`{job}` está em {status}{rc}. Confirmar como abend o encerra em ABEND; seus "
+                           "sucessores continuam retidos."),
+    "mean_kill": ("`{job}` is {status}. Killing it stops the running job now: it ends ABEND and its successors stay "
+                  "held.", "`{job}` está em {status}. Matar (kill) interrompe o job agora: ele termina em ABEND e seus "
+                  "sucessores continuam retidos."),
     "alert_act_kill": ("kill", "kill"),
 }
 

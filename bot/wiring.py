@@ -101,6 +101,7 @@ async def assemble(settings: Settings, stack: AsyncExitStack, *, poll: bool, wit
 
         llm = ToolCaller(settings.llm, tuple(TOOLS.values()))
     agent = Agent(tws=tws, store=store, policy=policy, settings=settings.policy, llm=llm)
+    agent.hooks = replace(agent.hooks, observe_action=metrics.observe_action)
     adapters = _chat_adapters(settings, agent.handle, store) if with_chat else []
     for adapter in adapters:
         stack.push_async_callback(adapter.close)
