@@ -55,8 +55,19 @@ _TEXTS: dict[str, tuple[str, str]] = {
     "confirm_text": ("{meaning}\nThis request expires in {expires}.",
                      "{meaning}\nEste pedido expira em {expires}."),
     "confirm_console": ("Confirm? [y/N]", "Confirma? [s/N]"),
+    "console_alert": ("[ALERT]", "[ALERTA]"),
+    "console_button": ("button: {label}", "botão: {label}"),
+    "console_update": ("[UPDATE {ref}]", "[ATUALIZAÇÃO {ref}]"),
     "ask_reason": ("The policy asks for a reason before I {action} `{job}`. Reply in this conversation with the reason.",
                    "A política exige uma justificativa antes de {action} `{job}`. Responda nesta conversa com o motivo."),
+    "reason_wildcard": ("wildcards are not accepted for actions: name one job",
+                        "curingas não são aceitos em ações: informe um único job"),
+    "reason_thin": ("That is too short to be a reason. Say in a few words why (for example “the input file arrived late, "
+                    "the fix is deployed”), or reply `cancel` to drop the request.",
+                    "Isso é curto demais para ser uma justificativa. Diga em poucas palavras por quê (por exemplo “o arquivo "
+                    "de entrada chegou atrasado, a correção já foi aplicada”), ou responda `cancelar` para desistir do pedido."),
+    "reason_still_waiting": ("(The {action} of `{job}` is still waiting for your reason: reply with it, or `cancel`.)",
+                             "(O pedido para {action} `{job}` ainda aguarda sua justificativa: responda com ela, ou `cancelar`.)"),
     "confirmed_running": ("{action} of `{job}` confirmed by {user}; sending it to TWS…",
                           "{action} de `{job}` confirmado por {user}; enviando ao TWS…"),
     "action_done": ("TWS accepted the {action} of `{job}`. {detail}", "O TWS aceitou: {action} de `{job}`. {detail}"),
@@ -68,6 +79,22 @@ _TEXTS: dict[str, tuple[str, str]] = {
                        "tentar de novo: `status {job}`."),
     "action_failed": ("The {action} of `{job}` failed: {detail}", "Falhou ({action} de `{job}`): {detail}"),
     "already_done": ("This request was already handled.", "Este pedido já foi tratado."),
+    # What is known of an action already confirmed (bot.actions; answered from the local journal).
+    "in_progress": ("This request is being handled right now.", "Este pedido está sendo tratado neste momento."),
+    "handled_ok": ("This request was already handled: TWS accepted the {action} of `{job}`.",
+                   "Este pedido já foi tratado: o TWS aceitou ({action} de `{job}`)."),
+    "handled_refused": ("This request was already handled: TWS refused it ({detail}).",
+                        "Este pedido já foi tratado: o TWS recusou ({detail})."),
+    "handled_unknown": ("This request was already handled: TWS was asked for the {action} of `{job}`, but its answer "
+                        "never came back, so I do not know whether it ran. Check `status {job}` before asking again.",
+                        "Este pedido já foi tratado: o TWS recebeu o pedido ({action} de `{job}`), mas a resposta nunca "
+                        "chegou, então não sei se foi executado. Verifique `status {job}` antes de pedir de novo."),
+    "handled_error": ("This request was already handled: the request to TWS failed ({detail}).",
+                      "Este pedido já foi tratado: o pedido ao TWS falhou ({detail})."),
+    "kept_locally": ("(My state store is unreachable: this outcome is kept on this server and recorded in the store "
+                     "and the audit log as soon as the store is back.)",
+                     "(Meu armazenamento de estado está inacessível: este resultado fica guardado neste servidor e será "
+                     "registrado no armazenamento e no log de auditoria assim que ele voltar.)"),
     "expired": ("This confirmation has expired or was already handled. Ask again if it is still needed.",
                 "Esta confirmação expirou ou já foi tratada. Peça de novo se ainda for necessário."),
     "not_yours": ("Only the requester or someone allowed to {action} this job can confirm it.",

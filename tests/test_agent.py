@@ -241,8 +241,9 @@ async def test_justification_is_asked_and_recorded(world: World) -> None:
     job = next(j for j in candidates if names.count(j["name"]) == 1)
     [ask] = await world.say(f"cancel {job['name']}", user="UCAREFUL")
     assert "reason" in ask.text and not ask.buttons
-    [meanwhile] = await world.say("failures", user="UCAREFUL")  # a command is not taken as the reason
+    [meanwhile, note] = await world.say("failures", user="UCAREFUL")  # a command is not taken as the reason
     assert "job" in meanwhile.text and not meanwhile.buttons
+    assert "still waiting for your reason" in note.text
     proposal = await world.say("bad input file from the bank, will rerun tomorrow", user="UCAREFUL")
     token = _confirm_value(proposal)
     [done] = await world.press(ACTION_CONFIRM, token, user="UCAREFUL")

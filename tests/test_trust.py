@@ -227,3 +227,55 @@ async def test_a_denial_records_the_full_name(world: World) -> None:
     assert replies[0].ephemeral
     entries = await audit.tail(world.store, 10)
     assert [e["target"] for e in entries if e["action"] == "deny"] == ["CPU1#SOME_STREAM.SOME_JOB"]
+
+
+# --- 6. reasons and confirmations ----------------------------------------------------------------
+
+def _cancellable(world: World) -> dict:
+    names = [j["name"] for j in world.sim.jobs_in_state()]  # type: ignore[attr-defined]
+    return next(j for j in world.sim.jobs_in_state("HOLD", "READY", "SCHED", "WAIT")  # type: ignore[attr-defined]
+                if names.count(j["name"]) == 1)
+
+
+async def test_a_question_while_a_reason_is_awaited_is_answered_and_the_action_waits(world: World) -> None:
+    job = _cancellable(world)
+    [ask] = await world.say(f"cancel {job['name']}", user="UCAREFUL")
+    assert "reason" in ask.text
+    replies = await world.say(f"wait, what is the status of {job['name']}?", user="UCAREFUL")
+    assert replies[0].title and job["name"] in replies[0].title  # answered as itself
+    assert "still waiting for your reason" in replies[-1].text
+    assert not [r for r in await audit.tail(world.store, 10) if r.get("why")]
+    proposal = await world.say("the upstream file is corrupt, it must not run tonight", user="UCAREFUL")
+    assert any(b.action_id == ACTION_CONFIRM for r in proposal for b in r.buttons)
+
+
+@pytest.mark.parametrize("answer", ["n", "no", "não", "cancel"])
+async def test_no_while_a_reason_is_awaited_cancels(world: World, answer: str) -> None:
+    job = _cancellable(world)
+    await world.say(f"cancel {job['name']}", user="UCAREFUL")
+    [reply] = await world.say(answer, user="UCAREFUL")
+    assert "nothing was sent" in reply.text.lower() or "nada foi enviado" in reply.text.lower()
+    assert (await audit.tail(world.store, 1))[0]["action"] == "cancelled"
+    [after] = await world.say("the file is late, hold it", user="UCAREFUL")  # no longer taken as a reason
+    assert not any(b.action_id == ACTION_CONFIRM for b in after.buttons)
+
+
+@pytest.mark.parametrize("answer", ["ok", "yes", "because", "pq sim"])
+async def test_a_reason_needs_substance(world: World, answer: str) -> None:
+    job = _cancellable(world)
+    await world.say(f"cancel {job['name']}", user="UCAREFUL")
+    [reply] = await world.say(answer, user="UCAREFUL")
+    assert "too short" in reply.text or "curto demais" in reply.text
+    proposal = await world.say("the bank asked us to stop this run until monday", user="UCAREFUL")
+    assert any(b.action_id == ACTION_CONFIRM for r in proposal for b in r.buttons)
+
+
+async def test_an_expired_confirmation_is_audited_as_expired(world: World) -> None:
+    job = _cancellable(world)
+    proposal = await world.say(f"hold {job['name']}")
+    value = next(b.value for r in proposal for b in r.buttons if b.action_id == ACTION_CONFIRM)
+    world.clock.now += 301
+    [reply] = await world.press(ACTION_CONFIRM, value)
+    assert "expired" in reply.text
+    last = (await audit.tail(world.store, 1))[0]
+    assert last["action"] == "expired" and last["target"].endswith(job["name"])
