@@ -315,7 +315,7 @@ _TEXTS: dict[str, tuple[str, str]] = {
     "verb_confirm": ("confirm", "confirmar"),
     "noun_confirm": ("confirmation", "confirmação"),
     "verb_kill": ("kill", "matar (kill)"),
-    "noun_kill": ("kill", "kill"),
+    "noun_kill": ("kill", "encerramento forçado (kill)"),
     "mean_confirm_succ": ("`{job}` is {status}{rc}. Confirming it as successful ends it SUCC; its successors are "
                           "released.", "`{job}` está em {status}{rc}. Confirmar como sucesso o encerra em SUCC; seus "
                           "sucessores são liberados."),
@@ -325,7 +325,7 @@ _TEXTS: dict[str, tuple[str, str]] = {
     "mean_kill": ("`{job}` is {status}. Killing it stops the running job now: it ends ABEND and its successors stay "
                   "held.", "`{job}` está em {status}. Matar (kill) interrompe o job agora: ele termina em ABEND e seus "
                   "sucessores continuam retidos."),
-    "alert_act_kill": ("kill", "kill"),
+    "alert_act_kill": ("kill", "encerramento forçado (kill)"),
 }
 
 
