@@ -303,3 +303,15 @@ async def test_help_examples_name_jobs_and_streams_of_the_demo_plan() -> None:
                 assert intent.args["stream"] in streams, example
                 checked += 1
     assert checked >= 8
+
+
+@pytest.mark.parametrize("template", ["qual o status do {job} no {ws}?", "status of {job} on {ws}", "o {job} na {ws} terminou?"])
+async def test_a_job_placed_on_a_workstation_by_any_preposition(world: World, template: str) -> None:
+    jobs = world.sim.jobs_in_state()  # type: ignore[attr-defined]
+    by_ws: dict[tuple[str, str], int] = {}
+    for j in jobs:
+        key = (j["name"], j["workstation"].strip("/"))
+        by_ws[key] = by_ws.get(key, 0) + 1
+    (name, ws) = next(k for k, n in by_ws.items() if n == 1 and sum(1 for j in jobs if j["name"] == k[0]) > 1)
+    [reply] = await world.say(template.format(job=name, ws=ws))
+    assert reply.title and reply.title.startswith(f"{ws}#") and reply.title.endswith(f".{name}"), reply.text
