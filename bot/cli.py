@@ -43,6 +43,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"resync: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
     except KeyboardInterrupt:
+        print(file=sys.stderr)  # end the line the prompt was on
         raise SystemExit(130) from None
 
 
