@@ -108,6 +108,10 @@ def _parser() -> argparse.ArgumentParser:
     tail.set_defaults(run=_audit_tail)
     verify = audit_sub.add_parser("verify", help="check the hash chain; exit 1 if a record was edited, deleted or reordered")
     verify.set_defaults(run=_audit_verify)
+
+    from bot.kb.cli import add_parser as add_kb_parser  # no heavy imports: those wait for a kb command
+
+    add_kb_parser(sub)
     return parser
 
 
@@ -171,11 +175,14 @@ async def _demo(args: argparse.Namespace) -> None:
                "TWS_URL": url, "TWS_USER": "resync", "TWS_PASSWORD": "resync"}
         settings = load_settings(env)
         configure_logging(settings.log, settings.secrets())
+        from bot.kb.cli import ingest_samples
+
+        runbooks = await asyncio.to_thread(ingest_samples, settings.kb)
         async with AsyncExitStack() as stack:
             components = await assemble(settings, stack, poll=True, notifiers=[ConsoleNotifier()])
             failed = await components.tws.count_jobs(status="FAILED")
             banner = _DEMO_BANNER_PT if args.lang == "pt" else _DEMO_BANNER
-            print(banner.format(url=url, jobs=args.jobs, failed=failed, data=settings.store.data_dir))
+            print(banner.format(url=url, jobs=args.jobs, failed=failed, data=settings.store.data_dir) + runbooks)
             await Console(components.agent.handle, lang=args.lang).run()
 
 
@@ -187,6 +194,7 @@ State is kept in {data}; alerts for new failures appear here. Try:
   which jobs failed?            quais jobs abendaram?
   status EXTRACT01              why did <JOB> fail?
   rerun <JOB from the list>     e o log?
+  how do I fix ORA-00060?       o que fazer quando o SFTP falha?
   help                          (quit with Ctrl-D or 'exit'; `resync audit tail` shows what you did)
 """
 
@@ -197,6 +205,7 @@ O estado fica em {data}; alertas de novas falhas aparecem aqui. Experimente:
   quais jobs abendaram?         which jobs failed?
   status EXTRACT01              por que o <JOB> falhou?
   roda de novo o <JOB da lista> e o log?
+  o que fazer quando o SFTP falha?  how do I fix ORA-00060?
   o que você sabe fazer?        (saia com Ctrl-D ou 'sair'; `resync audit tail` mostra o que você fez)
 """
 

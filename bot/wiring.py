@@ -88,6 +88,13 @@ async def assemble(settings: Settings, stack: AsyncExitStack, *, poll: bool, wit
     slack = None
     all_notifiers = list(notifiers)
     agent = Agent(tws=tws, store=store, policy=policy, settings=settings.policy, llm=llm)
+    # The knowledge base costs nothing until used; an existing one is warmed in the background.
+    from bot.kb.answers import KnowledgeBase
+
+    kb = KnowledgeBase(settings.kb, llm=settings.llm)
+    stack.push_async_callback(kb.close)
+    kb.warm()
+    agent.hooks = replace(agent.hooks, runbooks=kb)
     if with_slack and settings.slack is not None:
         from adapters.slack import SlackAdapter
 
@@ -99,7 +106,7 @@ async def assemble(settings: Settings, stack: AsyncExitStack, *, poll: bool, wit
         _check_targets(settings.alerts, all_notifiers)
         owner = f"{socket.gethostname()}:{os.getpid()}"
         watch = FailureWatch(settings.alerts, tws=tws, store=store, notifiers=all_notifiers, owner=owner,
-                             single_instance=store.kind != "redis")
+                             single_instance=store.kind != "redis", runbook_search=kb)
         # The watch needs the chat adapters, which need the agent: hook it into the agent last.
         agent.hooks = replace(agent.hooks, alert_actions=watch.on_action, on_job_action=watch.note_action)
         stack.push_async_callback(watch.resign)  # a restarted process need not wait out the lock TTL
