@@ -273,7 +273,7 @@ _TEXTS: dict[str, tuple[str, str]] = {
     "alert_someone": ("someone", "alguém"),
     "alert_you_acked_job": ("Acknowledged {job}.", "{job} reconhecido."),
     "alert_you_acked_group": ("Acknowledged the group.", "Grupo reconhecido."),
-    "kb_title": ("📘 Runbooks", "📘 Runbooks"),
+    "kb_title": ("📘 Runbooks", "📘 Runbooks da operação"),
     "kb_passages": ("From the runbooks:", "Dos runbooks:"),
     "kb_weak": ("No runbook clearly matches; the closest passages are:",
                 "Nenhum runbook corresponde claramente; os trechos mais próximos são:"),
@@ -283,7 +283,7 @@ _TEXTS: dict[str, tuple[str, str]] = {
                  "A base de conhecimento está vazia: importe runbooks com `resync kb ingest PATH`."),
     "kb_unavailable": ("The knowledge base is unavailable right now: {detail}",
                        "A base de conhecimento está indisponível agora: {detail}"),
-    "kb_why": ("📘 Runbook: {runbook}", "📘 Runbook: {runbook}"),
+    "kb_why": ("📘 Runbook: {runbook}", "📘 Runbook da operação: {runbook}"),
     "alert_you_snoozed": ("Snoozed for {hours} h: repeat failures stay quiet until then.",
                           "Adiado por {hours} h: falhas repetidas ficam em silêncio até lá."),
 }
