@@ -62,6 +62,10 @@ PACE = 1.0  # seconds between two messages to one channel
 TIMEOUT = 10  # seconds per Web API call
 START_TIMEOUT = 10.0  # how long start() waits for the first Socket Mode link
 SOCKET_PING = 10.0  # Socket Mode ping interval; 4 missed pongs and the link is replaced
+# slack-sdk formats a debug line with the whole payload on every call unless its logger's own
+# level (not the effective one) is above DEBUG: give it a logger that says so.
+_SDK_LOG = logging.getLogger("adapters.slack.sdk")
+_SDK_LOG.setLevel(logging.INFO)
 _TRANSIENT = frozenset({"internal_error", "fatal_error", "service_unavailable", "request_timeout", "ratelimited"})
 # Refusals that mean "the bot is not in that conversation": a response_url can still answer there.
 _NOT_IN_CHANNEL = frozenset({"not_in_channel", "channel_not_found"})
@@ -88,7 +92,8 @@ class SlackAdapter:
     def __init__(self, settings: SlackSettings, *, handle: Handle, store: Store) -> None:
         self._settings = settings
         self._client = AsyncWebClient(token=settings.bot_token, base_url=settings.api_url or AsyncWebClient.BASE_URL,
-                                      timeout=TIMEOUT, retry_handlers=[])  # retries are ours: adapters/sending.py
+                                      timeout=TIMEOUT, retry_handlers=[],  # retries are ours: adapters/sending.py
+                                      logger=_SDK_LOG)
         self._guard = SlackGuard(settings.signing_secret)
         self._answers = Answers(handle, store, platform="slack")
         self._pacer = Pacer(PACE)
@@ -181,7 +186,14 @@ class SlackAdapter:
                         retry=request.headers.get("X-Slack-Retry-Num"))
             return web.json_response({"error": str(why)}, status=why.status)
         self._session()
-        return await to_aiohttp_response(await self._bolt.async_dispatch(bolt_request))
+        response = await self._bolt.async_dispatch(bolt_request)
+        if response.status == 404:
+            # No listener for it (app_rate_limited, an event we never subscribed to): acknowledge,
+            # or Slack retries it and eventually disables the app's event subscriptions.
+            log.info("slack_unhandled", type=bolt_request.body.get("type"),
+                     event_type=(bolt_request.body.get("event") or {}).get("type"))
+            return web.Response(status=200)
+        return await to_aiohttp_response(response)
 
     async def _on_mention(self, ack: Callable[..., Awaitable[Any]], body: dict[str, Any],
                           event: dict[str, Any], context: Any) -> None:
@@ -264,7 +276,8 @@ class SlackAdapter:
         """Answer through the event's response_url (valid 30 minutes, 5 uses)."""
         if not route.response_url:
             raise DeliveryError("response_url: missing", permanent=True, reason="missing")
-        webhook = AsyncWebhookClient(route.response_url, timeout=TIMEOUT, session=self._session(), retry_handlers=[])
+        webhook = AsyncWebhookClient(route.response_url, timeout=TIMEOUT, session=self._session(), retry_handlers=[],
+                                     logger=_SDK_LOG)
 
         async def attempt() -> None:
             try:
@@ -285,15 +298,20 @@ _MENTION = re.compile(r"<@([A-Z0-9]+)(?:\|[^>]*)?>")
 
 def _from_a_person(event: dict[str, Any]) -> bool:
     """Not a bot (ourselves included), not an edit, join or other message subtype."""
-    return bool(event.get("user")) and not event.get("bot_id") and not event.get("subtype") and bool(
-        event.get("channel"))
+    user, channel = event.get("user"), event.get("channel")
+    return (isinstance(user, str) and bool(user) and isinstance(channel, str) and bool(channel)
+            and not event.get("bot_id") and not event.get("subtype"))
 
 
 def _translate_message(body: dict[str, Any], event: dict[str, Any], bot_user_id: str | None, *, kind: EventKind,
                        thread: str | None) -> tuple[Event, _Route]:
     channel, user = event["channel"], event["user"]
-    text = _MENTION.sub(lambda m: "" if m[1] == bot_user_id else m[0], event.get("text", ""))
-    translated = Event(platform="slack", workspace=body.get("team_id", ""), channel=channel, user_id=user,
+    text = event.get("text") or ""
+    if bot_user_id:
+        text = text.replace(f"<@{bot_user_id}>", "")
+        if f"<@{bot_user_id}|" in text:  # a mention may carry a name: <@U0BOT|resync>
+            text = _MENTION.sub(lambda m: "" if m[1] == bot_user_id else m[0], text)
+    translated = Event(platform="slack", workspace=body.get("team_id") or "", channel=channel, user_id=user,
                        text=_unescape(text).strip(), kind=kind,
                        thread=thread, event_id=body.get("event_id"))
     return translated, _Route(channel=channel, user=user, thread=thread)
@@ -304,13 +322,15 @@ def _translate_action(body: dict[str, Any]) -> tuple[Event, _Route]:
     container = body.get("container") or {}
     message = body.get("message") or {}
     user = body.get("user") or {}
-    channel = (body.get("channel") or {}).get("id") or container.get("channel_id", "")
+    channel = (body.get("channel") or {}).get("id") or container.get("channel_id") or ""
     ts = message.get("ts") or container.get("message_ts")
     thread = message.get("thread_ts") or container.get("thread_ts") or ts
     value = action.get("value") or (action.get("selected_option") or {}).get("value")
-    event = Event(platform="slack", workspace=(body.get("team") or {}).get("id") or user.get("team_id", ""),
-                  channel=channel, user_id=user.get("id", ""), user_name=user.get("username") or user.get("name", ""),
-                  kind="action", action_id=base_action_id(action.get("action_id", "")), action_value=value,
+    team = body.get("team")
+    team_id = team.get("id") if isinstance(team, dict) else team
+    event = Event(platform="slack", workspace=team_id or user.get("team_id") or "",
+                  channel=channel, user_id=user.get("id") or "", user_name=user.get("username") or user.get("name") or "",
+                  kind="action", action_id=base_action_id(action["action_id"]), action_value=value,
                   message_ref=ts, thread=thread, event_id=body.get("trigger_id"))
     return event, _Route(channel=channel, user=event.user_id, thread=thread, response_url=body.get("response_url"),
                          source_ts=ts, ephemeral_source=bool(container.get("is_ephemeral")))

@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     # Until a command reads its settings, log to stderr: stdout is for answers (e.g. --json).
     level = os.environ.get("LOG_LEVEL", "").upper()
-    configure_logging(LogSettings(level=level if level in _LEVELS else "WARNING", format="console"))
+    configure_logging(LogSettings(level=level if level in _LEVELS else "WARNING", format="console"), final=False)
     if not getattr(args, "run", None):
         parser.print_help()
         raise SystemExit(2)
