@@ -27,6 +27,7 @@ errors are retried with jittered backoff, and a message that finally fails is lo
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import html
 import logging
@@ -49,6 +50,7 @@ from adapters.answers import Answers
 from adapters.sending import Pacer, failed, paced, refusal, unreachable
 from adapters.slack_blocks import base_action_id, escape, render
 from adapters.slack_http import Rejected, SlackGuard
+from adapters.slack_users import SlackEmails
 from bot.config import SlackSettings
 from bot.errors import DeliveryError
 from bot.events import Event, EventKind, Handle, Posted, Reply
@@ -60,6 +62,7 @@ log = structlog.get_logger(__name__)
 PATH = "/slack/events"
 PACE = 1.0  # seconds between two messages to one channel
 TIMEOUT = 10  # seconds per Web API call
+USERS_TIMEOUT = 3.0  # seconds for users.info: the answer waits for it, once per user and hour
 START_TIMEOUT = 10.0  # how long start() waits for the first Socket Mode link
 SOCKET_PING = 10.0  # Socket Mode ping interval; 4 missed pongs and the link is replaced
 # slack-sdk formats a debug line with the whole payload on every call unless its logger's own
@@ -95,7 +98,8 @@ class SlackAdapter:
                                       timeout=TIMEOUT, retry_handlers=[],  # retries are ours: adapters/sending.py
                                       logger=_SDK_LOG)
         self._guard = SlackGuard(settings.signing_secret)
-        self._answers = Answers(handle, store, platform="slack")
+        self._emails = SlackEmails(self._user_info)
+        self._answers = Answers(self._identified(handle), store, platform="slack")
         self._pacer = Pacer(PACE)
         self._socket: AsyncSocketModeHandler | None = None
         # The guard verifies every HTTP request, and it must be the only check: bolt gets the
@@ -177,6 +181,19 @@ class SlackAdapter:
             raise
 
     # --- inbound ---------------------------------------------------------------------------
+    def _identified(self, handle: Handle) -> Handle:
+        """``handle`` for events that carry the user's e-mail, when Slack gives it (users.info)."""
+        async def identified(event: Event) -> list[Reply]:
+            email = await self._emails.of(event.user_id) if event.user_id else None
+            return await handle(dataclasses.replace(event, user_email=email) if email else event)
+
+        return identified
+
+    async def _user_info(self, user_id: str) -> Any:
+        self._session()
+        async with asyncio.timeout(USERS_TIMEOUT):
+            return (await self._client.users_info(user=user_id)).data
+
     async def _on_http(self, request: web.Request) -> web.StreamResponse:
         try:
             bolt_request = self._guard.accept(request.headers, request.content_type, await request.read(),
