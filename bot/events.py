@@ -62,6 +62,15 @@ class Event:
         return f"{self.platform}:{self.workspace}:{self.channel}:{self.thread or ''}"
 
     @property
+    def identity(self) -> str:
+        """The platform-qualified user (``slack:U0OPS``): the only form users are compared in.
+
+        A bare id is not a user: ``U0OPS`` sent through the HTTP API is ``http:U0OPS``, never the
+        Slack user ``slack:U0OPS``.
+        """
+        return f"{self.platform}:{self.user_id}"
+
+    @property
     def identities(self) -> tuple[str, ...]:
         """Identity strings a permission policy may name for this user.
 
@@ -69,7 +78,7 @@ class Event:
         chat API) can never pass for another's (``console:operator``). ``user_email`` is set only
         by an adapter that got it from the platform itself, never from user input.
         """
-        ids = [f"{self.platform}:{self.user_id}"]
+        ids = [self.identity]
         if self.user_email:
             ids.append(self.user_email.lower())
         return tuple(ids)

@@ -69,12 +69,14 @@ mostra mostre mostrar lista listar ver veja verifica verificar checa checar
 falha falhas falhou falharam falhando abendou abendaram abendado abendados erro erros
 parado parados espera pausa pausado concluido concluidos terminado terminados terminou acabou
 pronto prontos aguardando esperando pendente pendentes sucesso execucao andamento
-log saida situacao estado cadeia fluxo malha
+log saida situacao estado cadeia fluxo malha flow flows chain chains mdm
 ajuda comandos
 """.split())
 
 # Slot words: the name after (or before) them is a stream, a workstation, a job.
-_STREAM_WORDS = frozenset({"stream", "jobstream", "job-stream", "streams", "fluxo", "cadeia"})
+# Operators call a job stream many things: a flow, a chain, a fluxo, a cadeia, a malha.
+_STREAM_WORDS = frozenset({"stream", "jobstream", "job-stream", "streams", "fluxo", "fluxos", "cadeia", "cadeias",
+                           "malha", "malhas", "flow", "flows", "chain", "chains"})
 _WS_WORDS = frozenset({"workstation", "ws", "agent", "agente", "maquina", "server", "servidor",
                        "host", "cpu", "estacao"})
 _JOB_WORDS = frozenset({"job", "tarefa", "task"})
@@ -130,23 +132,36 @@ _RERUN = _rx(r"""\b(?:
   | re-?execut(?:e|a|ar|em) | rerod(?:a|e|ar|em) | reprocess(?:a|e|ar|em) | relanc(?:a|e|ar|em)
   | re?ssubmet(?:e|a|er|am) | resubmet(?:e|a|er|am) | reinici(?:a|e|ar|em) | retent(?:a|e|ar)
   | (?:run|rode|roda|rodar|rodem|execute|executa|executar|exec|dispara|dispare|disparar
-     |launch|submit|submete|start|trigger|kick\ off|tenta|tente|tentar|joga|jogue|jogar)
+     |launch|submit|submete|start|trigger|kick\ off|kick|tenta|tente|tentar|joga|jogue|jogar)
     (?:\ \S+){0,4}?\ (?:again|de\ novo|novamente|outra\ vez|mais\ uma\ vez|once\ more)
+  | give\ (?:it|that|this|(?:the\ )?(?:job\ )?xjobx)\ (?:another|one\ more|a\ second)\ (?:go|try|shot|run|chance)
+  | (?:da|de|dar)\ (?:mais\ )?(?:uma\ )?(?:nova\ )?chance\ (?:pro|pra|para\ o|ao)
 )\b""")
 _HOLD = _rx(r"""\b(?:
     hold(?!\ on\b|\ up\b|\ off\b|\ tight\b) | segur(?:a|e|ar|em)(?!\ ai\b|\ la\b)
   | paus(?:e|a|ar|em) | suspend(?:e|a|er|am)? | freeze | trav(?:a|e|ar)
   | (?:put|place|set|keep|leave|coloc(?:a|e|ar)|poe|ponha|por|deix(?:a|e|ar)|bot(?:a|e|ar))
-    (?:\ \S+){0,4}?\ (?:on|in|em|no|na)\ (?:hold|espera|pausa)
+    (?:\ \S+){0,4}?\ (?:on|in|em|no|na)\ (?:hold|espera|pausa|ice|standby|stand-by)
+  | block | bloque(?:ia|ie|ar|iem) | congel(?:a|e|ar)
+  | (?:stop|keep|prevent)\ (?:it|that|this|(?:the\ )?(?:job\ )?xjobx)\ from\ (?:running|starting|launching|kicking\ off)
+  | imped(?:e|a|ir)\ (?:o\ |a\ )?(?:job\ )?(?:xjobx|ele|ela|isso)\ de\ (?:rodar|iniciar|comecar|executar|subir)
 )\b""")
 _RELEASE = _rx(r"""\b(?:
     release | unhold | un-hold | liber(?:a|e|ar|em) | solt(?:a|e|ar) | resume | retom(?:a|e|ar)
   | despaus(?:a|e|ar) | unfreeze | destrav(?:a|e|ar)
-  | let\ (?:it|that|this|(?:the\ )?(?:job\ )?xjobx(?:\ job)?)\ go\b
+  | let\ (?:it|that|this|(?:the\ )?(?:job\ )?xjobx(?:\ job)?)\ (?:go|run|start|proceed|continue)\b
+  | unblock | un-block | unpause | desbloque(?:ia|ie|ar|iem) | release\ the\ hold
+  | deix(?:a|e|ar)\ (?:o\ |a\ )?(?:job\ )?(?:xjobx|ele|ela|isso)\ (?:rodar|seguir|ir|andar|executar|continuar|iniciar)\b
   | (?:take|get|remove|pull|tira|tire|tirar|remova|remover|retira|retire)
     (?:\ \S+){0,4}?\ (?:off|out\ of|from|do|da|de)\ (?:hold|espera|pausa)
 )\b""")
-_CANCEL = _rx(r"\b(?:cancel|cancel(?:a|e|ar|em)|abort|abort(?:a|e|ar|em))\b")
+_TONIGHT = r"(?:tonight|today|this\ run|hoje(?:\ a\ noite)?|esta\ noite|nesta\ noite|essa\ noite|no\ plano\ de\ hoje)"
+_CANCEL = _rx(rf"""\b(?:cancel|cancel(?:a|e|ar|em)|abort|abort(?:a|e|ar|em)|skip|pul(?:a|e|ar|em)
+  | (?:remove|drop|take|tira|tire|tirar|remov(?:a|e|er)|retir(?:a|e|ar))\ (?:the\ |o\ |a\ )?(?:job\ )?(?:xjobx|it|ele|ela)
+    \ (?:from|out\ of|off|do|da)\ (?:(?:today's|tonight's|the|this|o|a)\ )?(?:plan|plano)(?:\ (?:de\ hoje|for\ today|atual))?
+  | (?:don't|dont|do\ not|nao)\ (?:let\ |deix(?:a|e)\ )?(?:the\ |o\ |a\ )?(?:job\ )?xjobx\ (?:run|rodar|roda|executar|start)\ {_TONIGHT}
+  | (?:don't|dont|do\ not|nao)\ (?:run|roda|rode|executa|execute)\ (?:the\ |o\ |a\ )?(?:job\ )?xjobx\ {_TONIGHT}
+)\b""")
 _ACTIONS = (("rerun_job", _RERUN), ("hold_job", _HOLD), ("release_job", _RELEASE),
             ("cancel_job", _CANCEL))
 _BARE_OK = frozenset({"rerun_job", "release_job"})  # "roda de novo" alone is a follow-up
@@ -201,7 +216,7 @@ _HEALTH_WORD = _rx(r"""\b(?:up|down|alive|online|offline|reachable|unreachable|a
   |unavailable|disponivel|indisponivel|health|healthy|saude|no\ ar|fora|caiu|caido|funcionando
   |respondendo|responding|working|ok|okay|fine|connected|conectado|ping|vivo|de\ pe|acessivel
   |accessible|status|estado|situacao|problem|problema|problemas|issue|issues|lento|slow|reach
-  |travado|frozen|dead|morto)\b""")
+  |travado|frozen|dead|morto|talk\ to|falar\ com|connect|conectar|acessar|reach)\b""")
 _HEALTH_ALONE = _rx(r"^(?:health|healthcheck|health\ check|ping|saude)$")
 _RUNNING_WORD = _rx(r"\b(?:running|rodando|executando|de\ pe)\b")
 
@@ -233,12 +248,29 @@ _STATUS_WORD = _rx(r"""\b(?:
   | (?P<SUCC>done|succe\w*|success\w*|complet\w*|finish\w*|conclu\w*|termin(?:ou|aram|ad[oa]s?)
       |finaliz\w*|acab(?:ou|aram|ad[oa]s?)|sucesso|succ)
   | (?P<READY>waiting|ready|pront[oa]s?|aguardando|esperando|queued|na\ fila)
+  | (?P<LATE>late|running\ late|atrasad[oa]s?|em\ atraso|com\ atraso|overdue|behind\ schedule|past\ (?:their\ |the\ |its\ )?deadline
+      |past\ due|fora\ do\ prazo|passou\ do\ prazo|passaram\ do\ prazo|estourou\ o\ prazo|estouraram\ o\ prazo)
 )\b""")
+_COUNT = _rx(r"""\b(?:how\ many|quantos|quantas|count|number\ of|numero\ de|total\ de|quantidade\ de|qtd|qtos|qtas)\b""")
+# Earlier plans: the bot sees only the current one, so these get "I can't answer that yet".
+_HISTORY = _rx(r"""\b(?:yesterday|ontem|anteontem|day\ before|last\ (?:week|month|year|monday|tuesday|wednesday|thursday
+  |friday|saturday|sunday|weekend|plan)|semana\ passada|mes\ passado|ano\ passado|fim\ de\ semana\ passado
+  |previous\ (?:plan|day|week)|plano\ anterior|dia\ anterior|(?:2|3|4|5|6|7|two|three|four|five|dois|tres|quatro|cinco)
+  \ (?:days|dias)\ (?:ago|atras)|ha\ (?:2|3|4|5|6|7|dois|tres|quatro|cinco)\ dias|this\ week|essa\ semana|esta\ semana
+  |nesta\ semana|nessa\ semana|last\ \d+\ days|ultimos\ \d+\ dias|historico|history|trend|tendencia)\b""")
+# Words a request for a list may carry besides its filters ("list all the jobs in the plan, please").
+_LIST_FILLER = frozenset("""
+which what whats what's quais qual que all todos todas os as o a the jobs job tarefas list lista listar liste show
+mostra mostre mostrar me give tell get there are is were was be tem ha existem existe do da de dos das no na nos nas
+plan plano current atual today hoje now agora in of from how many quantos quantas count number numero total
+quantidade qtd qtos qtas are there's any algum alguns everything tudo every each entire whole inteiro in hand
+have has we voce vc temos exist existing there existe right cada
+""".split())
 _STATUS_QUESTION = _rx(r"""\b(?:status|estado|situacao|state|progress|andamento|how(?:'s|\ is)\ it
   |como\ (?:esta|ta|anda|ficou)\ (?:ele|ela|isso)|is\ it\ (?:done|finished|over|ok|running)
   |did\ it\ (?:finish|run|end|work|complete)|terminou|acabou|rodou|ja\ foi|still\ running
   |ainda\ (?:rodando|executando))\b""")
-_STREAM_WORD = _rx(r"\b(?:stream|jobstream|fluxo|cadeia)\b")
+_STREAM_WORD = _rx(r"\b(?:stream|jobstream|fluxo|cadeia|malha|flow|chain)\b")
 
 # TWS internal states accepted verbatim by the command grammar (``jobs ABEND``).
 _TWS_STATES = frozenset({"ABEND", "ABENP", "ADD", "BOUND", "CANCL", "CANCELP", "DONE", "ERROR",
@@ -330,7 +362,12 @@ def _tokens(text: str) -> list[tuple[str, str, int]]:
 
 
 def _strong_name(raw: str, folded: str) -> bool:
-    """Whether a word looks like a TWS name by its shape alone (``ACME_BILLING_07``, ``CPU1#S.J``)."""
+    """Whether a word looks like a TWS name by its shape alone (``ACME_BILLING_07``, ``CPU1#S.J``).
+
+    Letters with accents count as letters here (``ÉXTRAÇÃO_01``): TWS cannot have such a name,
+    but the user typed one, and it must be answered as theirs, never replaced by the context.
+    """
+    raw = raw.translate(_FOLD)
     if folded in _COMMON or not _NAME_SHAPE.fullmatch(raw) or _NOT_NAME.fullmatch(raw):
         return False
     if "#" in raw:
@@ -361,10 +398,18 @@ def _slot(folded: list[str], i: int) -> str:
 
 
 def _ref(raw: str) -> JobRef | None:
+    """The parts of a name; one with accents keeps them (the tools say it is not in the plan)."""
     try:
         return parse_job_ref(raw)
     except JobNotFound:
+        pass
+    try:
+        parse_job_ref(raw.translate(_FOLD))
+    except JobNotFound:
         return None
+    ws, _, rest = raw.rpartition("#")
+    stream, _, job = rest.rpartition(".")
+    return JobRef(job=job.upper(), stream=stream.upper() or None, workstation=ws.strip("/").upper() or None)
 
 
 def _analyse(tokens: list[tuple[str, str, int]]) -> _Message:
@@ -406,6 +451,9 @@ meu minha seu sua se quando onde aqui tem ha sao foi foram era ser fluxo cadeia 
 sabe pode posso tb tbm blz vamos preciso quero consegue mesmo ultimo parados parado rodando
 executando concluidos terminou acabou falha falhas deu saida resolver corrigir significa ao aos
 pelo pela comandos coloca coloque poe tira tire solta solte deixa manda ver cade teve tiveram vai vou
+quantos quantas existem existe atrasados atrasado atrasada atrasadas pendentes pendente espera suspensos
+suspenso pausa pausado pula pular desbloqueia desbloquear trava travado fluxo cadeia malha agora ontem
+esta estao respondendo funcionando caiu fora ar servidor mestre tudo bem beleza brigado
 """.split())
 # "hold", "rerun", "log", "status", "job", "stream" are said in both languages: no vote.
 _EN_WORDS = frozenset("""
@@ -498,6 +546,11 @@ def _stream_command(word: str) -> Intent | None:
     return Intent(tool="stream_status", args=args, source="command")
 
 
+def _odd_name(word: str) -> JobRef | None:
+    """``log naïve``: a word in a job's place is the user's name, even one TWS could not have."""
+    return JobRef(job=word.upper()) if any(c.isalpha() for c in word) else None
+
+
 def parse_command(text: str) -> Intent | None:
     """The terse grammar of slash commands and mentions; None when ``text`` is not a command."""
     words = _COMMAND_STRIP.sub("", _clean(text).strip()).split()
@@ -518,7 +571,7 @@ def parse_command(text: str) -> Intent | None:
         return None
     if verb == "stream":
         return _stream_command(rest[0])
-    if verb in _JOB_COMMANDS and (ref := _ref(rest[0])):
+    if verb in _JOB_COMMANDS and (ref := _ref(rest[0]) or _odd_name(rest[0])):
         return Intent(tool=_JOB_COMMANDS[verb], args=_job_args(ref), source="command")
     return None
 
@@ -652,10 +705,20 @@ def _listing(msg: _Message, lang: str) -> Intent | None:
     if not ((status and _LIST_CUE.search(text)) or listed):
         return None
     jobs, where = _split_names(msg, listing=True)
+    if len(jobs) == 1 and not where and plural and (_COUNT.search(text) or _LIST_VERB.search(text)) \
+            and not jobs[0].ref.stream and not jobs[0].slot:
+        where = {"stream": jobs[0].ref.job}  # "quantos jobs tem o X?": where to look (the tools ask the plan)
+        jobs = []
     if jobs:
         return None
     args = {"status": status.lastgroup} if status else {}
-    return Intent(tool="list_jobs", args=args | where, lang=lang)
+    if not args and not where:  # nothing narrows it: refuse a filter we did not read, never the whole plan
+        residue = [w for w in msg.words if w not in _LIST_FILLER and w not in _POLITE and w not in _ALLOWED_PRE
+                   and w != _NAME_MARK and len(w) > 2]
+        if residue:
+            return Intent(tool=None, lang=lang, unsupported=f"filter:{residue[0]}")
+    tool = "count_jobs" if _COUNT.search(text) else "list_jobs"
+    return Intent(tool=tool, args=args | where, lang=lang)
 
 
 def _rules(msg: _Message, lang: str) -> Intent:
@@ -667,6 +730,8 @@ def _rules(msg: _Message, lang: str) -> Intent:
         return Intent(tool=None, lang=lang)
     if _HELP_ALONE.match(text) or _HELP.search(text):
         return Intent(tool="help", lang=lang)
+    if history := _HISTORY.search(text):
+        return Intent(tool=None, lang=lang, unsupported=f"history:{history.group()}")
     if _HOWTO.search(text) and (intent := _howto(msg, lang)):
         return intent
     if _RUNBOOK.search(text):

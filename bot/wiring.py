@@ -16,11 +16,13 @@ from dataclasses import dataclass, replace
 import structlog
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from bot.actions import JobActions
 from bot.agent import Agent
 from bot.alerts import FailureWatch
 from bot.config import AlertSettings, Settings
 from bot.errors import ConfigError
 from bot.events import ChatAdapter, Handle, Notifier
+from bot.journal import ActionJournal, keep_replaying
 from bot.metrics import Metrics
 from bot.policy import load_policy
 from bot.store import Store, open_store
@@ -52,6 +54,7 @@ def _check_targets(alerts: AlertSettings, notifiers: Sequence[Notifier]) -> None
     for target in targets:
         if not any(n.handles(target) for n in notifiers):
             hint = ("set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET (or SLACK_APP_TOKEN)" if target.startswith("slack:")
+                    else "set MicrosoftAppId and MicrosoftAppPassword" if target.startswith("teams:")
                     else "this target is only served by `resync demo`" if target.startswith("console")
                     else "no adapter for this platform is configured")
             raise ConfigError(f"RESYNC_ALERT_CHANNELS / [[alerts.routes]]: nothing can deliver to {target!r}: {hint}")
@@ -78,7 +81,25 @@ def _chat_adapters(settings: Settings, handle: Handle, store: Store) -> list[Cha
         from adapters.slack import SlackAdapter
 
         adapters.append(SlackAdapter(settings.slack, handle=handle, store=store))
+    if settings.teams is not None:
+        from adapters.teams import TeamsAdapter
+
+        adapters.append(TeamsAdapter(settings.teams, handle=handle, store=store))
     return adapters
+
+
+def _job_actions(settings: Settings, stack: AsyncExitStack, tws: TwsClient, store: Store) -> JobActions:
+    """Confirmed actions with their write-ahead journal (RESYNC_DATA_DIR/journal.db), replayed into the store."""
+    journal = ActionJournal.open(settings.store.data_dir / "journal.db")
+    stack.callback(journal.close)
+    replaying = asyncio.get_running_loop().create_task(keep_replaying(journal, store))
+
+    async def stop_replaying() -> None:
+        replaying.cancel()
+        await asyncio.gather(replaying, return_exceptions=True)
+
+    stack.push_async_callback(stop_replaying)
+    return JobActions(tws=tws, store=store, journal=journal)
 
 
 async def assemble(settings: Settings, stack: AsyncExitStack, *, poll: bool, with_chat: bool = True,
@@ -94,7 +115,8 @@ async def assemble(settings: Settings, stack: AsyncExitStack, *, poll: bool, wit
         from bot.llm import ToolCaller
 
         llm = ToolCaller(settings.llm, tuple(TOOLS.values()))
-    agent = Agent(tws=tws, store=store, policy=policy, settings=settings.policy, llm=llm)
+    agent = Agent(tws=tws, store=store, policy=policy, settings=settings.policy, llm=llm,
+                  actions=_job_actions(settings, stack, tws, store))
     adapters = _chat_adapters(settings, agent.handle, store) if with_chat else []
     for adapter in adapters:
         stack.push_async_callback(adapter.close)
