@@ -30,6 +30,7 @@ async def resync_process(args: list[str], env: dict[str, str], ready_url: str, *
                          command: list[str] | None = None) -> AsyncIterator[subprocess.Popen[bytes]]:
     """A ``resync`` subcommand (``python -m bot``, run from ``root``) in its own process, until
     ``ready_url`` answers 200; ``command`` runs another program instead."""
+    # ``python -m bot`` from the checkout: the same command whether or not the project is installed
     errors = tempfile.TemporaryFile()  # not a pipe: a chatty child would block once it filled up
     process = subprocess.Popen(command or [sys.executable, "-m", "bot", *args], cwd=root,
                                env={**os.environ, "LOG_LEVEL": "WARNING", **env},
