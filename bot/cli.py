@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     # Until a command reads its settings, log to stderr: stdout is for answers (e.g. --json).
     level = os.environ.get("LOG_LEVEL", "").upper()
-    configure_logging(LogSettings(level=level if level in _LEVELS else "WARNING", format="console"))
+    configure_logging(LogSettings(level=level if level in _LEVELS else "WARNING", format="console"), final=False)
     if not getattr(args, "run", None):
         parser.print_help()
         raise SystemExit(2)
@@ -43,6 +43,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"resync: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
     except KeyboardInterrupt:
+        print(file=sys.stderr)  # end the line the prompt was on
         raise SystemExit(130) from None
 
 
