@@ -11,9 +11,10 @@ job names or job logs is escaped (``&``, ``<``, ``>``) so that a log line can ne
 from __future__ import annotations
 
 import unicodedata
-
 from typing import Any
 
+from adapters.fit import chunks, clip, fields_cut, head, tail
+from adapters.markup import to_mrkdwn
 from bot.events import ACTION_CONFIRM, Button, Field, Reply
 
 MAX_BLOCKS = 50
@@ -45,11 +46,6 @@ def escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def clip(text: str, limit: int) -> str:
-    """At most ``limit`` characters, with an ellipsis when something was cut."""
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
 def base_action_id(action_id: str) -> str:
     """The core's action id from a rendered one (undoes the uniqueness suffix)."""
     return action_id.split(ACTION_SUFFIX, 1)[0]
@@ -61,23 +57,24 @@ def render(reply: Reply) -> dict[str, Any]:
     if reply.title and unicodedata.category(reply.title[0]) == "So":
         emoji = ""  # the title brings its own symbol (alerts): one icon is enough
     header = [_header(f"{emoji} {reply.title}" if emoji else reply.title)] if reply.title else []
-    fields = _field_sections(reply.fields)
+    fields = _field_sections(reply.fields, reply.lang)
     foot = _actions(reply.buttons)
     if reply.context:
         foot.append(_context(escape(clip(reply.context, CONTEXT_CHARS))))
     text: list[dict[str, Any]] = []
     if reply.text.strip():
-        body = escape(reply.text)
+        body = escape(to_mrkdwn(reply.text, reply.dialect))
         body = f"{emoji} {body}" if emoji and not header else body
         room = TOTAL_CHARS - size(header + fields + foot) - (CODE_RESERVE if reply.code is not None else 0)
-        text = _text_sections(body, max(200, min(TEXT_CHARS, room)))
-    head = header + text + fields
+        text = [_section(chunk) for chunk in chunks(head(body, max(200, min(TEXT_CHARS, room)), reply.lang),
+                                                     SECTION_CHARS)]
+    top = header + text + fields
     code: list[dict[str, Any]] = []
     if reply.code is not None:
-        code = _code_blocks(reply.code, reply.code_title, budget=TOTAL_CHARS - size(head + foot),
-                            room=MAX_BLOCKS - len(head) - len(foot) - 1)
+        code = _code_blocks(reply.code, reply.code_title, budget=TOTAL_CHARS - size(top + foot),
+                            room=MAX_BLOCKS - len(top) - len(foot) - 1, lang=reply.lang)
     # the log sits under the answer and above the buttons
-    return {"text": fallback(reply), "blocks": (head + code + foot)[:MAX_BLOCKS]}
+    return {"text": fallback(reply), "blocks": (top + code + foot)[:MAX_BLOCKS]}
 
 
 def fallback(reply: Reply) -> str:
@@ -113,32 +110,12 @@ def _context(text: str) -> dict[str, Any]:
     return {"type": "context", "elements": [{"type": "mrkdwn", "text": text}]}
 
 
-def _text_sections(text: str, limit: int) -> list[dict[str, Any]]:
-    """The answer, split on line ends into sections; a very long answer keeps its head."""
-    if len(text) > limit:
-        head = text[: limit - 30].rsplit("\n", 1)[0] or text[: limit - 30]
-        cut = text[len(head):].removeprefix("\n").count("\n") + 1
-        text = f"{head}\n… ({cut} more lines cut)"
-    return [_section(chunk) for chunk in _chunks(text, SECTION_CHARS)]
-
-
-def _chunks(text: str, limit: int) -> list[str]:
-    """Pieces of at most ``limit`` characters, broken at line ends where possible."""
-    pieces: list[str] = []
-    while len(text) > limit:
-        cut = text.rfind("\n", 0, limit)
-        cut = cut if cut > 0 else limit
-        pieces.append(text[:cut])
-        text = text[cut:].lstrip("\n")
-    return pieces + [text] if text else pieces
-
-
-def _field_sections(fields: tuple[Field, ...]) -> list[dict[str, Any]]:
+def _field_sections(fields: tuple[Field, ...], lang: str | None) -> list[dict[str, Any]]:
     shown = fields[:FIELDS_MAX]
     each = min(FIELD_CHARS, max(60, FIELD_BUDGET // max(1, len(shown))))
     texts = [clip(f"*{escape(f.label)}*\n{escape(f.value)}", each) for f in shown]
     if len(fields) > FIELDS_MAX:
-        texts[-1] = f"… {len(fields) - FIELDS_MAX + 1} more fields cut"
+        texts[-1] = fields_cut(len(fields) - FIELDS_MAX + 1, lang)
     return [{"type": "section", "fields": [{"type": "mrkdwn", "text": t} for t in texts[i:i + FIELDS_PER_SECTION]]}
             for i in range(0, len(texts), FIELDS_PER_SECTION)]
 
@@ -166,30 +143,15 @@ def _button(button: Button, action_id: str) -> dict[str, Any]:
     return element
 
 
-def _code_blocks(code: str, title: str | None, *, budget: int, room: int) -> list[dict[str, Any]]:
+def _code_blocks(code: str, title: str | None, *, budget: int, room: int, lang: str | None) -> list[dict[str, Any]]:
     """The log as fenced sections that fit ``budget`` characters and ``room`` blocks; tail kept."""
     blocks = [_context(f"*{escape(clip(title, CONTEXT_CHARS))}*")] if title else []
     per_section = SECTION_CHARS - 2 * len(_FENCE) - 2
     sections = max(1, min(room, budget // SECTION_CHARS))
     text = escape(code).replace("`", _TICK)
     limit = max(200, min(budget, sections * per_section) - 60)
-    chunks = _chunks(tail(text, limit), per_section)
-    while len(chunks) > sections and limit > 200:  # line breaks left some sections short
+    pieces = chunks(tail(text, limit, lang), per_section)
+    while len(pieces) > sections and limit > 200:  # line breaks left some sections short
         limit = max(200, limit - per_section // 4)
-        chunks = _chunks(tail(text, limit), per_section)
-    return blocks + [_section(f"{_FENCE}\n{chunk}\n{_FENCE}") for chunk in chunks[-sections:]]
-
-
-def tail(text: str, limit: int) -> str:
-    """The last lines of ``text`` that fit in ``limit`` characters, after a marker saying how
-    many earlier lines were cut (errors are at the end of a job log)."""
-    text = text.rstrip("\n")
-    if len(text) <= limit:
-        return text or " "
-    kept = text[-limit:]
-    if "\n" in kept:
-        kept = kept.split("\n", 1)[1]
-    else:
-        kept = "…" + kept[1:]  # one giant last line: keep its end
-    cut = text[: len(text) - len(kept)].count("\n")
-    return f"… ({cut} earlier lines cut)\n{kept}"
+        pieces = chunks(tail(text, limit, lang), per_section)
+    return blocks + [_section(f"{_FENCE}\n{piece}\n{_FENCE}") for piece in pieces[-sections:]]

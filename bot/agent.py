@@ -25,12 +25,12 @@ from typing import Any, Protocol
 import structlog
 
 from bot import audit
+from bot.actions import JobActions, entry_for
 from bot.config import PolicySettings
 from bot.errors import (
-    InvalidState,
     JobNotFound,
     LlmError,
-    OutcomeUnknown,
+    ResyncError,
     StoreError,
     TwsAuthError,
     TwsError,
@@ -52,11 +52,25 @@ from bot.events import (
     Reply,
     RunbookSearch,
 )
+from bot.journal import ActionJournal
+from bot.llm import claims_action
 from bot.nlu import detect_language, examples, parse_command, understand
 from bot.policy import Policy, action_of, job_names_for
 from bot.store import Store
 from bot.texts import say
-from bot.tools import TOOLS, Intent, Outcome, ToolContext, has_wildcard, job_fields, resolve, run_read_tool
+from bot.places import PlaceIndex
+from bot.tools import (
+    TOOLS,
+    Intent,
+    Outcome,
+    ToolContext,
+    choice_args,
+    full_name,
+    has_wildcard,
+    job_fields,
+    resolve,
+    run_read_tool,
+)
 from bot.tws.client import TwsClient
 from bot.tws.models import Job
 
@@ -65,7 +79,7 @@ log = structlog.get_logger(__name__)
 AlertActions = Callable[[Event], Awaitable[list[Reply] | None]]
 JobActionHook = Callable[..., Awaitable[None]]  # (job_id=, tool=, actor=, outcome=)
 
-_DONE_TTL = 7 * 24 * 3600.0
+_EXPIRED_KEPT = 24 * 3600.0  # a confirmation outlives its TTL by this much, to be audited as expired when touched
 # States from which TWS accepts each action (docs/tws-wire.md); used to warn before confirming.
 _ALLOWED_FROM = {
     "rerun": {"SUCC", "ABEND", "FAIL", "SUPPR", "CANCL"},
@@ -94,7 +108,8 @@ class Hooks:
 
 class Agent:
     def __init__(self, *, tws: TwsClient, store: Store, policy: Policy, settings: PolicySettings,
-                 llm: ChatTool | None = None, hooks: Hooks = Hooks(), clock: Callable[[], float] = time.time) -> None:
+                 llm: ChatTool | None = None, hooks: Hooks = Hooks(), clock: Callable[[], float] = time.time,
+                 actions: JobActions | None = None) -> None:
         self.tws = tws
         self.store = store
         self.policy = policy
@@ -102,6 +117,10 @@ class Agent:
         self.llm = llm
         self.hooks = hooks
         self.clock = clock
+        # Confirmed actions run through the write-ahead journal (bot.actions, bot.journal); without
+        # one given (tests, one-shot commands) it lives in memory.
+        self.actions = actions or JobActions(tws=tws, store=store, journal=ActionJournal.open(None))
+        self.places = PlaceIndex()  # which names are workstations / streams, shared by conversations
 
     # --- entry point ------------------------------------------------------------------------
     async def handle(self, event: Event) -> list[Reply]:
@@ -131,24 +150,41 @@ class Agent:
     # --- text -------------------------------------------------------------------------------
     async def _on_text(self, event: Event, lang: str) -> list[Reply]:
         text = event.text.strip()
-        reason_key = f"reason:{event.conversation_key}:{event.user_id}"
+        reason_key = f"reason:{event.conversation_key}:{event.identity}"
         try:
             waiting = await self.store.get(reason_key) if text else None
         except StoreError as exc:  # reads still work without the store; actions will say why they cannot
             log.warning("store_unavailable", error=str(exc))
             waiting = None
-        if waiting and parse_command(text) is None:  # a typed command is a new request, not the reason
-            await self.store.delete(reason_key)
-            return await self._take_reason(event, waiting["id"], text)
         intent = understand(text, lang=event.lang)
         lang = event.lang or intent.lang or lang
+        if waiting:
+            kind = reason_kind(text, intent)
+            if kind == "cancel":
+                await self.store.delete(reason_key)
+                return await self._cancel_waiting(event, waiting["id"], lang)
+            if kind == "thin":
+                return [Reply(text=say(lang, "reason_thin"), level="warning")]
+            if kind == "reason":
+                await self.store.delete(reason_key)
+                return await self._take_reason(event, waiting["id"], text)
+            # a question or a command: answered as itself; the action keeps waiting for its reason
+            replies = await self._understood(event, intent, text, lang)
+            return [*replies, await self._still_waiting(waiting["id"], lang)]
+        return await self._understood(event, intent, text, lang)
+
+    async def _understood(self, event: Event, intent: Intent, text: str, lang: str) -> list[Reply]:
         note = None
-        if intent.tool is None and self.llm is not None and text:
+        if intent.tool is None and not intent.unsupported and self.llm is not None and text:
             try:
                 intent = await self.llm.choose(text, lang=lang, context=await self._context_hint(event))
             except LlmError as exc:
                 log.warning("llm_fallback", error=str(exc))
                 note = say(lang, "llm_fallback")
+        if intent.tool is None and intent.unsupported:
+            kind, _, word = intent.unsupported.partition(":")  # "history:yesterday", "filter:slow"
+            what = say(lang, f"cant_{kind}", word=word)
+            return [Reply(text=say(lang, "cant_answer", what=what), level="warning")]
         if intent.tool is None:
             sample = "\n".join(f"• `{e}`" for e in examples(lang)[:5])
             return [Reply(text=(note + "\n" if note else "") + say(lang, "not_understood") + "\n" + sample)]
@@ -165,16 +201,17 @@ class Agent:
         if not decision.allowed and spec.name != "help":
             log.info("permission_denied", tool=spec.name, reason=decision.reason)
             if spec.changes_state:
-                await self._audit(event, "deny", spec.name, str(intent.args.get("job", "?")), result="denied: unknown user")
+                await self._audit(event, "deny", spec.name, full_name(intent.args), result="denied: unknown user")
             return [Reply(text=say(lang, "denied_read"), level="warning", ephemeral=True)]
         args = dict(intent.args)
-        if "job" in spec.parameters.get("properties", {}) and not args.get("job") and not args.get("job_id"):
+        # Context fills in only a job the message left out ("and its log?"), never one it named.
+        if intent.refers_back and "job" in spec.parameters.get("properties", {}) and not args.get("job") and not args.get("job_id"):
             remembered = await self._remembered(event)
             if remembered:
                 args["job_id"] = remembered
-        ctx = ToolContext(tws=self.tws, lang=lang, text=event.text, runbooks=self.hooks.runbooks)
+        ctx = ToolContext(tws=self.tws, lang=lang, text=event.text, runbooks=self.hooks.runbooks, places=self.places)
         if spec.changes_state:
-            return await self._propose(event, spec.name, args, ctx)
+            return await self._propose(event, spec.name, args, ctx, said=event.text if intent.source == "llm" else None)
         outcome = await run_read_tool(spec.name, args, ctx)
         await self._remember(event, outcome)
         if intent.source == "llm" and self.llm is not None and outcome.replies:
@@ -182,14 +219,22 @@ class Agent:
         return outcome.replies
 
     async def _explained(self, event: Event, tool: str, outcome: Outcome, lang: str) -> Outcome:
-        """Hand the (bounded, data-marked) tool result back to the model for a natural answer."""
+        """The model's words on the (bounded, data-marked) tool result, shown after the facts.
+
+        The TWS answer is never replaced: the model's text comes second, marked as the model's,
+        and is dropped when it claims an action happened (no action runs from a read tool).
+        """
         first = outcome.replies[0]
         try:
             answer = await self.llm.explain(event.text, lang=lang, tool=tool, result=reply_as_text(first))  # type: ignore[union-attr]
         except LlmError as exc:
             log.warning("llm_explain_failed", error=str(exc))
             return outcome
-        return Outcome(replies=[replace(first, text=answer), *outcome.replies[1:]], job=outcome.job)
+        if claims_action(answer):
+            log.warning("llm_claim_dropped", tool=tool)
+            return outcome
+        words = Reply(text=say(lang, "llm_words", text=answer), level="info")
+        return Outcome(replies=[*outcome.replies, words], job=outcome.job)
 
     # --- context ------------------------------------------------------------------------------
     def _context_key(self, event: Event) -> str:
@@ -221,12 +266,13 @@ class Agent:
         return f"last job discussed: {record['job']}" if record else None
 
     # --- proposing an action --------------------------------------------------------------------
-    async def _propose(self, event: Event, tool: str, args: dict[str, str], ctx: ToolContext) -> list[Reply]:
+    async def _propose(self, event: Event, tool: str, args: dict[str, str], ctx: ToolContext, *,
+                       said: str | None = None) -> list[Reply]:
         lang, action = ctx.lang, action_of(tool)
         wild = next((args[k] for k in ("job", "stream", "workstation") if args.get(k) and has_wildcard(args[k])), None)
         if wild:
             return [Reply(text=say(lang, "denied_action", action=say(lang, f"verb_{action}"), job=wild,
-                                   reason="wildcards are not accepted for actions"), level="warning", ephemeral=True)]
+                                   reason=say(lang, "reason_wildcard")), level="warning", ephemeral=True)]
         found = await resolve(ctx, tool, args)
         if isinstance(found, Reply):
             return [found]
@@ -242,25 +288,47 @@ class Agent:
         pending = {
             "id": pending_id, "tool": tool, "job_id": job.id, "job": job.full_name, "status": job.status,
             "names": list(job_names_for(job.workstation, job.stream, job.name)),
-            "requester": event.user_id, "requester_name": event.user_name or event.user_id,
+            "requester": event.identity, "requester_name": event.user_name or event.user_id,
             "where": event.conversation_key, "created": self.clock(), "lang": lang,
             "reason": None, "justification_required": decision.justification_required,
+            "said": said[:300] if said else None,  # the user's words, when the model chose the action
         }
-        await self.store.put(f"confirm:{pending_id}", pending, ttl=self.settings.confirm_ttl)
+        # Kept past its expiry (the clock decides, not the store), so a late press is audited as expired.
+        await self.store.put(f"confirm:{pending_id}", pending, ttl=self.settings.confirm_ttl + _EXPIRED_KEPT)
         await self._audit(event, "request", tool, job.full_name, result="pending", details={"status": job.status})
         if decision.justification_required:
-            await self.store.put(f"reason:{event.conversation_key}:{event.user_id}", {"id": pending_id},
+            await self.store.put(f"reason:{event.conversation_key}:{event.identity}", {"id": pending_id},
                                  ttl=self.settings.confirm_ttl)
             return [Reply(text=say(lang, "ask_reason", action=say(lang, f"verb_{action}"), job=job.full_name), level="warning")]
         return [self._confirmation(pending, job, lang)]
+
+    async def _still_waiting(self, pending_id: str, lang: str) -> Reply:
+        pending = await self.store.get(f"confirm:{pending_id}")
+        if pending is None:
+            return Reply(text=say(lang, "expired"), level="warning")
+        action = say(pending["lang"], f"verb_{action_of(pending['tool'])}")
+        return Reply(text=say(pending["lang"], "reason_still_waiting", action=action, job=pending["job"]), level="warning")
+
+    async def _cancel_waiting(self, event: Event, pending_id: str, lang: str) -> list[Reply]:
+        """"n", "no", "não", "cancel" while a reason is awaited: the request is dropped, and audited."""
+        pending = await self.store.get(f"confirm:{pending_id}")
+        if pending is None:
+            return [Reply(text=say(lang, "expired"), level="warning")]
+        await self.store.delete(f"confirm:{pending_id}")
+        await self._audit(event, "cancelled", pending["tool"], pending["job"], result="cancelled by user (no reason given)")
+        return [Reply(text=say(pending["lang"], "cancelled"))]
 
     async def _take_reason(self, event: Event, pending_id: str, reason: str) -> list[Reply]:
         pending = await self.store.get(f"confirm:{pending_id}")
         lang = event.lang or detect_language(reason)
         if pending is None:
             return [Reply(text=say(lang, "expired"), level="warning")]
+        if self.clock() > pending["created"] + self.settings.confirm_ttl:
+            await self.store.delete(f"confirm:{pending_id}")
+            await self._audit(event, "expired", pending["tool"], pending["job"], result="expired")
+            return [Reply(text=say(lang, "expired"), level="warning")]
         pending["reason"] = reason[:500]
-        remaining = max(1.0, pending["created"] + self.settings.confirm_ttl - self.clock())
+        remaining = max(1.0, pending["created"] + self.settings.confirm_ttl + _EXPIRED_KEPT - self.clock())
         await self.store.put(f"confirm:{pending_id}", pending, ttl=remaining)
         job = await self.tws.get_job(pending["job_id"])
         return [self._confirmation(pending, job, pending["lang"])]
@@ -269,6 +337,9 @@ class Agent:
         action = action_of(pending["tool"])
         rc = f", rc={job.return_code}" if job.return_code is not None else ""
         meaning = say(lang, f"mean_{action}", job=job.full_name, status=job.status, rc=rc)
+        if pending.get("said"):  # the model picked this: show what the user wrote and how it was read
+            meaning = say(lang, "understood_as", said=pending["said"], action=say(lang, f"verb_{action}"),
+                          job=job.full_name) + "\n" + meaning
         if job.status not in _ALLOWED_FROM[action]:
             meaning += "\n" + say(lang, "state_warning", status=job.status, verb=say(lang, f"verb_{action}"))
         fields = job_fields(job, lang)
@@ -294,7 +365,7 @@ class Agent:
             try:
                 choice = json.loads(value)
                 tool = str(choice["tool"])
-                args = {k: str(choice[k]) for k in ("job_id", "job") if choice.get(k)}
+                args = choice_args(choice)
             except (ValueError, KeyError, TypeError):
                 return [Reply(text=say(lang, "not_understood"), ephemeral=True)]
             lang = event.lang or (choice.get("lang") if choice.get("lang") in ("en", "pt") else lang)
@@ -311,6 +382,9 @@ class Agent:
         return [Reply(text=say(lang, "not_understood"), ephemeral=True)]
 
     async def _confirm(self, event: Event, pending_id: str) -> list[Reply]:
+        known = self.actions.known(pending_id)  # this replica ran it: answered without the store
+        if known is not None:
+            return [known]
         pending = await self.store.get(f"confirm:{pending_id}")
         if pending is None:
             done = await self.store.get(f"done:{pending_id}")
@@ -323,67 +397,67 @@ class Agent:
             return [Reply(text=say(lang, "expired"), ephemeral=True, level="warning")]
         if pending.get("justification_required") and not pending.get("reason"):
             return [Reply(text=say(lang, "ask_reason", action=say(lang, f"verb_{action}"), job=pending["job"]), ephemeral=True)]
-        if event.user_id != pending["requester"] and not self._may_confirm(event, pending):
+        if event.identity != pending["requester"] and not self._may_confirm(event, pending):
             await self._audit(event, "deny", tool, pending["job"], result="denied: not requester nor role holder")
             return [Reply(text=say(lang, "not_yours", action=say(lang, f"verb_{action}")), ephemeral=True, level="warning")]
-        if not await self.store.claim(f"idem:{pending_id}", _DONE_TTL):
-            log.info("duplicate_confirmation", pending=pending_id)
-            return [Reply(text=say(lang, "already_done"), ephemeral=True)]
-        await self._audit(event, "confirm", tool, pending["job"], why=pending.get("reason"), result="confirmed")
-        outcome, reply = await self._execute(pending, event)
-        await self._audit(event, "outcome", tool, pending["job"], why=pending.get("reason"), result=outcome)
-        await self.store.put(f"done:{pending_id}", {"lang": lang, "outcome": outcome}, ttl=_DONE_TTL)
-        await self.store.delete(f"confirm:{pending_id}")
-        if self.hooks.on_job_action is not None:
-            await self.hooks.on_job_action(job_id=pending["job_id"], tool=tool, actor=event.user_name or event.user_id,
-                                           outcome=outcome)
+        outcome, reply = await self.actions.run(pending_id, pending, event)
+        if outcome is not None and self.hooks.on_job_action is not None:
+            try:  # the alert thread's note is a courtesy: it must not turn a true answer into an error
+                await self.hooks.on_job_action(job_id=pending["job_id"], tool=tool,
+                                               actor=event.user_name or event.user_id, outcome=outcome)
+            except ResyncError as exc:
+                log.warning("job_action_note_failed", error=str(exc))
         return [reply]
 
     def _may_confirm(self, event: Event, pending: dict[str, Any]) -> bool:
         return self.policy.can_act(event.identities, pending["tool"], pending["names"]).allowed
-
-    async def _execute(self, pending: dict[str, Any], event: Event) -> tuple[str, Reply]:
-        lang, action, job = pending["lang"], action_of(pending["tool"]), pending["job"]
-        verb, noun = say(lang, f"verb_{action}"), say(lang, f"noun_{action}")
-        by = say(lang, "requested_by", user=pending["requester_name"]) + f" · ✔ {event.user_name or event.user_id}"
-        try:
-            result = await self.tws.job_action(pending["job_id"], action)
-        except InvalidState as exc:
-            return f"refused: {exc}", Reply(text=say(lang, "action_invalid", action=verb, job=job, detail=str(exc)),
-                                            level="error", update=event.message_ref, context=by)
-        except OutcomeUnknown:
-            return "unknown", Reply(text=say(lang, "action_unknown", action=noun, job=job), level="warning",
-                                    update=event.message_ref, context=by)
-        except TwsError as exc:
-            return f"error: {type(exc).__name__}", Reply(text=say(lang, "action_failed", action=noun, job=job, detail=str(exc)),
-                                                         level="error", update=event.message_ref, context=by)
-        detail = " ".join(result.messages)[:300]
-        log.info("job_action_done", action=action, job=job, run=result.new_run_id)
-        return "ok", Reply(text=say(lang, "action_done", action=noun, job=job, detail=detail), level="success",
-                           update=event.message_ref, context=by)
 
     async def _cancel(self, event: Event, pending_id: str) -> list[Reply]:
         pending = await self.store.get(f"confirm:{pending_id}")
         if pending is None:
             return [Reply(text=say(event.lang or "en", "expired"), ephemeral=True)]
         lang = pending["lang"]
-        if event.user_id != pending["requester"] and not self._may_confirm(event, pending):
+        if event.identity != pending["requester"] and not self._may_confirm(event, pending):
             return [Reply(text=say(lang, "not_yours", action=say(lang, f"verb_{action_of(pending['tool'])}")), ephemeral=True)]
+        if self.clock() > pending["created"] + self.settings.confirm_ttl:
+            await self.store.delete(f"confirm:{pending_id}")
+            await self._audit(event, "expired", pending["tool"], pending["job"], result="expired")
+            return [Reply(text=say(lang, "expired"), ephemeral=True, level="warning")]
         await self.store.delete(f"confirm:{pending_id}")
         await self._audit(event, "cancelled", pending["tool"], pending["job"], result="cancelled by user")
         return [Reply(text=say(lang, "cancelled"), update=event.message_ref,
                       context=say(lang, "requested_by", user=pending["requester_name"]))]
 
     # --- audit ----------------------------------------------------------------------------------
-    def _actor(self, event: Event) -> str:
-        name = f" ({event.user_name})" if event.user_name else ""
-        return f"{event.platform}:{event.user_id}{name}"
-
     async def _audit(self, event: Event, action: str, tool: str, target: str, *, why: str | None = None,
                      result: str | None = None, details: dict[str, Any] | None = None) -> None:
-        await audit.append(self.store, audit.AuditEntry(
-            actor=self._actor(event), action=action, tool=tool, target=target,
-            where=f"{event.platform}:{event.workspace}:{event.channel}", why=why, result=result, details=details))
+        await audit.append(self.store, entry_for(event, action, tool, target, why=why, result=result, details=details))
+
+
+_CANCEL_WORDS = frozenset({"n", "no", "nope", "nao", "não", "cancel", "cancela", "cancelar", "cancele", "abort",
+                           "stop", "nevermind", "never mind", "esquece", "deixa", "deixa pra la", "deixa pra lá",
+                           "desisto", "forget it", "nao precisa", "não precisa", "cancel it", "cancela isso"})
+_QUESTION_START = ("what", "which", "how", "is ", "are ", "did ", "does ", "can ", "show", "list", "status", "log ",
+                   "qual", "quais", "como", "o que", "mostra", "lista", "cade", "cadê", "quando", "when", "where", "onde",
+                   "wait", "espera", "peraí", "perai", "pera")
+
+
+def reason_kind(text: str, intent: Intent) -> str:
+    """What a message sent while a reason is awaited is: "cancel", "thin" (no substance), a
+    "question"/command to answer as itself, or the "reason"."""
+    folded = text.strip().lower().strip(".!")
+    if folded in _CANCEL_WORDS:
+        return "cancel"
+    if intent.source == "command" or text.rstrip().endswith("?"):
+        return "question"
+    if intent.tool is not None and (intent.args or intent.tool in TOOLS and TOOLS[intent.tool].changes_state):
+        return "question"
+    if intent.tool is not None and folded.startswith(_QUESTION_START):
+        return "question"
+    letters = sum(c.isalpha() for c in text)
+    if len(text.split()) < 3 or letters < 12:
+        return "thin"
+    return "reason"
 
 
 def _duration(seconds: float) -> str:

@@ -118,6 +118,15 @@ def _parser() -> argparse.ArgumentParser:
     tail.set_defaults(run=_audit_tail)
     verify = audit_sub.add_parser("verify", help="check the hash chain; exit 1 if a record was edited, deleted or reordered")
     verify.set_defaults(run=_audit_verify)
+
+    teams = sub.add_parser("teams", help="Teams: the conversations alerts can go to, the app package")
+    teams_sub = teams.add_subparsers(metavar="WHAT")
+    conversations = teams_sub.add_parser("conversations", help="conversations the bot can post in (teams:<id> targets)")
+    conversations.add_argument("--json", action="store_true", help="print one JSON object per conversation")
+    conversations.set_defaults(run=_teams_conversations)
+    package = teams_sub.add_parser("package", help="write the Teams app package (manifest and icons) to upload")
+    package.add_argument("--out", default="resync-teams.zip", help="where to write the zip (default resync-teams.zip)")
+    package.set_defaults(run=_teams_package)
     return parser
 
 
@@ -169,7 +178,7 @@ async def _worker(args: argparse.Namespace) -> None:
 # --- demo / ask -------------------------------------------------------------------------------
 
 async def _demo(args: argparse.Namespace) -> None:
-    from adapters.console import Console, ConsoleNotifier
+    from adapters.console import Console, ConsoleNotifier, Terminal
     from bot.simulator import run_simulator
     from bot.wiring import assemble
 
@@ -182,11 +191,12 @@ async def _demo(args: argparse.Namespace) -> None:
         settings = load_settings(env)
         configure_logging(settings.log, settings.secrets())
         async with AsyncExitStack() as stack:
-            components = await assemble(settings, stack, poll=True, notifiers=[ConsoleNotifier()])
+            terminal = Terminal()  # one screen for chat and alerts: alerts print above the prompt
+            components = await assemble(settings, stack, poll=True, notifiers=[ConsoleNotifier(terminal=terminal)])
             failed = await components.tws.count_jobs(status="FAILED")
             banner = _DEMO_BANNER_PT if args.lang == "pt" else _DEMO_BANNER
             print(banner.format(url=url, jobs=args.jobs, failed=failed, data=settings.store.data_dir))
-            await Console(components.agent.handle, lang=args.lang).run()
+            await Console(components.agent.handle, lang=args.lang, terminal=terminal).run()
 
 
 _DEMO_KEEPS = {"RESYNC_DATA_DIR", "LOG_LEVEL", "LLM_MODEL", "LLM_API_BASE", "LLM_API_KEY", "LLM_TIMEOUT"}
@@ -241,9 +251,12 @@ async def _ask(args: argparse.Namespace) -> int:
     from bot.wiring import assemble
 
     settings = _settings()
+    if sys.stderr.isatty() and not {"LOG_LEVEL", "LOG_FORMAT"} & set(os.environ):
+        # At a terminal, only the answer: start-up events are for logs, shown when asked (LOG_LEVEL).
+        configure_logging(replace(settings.log, level="WARNING", format="console"), settings.secrets())
     async with AsyncExitStack() as stack:
         components = await assemble(replace(settings, alerts=replace(settings.alerts, enabled=False)), stack,
-                                    poll=False, with_slack=False)
+                                    poll=False, with_chat=False)
         # A confirmation is answered at the terminal; without one (a pipe) it is declined.
         console = Console(components.agent.handle, read=input if sys.stdin.isatty() else _no_answer)
         failed = False
@@ -393,3 +406,30 @@ async def _audit_verify(args: argparse.Namespace) -> int:
         where = f"record #{problem.seq}" if problem.seq is not None else "log"
         print(f"TAMPERED {where}: {problem.kind}: {problem.detail}")
     return 1
+
+
+# --- teams ---------------------------------------------------------------------------------------
+
+async def _teams_conversations(args: argparse.Namespace) -> int:
+    from adapters.teams_conversations import format_conversation, list_conversations
+    from bot.store import open_store
+
+    async with open_store(_store_settings()) as store:
+        conversations = await list_conversations(store)
+    for conversation in conversations:
+        print(json.dumps(conversation.as_json(), ensure_ascii=False) if args.json else format_conversation(conversation))
+    if not conversations and not args.json:
+        print("no Teams conversation stored yet: install the bot in a team or chat, or message it once", file=sys.stderr)
+    return 0
+
+
+def _teams_package(args: argparse.Namespace) -> int:
+    from adapters.teams_package import write_package
+    from bot.config import load_teams_settings
+
+    settings = load_teams_settings()
+    if settings is None:
+        raise ConfigError("MicrosoftAppId is required: the package names the bot by its Azure app id")
+    path = write_package(settings, args.out)
+    print(f"wrote {path}: upload it in Teams (Apps > Manage your apps > Upload an app)")
+    return 0

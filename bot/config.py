@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -35,11 +35,19 @@ class TwsSettings:
     # the product's default, 5 s, is TWS_READ_CACHE_TTL's below.
     read_cache_ttl: float = 0.0
 
+    def secrets(self) -> tuple[str | None, ...]:
+        return (self.password, self.api_key)
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class StoreSettings:
     redis_url: str | None = field(default=None, repr=False)
     data_dir: Path = Path(".resync")
+    redis_max_connections: int = 50  # connections in the blocking pool; callers beyond wait
+    redis_timeout: float = 5.0  # seconds: bound of every Redis call, pool wait included
+
+    def secrets(self) -> tuple[str | None, ...]:
+        return (self.redis_url and _url_password(self.redis_url),)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -54,6 +62,9 @@ class WebSettings:
     port: int = 8080
     api_token: str | None = field(default=None, repr=False)  # bearer token of POST /api/chat
 
+    def secrets(self) -> tuple[str | None, ...]:
+        return (self.api_token,)
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SlackSettings:
@@ -63,6 +74,32 @@ class SlackSettings:
     api_url: str | None = None
     command: str = "/tws"
 
+    def secrets(self) -> tuple[str | None, ...]:
+        return (self.bot_token, self.signing_secret, self.app_token)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TeamsSettings:
+    """Microsoft Teams (Bot Framework), by the SDK's own setting names; the endpoints are for
+    sovereign clouds and tests (None: the public cloud's)."""
+
+    app_id: str
+    app_password: str | None = field(default=None, repr=False)
+    app_type: str = "MultiTenant"  # MultiTenant, SingleTenant, UserAssignedMSI
+    tenant_id: str | None = None
+    channel_service: str | None = None
+    validate_authority: bool = True
+    login_url: str | None = None  # ToChannelFromBotLoginUrl
+    oauth_scope: str | None = None  # ToChannelFromBotOAuthScope
+    token_issuer: str | None = None  # ToBotFromChannelTokenIssuer
+    openid_metadata_url: str | None = None  # ToBotFromChannelOpenIdMetadataUrl
+    oauth_url: str | None = None  # OAuthUrl
+    allowed_tenants: tuple[str, ...] = ()  # TEAMS_ALLOWED_TENANTS; empty: any tenant
+    app_name: str = "Resync"  # TEAMS_APP_NAME: the name in the app package
+
+    def secrets(self) -> tuple[str | None, ...]:
+        return (self.app_password,)
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class LlmSettings:
@@ -70,6 +107,9 @@ class LlmSettings:
     api_base: str | None = None
     api_key: str | None = field(default=None, repr=False)
     timeout: float = 20.0
+
+    def secrets(self) -> tuple[str | None, ...]:
+        return (self.api_key,)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -114,18 +154,23 @@ class Settings:
     alerts: AlertSettings
     slack: SlackSettings | None = None
     llm: LlmSettings | None = None
+    teams: TeamsSettings | None = None
 
     def secrets(self) -> tuple[str, ...]:
-        """Every secret value, so the log pipeline can scrub them wherever they appear."""
-        values = [self.tws.password, self.tws.api_key, self.store.redis_url and _url_password(self.store.redis_url),
-                  self.web.api_token]
-        if self.slack:
-            values += [self.slack.bot_token, self.slack.signing_secret, self.slack.app_token]
-        if self.llm:
-            values.append(self.llm.api_key)
+        """Every secret value, so the log pipeline can scrub them wherever they appear.
+
+        Each settings slice names its own secrets (its ``secrets()`` method): a new slice, say
+        Teams', is collected here without anyone remembering to list it.
+        """
+        values = [v for f in fields(self) for v in _slice_secrets(getattr(self, f.name))]
         # Short values (a demo password like "resync") would be cut out of ordinary words and paths;
         # secret-looking keys and Authorization headers are scrubbed whatever their length.
         return tuple(v for v in values if v and len(v) >= 8)
+
+
+def _slice_secrets(part: Any) -> tuple[str | None, ...]:
+    own = getattr(part, "secrets", None)
+    return own() if callable(own) else ()
 
 
 # --- reading -------------------------------------------------------------------------------
@@ -207,6 +252,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         alerts=_alerts(source),
         slack=_slack(source),
         llm=_llm(source),
+        teams=_teams(source),
     )
 
 
@@ -214,6 +260,12 @@ def load_store_settings(env: Mapping[str, str] | None = None) -> StoreSettings:
     """Only the store slice: for commands (``resync audit``) that need no TWS settings."""
     env = os.environ if env is None else env
     return _store(_Source(env, _read_toml(env.get("RESYNC_CONFIG", ""))))
+
+
+def load_teams_settings(env: Mapping[str, str] | None = None) -> TeamsSettings | None:
+    """Only the Teams slice: for ``resync teams package``, which needs no TWS settings."""
+    env = os.environ if env is None else env
+    return _teams(_Source(env, _read_toml(env.get("RESYNC_CONFIG", ""))))
 
 
 def load_llm_settings(env: Mapping[str, str] | None = None) -> LlmSettings | None:
@@ -279,7 +331,10 @@ def _store(s: _Source) -> StoreSettings:
     redis_url = s.str("REDIS_URL", "store.redis_url")
     if redis_url and urlsplit(redis_url).scheme not in {"redis", "rediss", "unix"}:
         raise ConfigError("REDIS_URL must start with redis://, rediss:// or unix://")
-    return StoreSettings(redis_url=redis_url or None, data_dir=Path(s.str("RESYNC_DATA_DIR", "store.data_dir", ".resync")))
+    return StoreSettings(redis_url=redis_url or None, data_dir=Path(s.str("RESYNC_DATA_DIR", "store.data_dir", ".resync")),
+                         redis_max_connections=int(s.number("REDIS_MAX_CONNECTIONS", "store.redis_max_connections", 50,
+                                                            minimum=1)),
+                         redis_timeout=s.number("REDIS_TIMEOUT", "store.redis_timeout", 5.0, minimum=0.1))
 
 
 def _log(s: _Source) -> LogSettings:
@@ -387,6 +442,52 @@ def _llm(s: _Source) -> LlmSettings | None:
         api_key=s.str("LLM_API_KEY", "llm.api_key") or None,
         timeout=s.number("LLM_TIMEOUT", "llm.timeout", 20.0, minimum=1),
     )
+
+
+_TEAMS_APP_TYPES = {"multitenant": "MultiTenant", "singletenant": "SingleTenant", "userassignedmsi": "UserAssignedMSI"}
+_TEAMS_URLS = {"ToChannelFromBotLoginUrl": "login_url", "ToBotFromChannelOpenIdMetadataUrl": "openid_metadata_url",
+               "OAuthUrl": "oauth_url"}
+_TEAMS_TEXTS = {"ChannelService": "channel_service", "ToChannelFromBotOAuthScope": "oauth_scope",
+                "ToBotFromChannelTokenIssuer": "token_issuer"}
+
+
+def _teams(s: _Source) -> TeamsSettings | None:
+    """On when ``MicrosoftAppId`` is set; never without authentication (the SDK's "auth disabled"
+    mode trusts any serviceUrl)."""
+    app_id = s.str("MicrosoftAppId", "teams.MicrosoftAppId")
+    names = ("MicrosoftAppPassword", "MicrosoftAppType", "MicrosoftAppTenantId", "ValidateAuthority",
+             "TEAMS_ALLOWED_TENANTS", "TEAMS_APP_NAME", *_TEAMS_URLS, *_TEAMS_TEXTS)
+    given = {name: s.str(name, f"teams.{name}") if name != "ValidateAuthority" else None for name in names}
+    if not app_id:
+        present = [n for n in names if s.raw(n, f"teams.{n}") not in (_MISSING, "")]
+        if present:
+            raise ConfigError(f"MicrosoftAppId is required when Teams is configured ({', '.join(present)} set): "
+                              "Teams never runs without authentication")
+        return None
+    app_type = _TEAMS_APP_TYPES.get((given["MicrosoftAppType"] or "MultiTenant").lower())
+    if app_type is None:
+        raise ConfigError(f"MicrosoftAppType must be MultiTenant, SingleTenant or UserAssignedMSI, "
+                          f"got {given['MicrosoftAppType']!r}")
+    password, tenant = given["MicrosoftAppPassword"] or None, given["MicrosoftAppTenantId"] or None
+    if app_type != "UserAssignedMSI" and not password:
+        raise ConfigError(f"MicrosoftAppPassword is required for a {app_type} Teams app")
+    if app_type != "MultiTenant" and not tenant:
+        raise ConfigError(f"MicrosoftAppTenantId is required for a {app_type} Teams app")
+    urls = {attr: _url(name, given[name]) if given[name] else None for name, attr in _TEAMS_URLS.items()}
+    texts = {attr: given[name] or None for name, attr in _TEAMS_TEXTS.items()}
+    custom = [n for n in ("ToBotFromChannelOpenIdMetadataUrl", "ToBotFromChannelTokenIssuer", "ToChannelFromBotLoginUrl",
+                          "ToChannelFromBotOAuthScope") if given[n]]
+    if custom and len(custom) < 4:
+        missing = sorted({"ToBotFromChannelOpenIdMetadataUrl", "ToBotFromChannelTokenIssuer", "ToChannelFromBotLoginUrl",
+                          "ToChannelFromBotOAuthScope"} - set(custom))
+        raise ConfigError(f"{', '.join(missing)} must be set too: a custom Bot Framework cloud needs all four endpoints")
+    name = given["TEAMS_APP_NAME"] or "Resync"
+    if len(name) > 30:
+        raise ConfigError(f"TEAMS_APP_NAME must be at most 30 characters (Teams' short name), got {len(name)}")
+    return TeamsSettings(app_name=name,
+        app_id=app_id, app_password=password, app_type=app_type, tenant_id=tenant,
+        validate_authority=s.flag("ValidateAuthority", "teams.ValidateAuthority", True),
+        allowed_tenants=s.items("TEAMS_ALLOWED_TENANTS", "teams.TEAMS_ALLOWED_TENANTS"), **urls, **texts)
 
 
 def _url_password(url: str) -> str | None:

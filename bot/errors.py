@@ -84,12 +84,15 @@ class BadResponse(TwsError):
 
 
 class DeliveryError(ResyncError):
-    """A chat platform did not take a message; ``retry_after`` is its hint in seconds, if any."""
+    """A chat platform did not take a message; ``retry_after`` is its hint in seconds, if any, and
+    ``reason`` the platform's own error code (Slack's ``not_in_channel``, an HTTP status), if known."""
 
-    def __init__(self, message: str, *, retry_after: float | None = None, permanent: bool = False) -> None:
+    def __init__(self, message: str, *, retry_after: float | None = None, permanent: bool = False,
+                 reason: str | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
         self.permanent = permanent
+        self.reason = reason
 
 
 class LlmError(ResyncError):

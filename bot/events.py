@@ -9,10 +9,17 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
+
+if TYPE_CHECKING:
+    from aiohttp import web
 
 EventKind = Literal["message", "dm", "command", "action"]
 Level = Literal["info", "success", "warning", "error"]
+#: The markup a ``Reply``'s text is written in; each renderer converts it to its platform's own.
+#: "mrkdwn": ``*bold*``, ``_italic_``, `` `code` ``, ``• `` bullets (what the core writes);
+#: "markdown": CommonMark (``**bold**``); "plain": no markup at all.
+Dialect = Literal["mrkdwn", "markdown", "plain"]
 
 # Action ids carried by buttons; adapters route them back into the core unchanged.
 ACTION_CONFIRM = "resync_confirm"
@@ -55,6 +62,15 @@ class Event:
         return f"{self.platform}:{self.workspace}:{self.channel}:{self.thread or ''}"
 
     @property
+    def identity(self) -> str:
+        """The platform-qualified user (``slack:U0OPS``): the only form users are compared in.
+
+        A bare id is not a user: ``U0OPS`` sent through the HTTP API is ``http:U0OPS``, never the
+        Slack user ``slack:U0OPS``.
+        """
+        return f"{self.platform}:{self.user_id}"
+
+    @property
     def identities(self) -> tuple[str, ...]:
         """Identity strings a permission policy may name for this user.
 
@@ -62,7 +78,7 @@ class Event:
         chat API) can never pass for another's (``console:operator``). ``user_email`` is set only
         by an adapter that got it from the platform itself, never from user input.
         """
-        ids = [f"{self.platform}:{self.user_id}"]
+        ids = [self.identity]
         if self.user_email:
             ids.append(self.user_email.lower())
         return tuple(ids)
@@ -89,7 +105,9 @@ class Reply:
     ``code`` is a verbatim block (a job log); ``thread`` names the thread to answer in (None: the
     adapter's default for the event); ``ephemeral`` asks for a reply only the requester sees;
     ``update`` names an earlier message (``Event.message_ref`` or a stored alert message) to
-    replace instead of posting a new one.
+    replace instead of posting a new one. ``text``, ``fields`` and ``context`` are written in
+    ``dialect`` (see ``Dialect``); ``lang`` is the reply's language, which renderers use for the
+    words they add themselves (cut markers), English when None.
     """
 
     text: str
@@ -103,6 +121,8 @@ class Reply:
     update: str | None = None
     level: Level = "info"
     context: str | None = None  # small print under the reply (e.g. "requested by @ana")
+    dialect: Dialect = "mrkdwn"
+    lang: str | None = None
 
 
 #: What an adapter is given: one callable from event to replies.
@@ -136,3 +156,22 @@ class Notifier(Protocol):
 
 
 ReplySink = Callable[[Reply], Awaitable[None]]
+
+
+class ChatAdapter(Notifier, Protocol):
+    """A chat platform in the web app: a ``Notifier`` that also serves its inbound requests.
+
+    ``mount`` adds its routes to the one aiohttp app, ``start`` opens any long-lived link once the
+    app runs, ``healthy`` tells ``/readyz`` whether that link is up, ``close`` lets answers in
+    flight finish. ``name`` ("slack", "teams") labels it in ``/readyz``.
+    """
+
+    name: str
+
+    def mount(self, app: web.Application) -> None: ...
+
+    async def start(self) -> None: ...
+
+    async def healthy(self) -> bool: ...
+
+    async def close(self) -> None: ...

@@ -55,6 +55,24 @@ _ROLE = (
 )
 
 
+# A model's summary of a read must not say something was done: nothing runs from a read tool.
+_CLAIM = re.compile(r"""(?ix)\b(?:
+    (?:i|we)(?:'ve|\ have|\ just)?\ (?:cancel+ed|re-?ran|rerun|restarted|resubmitted|held|released|killed|stopped
+      |put|paused|resumed|fixed|triggered|submitted)
+  | (?:was|were|has\ been|have\ been|is\ now|are\ now|got)\ (?:successfully\ )?(?:cancel+ed|re-?run|re-?ran
+      |restarted|resubmitted|put\ on\ hold|held|released|killed|stopped|paused|resumed|triggered|submitted|fixed)
+  | as\ (?:you\ )?requested | done[.!] | all\ set | conforme\ (?:solicitado|pedido) | feito[.!]
+  | (?:cancelei|reexecutei|reprocessei|reiniciei|segurei|liberei|pausei|parei|matei|corrigi|disparei|rodei|submeti)
+  | (?:foi|foram|est[aá]|est[aã]o)\ (?:cancelad|reexecutad|reprocessad|reiniciad|segurad|liberad|pausad|corrigid
+      |disparad|resubmetid)\w*
+)""")
+
+
+def claims_action(text: str) -> bool:
+    """Whether model text says an action happened (such text is dropped after a read)."""
+    return bool(_CLAIM.search(text))
+
+
 class ToolCaller:
     """Lets a configured model pick one registered tool for a message the rules did not understand."""
 

@@ -233,7 +233,24 @@ _STATUS_WORD = _rx(r"""\b(?:
   | (?P<SUCC>done|succe\w*|success\w*|complet\w*|finish\w*|conclu\w*|termin(?:ou|aram|ad[oa]s?)
       |finaliz\w*|acab(?:ou|aram|ad[oa]s?)|sucesso|succ)
   | (?P<READY>waiting|ready|pront[oa]s?|aguardando|esperando|queued|na\ fila)
+  | (?P<LATE>late|running\ late|atrasad[oa]s?|em\ atraso|com\ atraso|overdue|behind\ schedule|past\ (?:their\ |the\ |its\ )?deadline
+      |past\ due|fora\ do\ prazo|passou\ do\ prazo|passaram\ do\ prazo|estourou\ o\ prazo|estouraram\ o\ prazo)
 )\b""")
+_COUNT = _rx(r"""\b(?:how\ many|quantos|quantas|count|number\ of|numero\ de|total\ de|quantidade\ de|qtd|qtos|qtas)\b""")
+# Earlier plans: the bot sees only the current one, so these get "I can't answer that yet".
+_HISTORY = _rx(r"""\b(?:yesterday|ontem|anteontem|day\ before|last\ (?:week|month|year|monday|tuesday|wednesday|thursday
+  |friday|saturday|sunday|weekend|plan)|semana\ passada|mes\ passado|ano\ passado|fim\ de\ semana\ passado
+  |previous\ (?:plan|day|week)|plano\ anterior|dia\ anterior|(?:2|3|4|5|6|7|two|three|four|five|dois|tres|quatro|cinco)
+  \ (?:days|dias)\ (?:ago|atras)|ha\ (?:2|3|4|5|6|7|dois|tres|quatro|cinco)\ dias|this\ week|essa\ semana|esta\ semana
+  |nesta\ semana|nessa\ semana|last\ \d+\ days|ultimos\ \d+\ dias|historico|history|trend|tendencia)\b""")
+# Words a request for a list may carry besides its filters ("list all the jobs in the plan, please").
+_LIST_FILLER = frozenset("""
+which what whats what's quais qual que all todos todas os as o a the jobs job tarefas list lista listar liste show
+mostra mostre mostrar me give tell get there are is were was be tem ha existem existe do da de dos das no na nos nas
+plan plano current atual today hoje now agora in of from how many quantos quantas count number numero total
+quantidade qtd qtos qtas are there's any algum alguns everything tudo every each entire whole inteiro in hand
+have has we voce vc temos exist existing there existe right cada
+""".split())
 _STATUS_QUESTION = _rx(r"""\b(?:status|estado|situacao|state|progress|andamento|how(?:'s|\ is)\ it
   |como\ (?:esta|ta|anda|ficou)\ (?:ele|ela|isso)|is\ it\ (?:done|finished|over|ok|running)
   |did\ it\ (?:finish|run|end|work|complete)|terminou|acabou|rodou|ja\ foi|still\ running
@@ -330,7 +347,12 @@ def _tokens(text: str) -> list[tuple[str, str, int]]:
 
 
 def _strong_name(raw: str, folded: str) -> bool:
-    """Whether a word looks like a TWS name by its shape alone (``ACME_BILLING_07``, ``CPU1#S.J``)."""
+    """Whether a word looks like a TWS name by its shape alone (``ACME_BILLING_07``, ``CPU1#S.J``).
+
+    Letters with accents count as letters here (``ÉXTRAÇÃO_01``): TWS cannot have such a name,
+    but the user typed one, and it must be answered as theirs, never replaced by the context.
+    """
+    raw = raw.translate(_FOLD)
     if folded in _COMMON or not _NAME_SHAPE.fullmatch(raw) or _NOT_NAME.fullmatch(raw):
         return False
     if "#" in raw:
@@ -361,10 +383,18 @@ def _slot(folded: list[str], i: int) -> str:
 
 
 def _ref(raw: str) -> JobRef | None:
+    """The parts of a name; one with accents keeps them (the tools say it is not in the plan)."""
     try:
         return parse_job_ref(raw)
     except JobNotFound:
+        pass
+    try:
+        parse_job_ref(raw.translate(_FOLD))
+    except JobNotFound:
         return None
+    ws, _, rest = raw.rpartition("#")
+    stream, _, job = rest.rpartition(".")
+    return JobRef(job=job.upper(), stream=stream.upper() or None, workstation=ws.strip("/").upper() or None)
 
 
 def _analyse(tokens: list[tuple[str, str, int]]) -> _Message:
@@ -406,6 +436,9 @@ meu minha seu sua se quando onde aqui tem ha sao foi foram era ser fluxo cadeia 
 sabe pode posso tb tbm blz vamos preciso quero consegue mesmo ultimo parados parado rodando
 executando concluidos terminou acabou falha falhas deu saida resolver corrigir significa ao aos
 pelo pela comandos coloca coloque poe tira tire solta solte deixa manda ver cade teve tiveram vai vou
+quantos quantas existem existe atrasados atrasado atrasada atrasadas pendentes pendente espera suspensos
+suspenso pausa pausado pula pular desbloqueia desbloquear trava travado fluxo cadeia malha agora ontem
+esta estao respondendo funcionando caiu fora ar servidor mestre tudo bem
 """.split())
 # "hold", "rerun", "log", "status", "job", "stream" are said in both languages: no vote.
 _EN_WORDS = frozenset("""
@@ -498,6 +531,11 @@ def _stream_command(word: str) -> Intent | None:
     return Intent(tool="stream_status", args=args, source="command")
 
 
+def _odd_name(word: str) -> JobRef | None:
+    """``log naïve``: a word in a job's place is the user's name, even one TWS could not have."""
+    return JobRef(job=word.upper()) if any(c.isalpha() for c in word) else None
+
+
 def parse_command(text: str) -> Intent | None:
     """The terse grammar of slash commands and mentions; None when ``text`` is not a command."""
     words = _COMMAND_STRIP.sub("", _clean(text).strip()).split()
@@ -518,7 +556,7 @@ def parse_command(text: str) -> Intent | None:
         return None
     if verb == "stream":
         return _stream_command(rest[0])
-    if verb in _JOB_COMMANDS and (ref := _ref(rest[0])):
+    if verb in _JOB_COMMANDS and (ref := _ref(rest[0]) or _odd_name(rest[0])):
         return Intent(tool=_JOB_COMMANDS[verb], args=_job_args(ref), source="command")
     return None
 
@@ -655,7 +693,13 @@ def _listing(msg: _Message, lang: str) -> Intent | None:
     if jobs:
         return None
     args = {"status": status.lastgroup} if status else {}
-    return Intent(tool="list_jobs", args=args | where, lang=lang)
+    if not args and not where:  # nothing narrows it: refuse a filter we did not read, never the whole plan
+        residue = [w for w in msg.words if w not in _LIST_FILLER and w not in _POLITE and w not in _ALLOWED_PRE
+                   and w != _NAME_MARK and len(w) > 2]
+        if residue:
+            return Intent(tool=None, lang=lang, unsupported=f"filter:{residue[0]}")
+    tool = "count_jobs" if _COUNT.search(text) else "list_jobs"
+    return Intent(tool=tool, args=args | where, lang=lang)
 
 
 def _rules(msg: _Message, lang: str) -> Intent:
@@ -667,6 +711,8 @@ def _rules(msg: _Message, lang: str) -> Intent:
         return Intent(tool=None, lang=lang)
     if _HELP_ALONE.match(text) or _HELP.search(text):
         return Intent(tool="help", lang=lang)
+    if history := _HISTORY.search(text):
+        return Intent(tool=None, lang=lang, unsupported=f"history:{history.group()}")
     if _HOWTO.search(text) and (intent := _howto(msg, lang)):
         return intent
     if _RUNBOOK.search(text):

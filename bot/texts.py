@@ -11,6 +11,10 @@ from typing import Any
 _TEXTS: dict[str, tuple[str, str]] = {
     # key: (English, Portuguese)
     "not_understood": ("I didn't get that. Try for example:", "Não entendi. Experimente, por exemplo:"),
+    "llm_words": ("🤖 The language model's reading of the answer above (not TWS data): {text}",
+                  "🤖 Leitura do modelo de linguagem sobre a resposta acima (não são dados do TWS): {text}"),
+    "understood_as": ("You wrote “{said}” — I understood: {action} {job}.",
+                      "Você escreveu “{said}” — entendi: {action} {job}."),
     "llm_fallback": ("(The language model is unavailable right now; I used my built-in rules.)",
                      "(O modelo de linguagem está indisponível agora; usei minhas regras internas.)"),
     "need_job": ("Which job? Say for example `status PAYROLL_DAILY.EXTRACT01`.",
@@ -38,6 +42,11 @@ _TEXTS: dict[str, tuple[str, str]] = {
                    "(consultas continuam funcionando). Nada foi alterado; tente de novo em instantes."),
     "internal_error": ("Something went wrong on my side; it has been logged (ref {ref}).",
                        "Algo deu errado do meu lado; foi registrado (ref {ref})."),
+    "working": ("Working on it…", "Trabalhando nisso…"),
+    "working_on": ("Working on `{text}`…", "Trabalhando em `{text}`…"),
+    "cut_lines_after": ("… ({count} more lines cut)", "… (mais {count} linhas cortadas)"),
+    "cut_lines_before": ("… ({count} earlier lines cut)", "… ({count} linhas anteriores cortadas)"),
+    "cut_fields": ("… {count} more fields cut", "… mais {count} campos cortados"),
     "denied_read": ("Sorry, you are not allowed to use Resync yet. Ask an administrator to add you to the policy.",
                     "Desculpe, você ainda não tem permissão para usar o Resync. Peça a um administrador para incluí-lo na política."),
     "denied_action": ("You are not allowed to {action} `{job}` ({reason}).",
@@ -46,8 +55,19 @@ _TEXTS: dict[str, tuple[str, str]] = {
     "confirm_text": ("{meaning}\nThis request expires in {expires}.",
                      "{meaning}\nEste pedido expira em {expires}."),
     "confirm_console": ("Confirm? [y/N]", "Confirma? [s/N]"),
+    "console_alert": ("[ALERT]", "[ALERTA]"),
+    "console_button": ("button: {label}", "botão: {label}"),
+    "console_update": ("[UPDATE {ref}]", "[ATUALIZAÇÃO {ref}]"),
     "ask_reason": ("The policy asks for a reason before I {action} `{job}`. Reply in this conversation with the reason.",
                    "A política exige uma justificativa antes de {action} `{job}`. Responda nesta conversa com o motivo."),
+    "reason_wildcard": ("wildcards are not accepted for actions: name one job",
+                        "curingas não são aceitos em ações: informe um único job"),
+    "reason_thin": ("That is too short to be a reason. Say in a few words why (for example “the input file arrived late, "
+                    "the fix is deployed”), or reply `cancel` to drop the request.",
+                    "Isso é curto demais para ser uma justificativa. Diga em poucas palavras por quê (por exemplo “o arquivo "
+                    "de entrada chegou atrasado, a correção já foi aplicada”), ou responda `cancelar` para desistir do pedido."),
+    "reason_still_waiting": ("(The {action} of `{job}` is still waiting for your reason: reply with it, or `cancel`.)",
+                             "(O pedido para {action} `{job}` ainda aguarda sua justificativa: responda com ela, ou `cancelar`.)"),
     "confirmed_running": ("{action} of `{job}` confirmed by {user}; sending it to TWS…",
                           "{action} de `{job}` confirmado por {user}; enviando ao TWS…"),
     "action_done": ("TWS accepted the {action} of `{job}`. {detail}", "O TWS aceitou: {action} de `{job}`. {detail}"),
@@ -59,6 +79,22 @@ _TEXTS: dict[str, tuple[str, str]] = {
                        "tentar de novo: `status {job}`."),
     "action_failed": ("The {action} of `{job}` failed: {detail}", "Falhou ({action} de `{job}`): {detail}"),
     "already_done": ("This request was already handled.", "Este pedido já foi tratado."),
+    # What is known of an action already confirmed (bot.actions; answered from the local journal).
+    "in_progress": ("This request is being handled right now.", "Este pedido está sendo tratado neste momento."),
+    "handled_ok": ("This request was already handled: TWS accepted the {action} of `{job}`.",
+                   "Este pedido já foi tratado: o TWS aceitou ({action} de `{job}`)."),
+    "handled_refused": ("This request was already handled: TWS refused it ({detail}).",
+                        "Este pedido já foi tratado: o TWS recusou ({detail})."),
+    "handled_unknown": ("This request was already handled: TWS was asked for the {action} of `{job}`, but its answer "
+                        "never came back, so I do not know whether it ran. Check `status {job}` before asking again.",
+                        "Este pedido já foi tratado: o TWS recebeu o pedido ({action} de `{job}`), mas a resposta nunca "
+                        "chegou, então não sei se foi executado. Verifique `status {job}` antes de pedir de novo."),
+    "handled_error": ("This request was already handled: the request to TWS failed ({detail}).",
+                      "Este pedido já foi tratado: o pedido ao TWS falhou ({detail})."),
+    "kept_locally": ("(My state store is unreachable: this outcome is kept on this server and recorded in the store "
+                     "and the audit log as soon as the store is back.)",
+                     "(Meu armazenamento de estado está inacessível: este resultado fica guardado neste servidor e será "
+                     "registrado no armazenamento e no log de auditoria assim que ele voltar.)"),
     "expired": ("This confirmation has expired or was already handled. Ask again if it is still needed.",
                 "Esta confirmação expirou ou já foi tratada. Peça de novo se ainda for necessário."),
     "not_yours": ("Only the requester or someone allowed to {action} this job can confirm it.",
@@ -67,8 +103,45 @@ _TEXTS: dict[str, tuple[str, str]] = {
     "no_kb": ("No knowledge base is configured yet, so I can't search runbooks. Try `log JOB` to see the error.",
               "Ainda não há base de conhecimento configurada, então não posso buscar runbooks. Tente `log JOB` para ver o erro."),
     "no_jobs": ("No jobs match{what}.", "Nenhum job corresponde{what}."),
-    "jobs_found": ("{count} job(s){what}:", "{count} job(s){what}:"),
+    "jobs_found": ("{count} job(s){what}:", "{count} job(s) encontrado(s){what}:"),
+    "jobs_counted": ("{count} job(s) in the current plan{what}.", "{count} job(s) no plano atual{what}."),
     "more_jobs": ("…and {more} more.", "…e mais {more}."),
+    "more_streams": ("Showing {shown} of {count} job stream instances with that name.",
+                     "Mostrando {shown} de {count} instâncias de job stream com esse nome."),
+    "bad_status": ("`{status}` is not a job status I can filter on; I know {known}.",
+                   "`{status}` não é um status de job que eu saiba filtrar; conheço {known}."),
+    "place_not_found": ("I know no workstation or job stream called `{name}` in the current plan.",
+                        "Não conheço nenhuma workstation nem job stream chamada `{name}` no plano atual."),
+    "did_you_mean_short": ("Did you mean one of these?", "Você quis dizer um destes?"),
+    "not_a_job_workstation": ("`{name}` is a workstation, not a job.", "`{name}` é uma workstation, não um job."),
+    "not_a_job_stream": ("`{name}` is a job stream, not a job.", "`{name}` é uma job stream, não um job."),
+    "kind_workstation": ("workstation", "workstation"),
+    "kind_stream": ("job stream", "job stream"),
+    "where_stream": ("in job stream {name}", "na job stream {name}"),
+    "where_workstation": ("on workstation {name}", "na workstation {name}"),
+    "where_name": ("named {name}", "com nome {name}"),
+    "cant_answer": ("I can't answer that yet: {what}. I can see today's plan only: failed, running, held, pending or "
+                    "late jobs, counts, one job's status or log, a job stream, and whether TWS is up.",
+                    "Ainda não sei responder isso: {what}. Só vejo o plano atual: jobs com falha, em execução, em espera, "
+                    "pendentes ou atrasados, contagens, o status ou o log de um job, uma job stream e se o TWS está no ar."),
+    "cant_history": ("I only see the current plan, not earlier plans (\"{word}\")", "só vejo o plano atual, não planos anteriores (\"{word}\")"),
+    "cant_filter": ("I can't filter jobs by \"{word}\"", "não sei filtrar jobs por \"{word}\""),
+    # status glosses (TWS says the status itself: ABEND, HOLD...; the gloss is in the user's language)
+    "st_FAILED": ("failed", "com falha"), "st_LATE": ("late", "atrasados"),
+    "st_ABEND": ("ended in error", "terminou com erro"), "st_FAIL": ("could not start", "não pôde iniciar"),
+    "st_ERROR": ("error", "erro"), "st_EXEC": ("running", "em execução"), "st_HOLD": ("on hold", "em espera"),
+    "st_PEND": ("pending confirmation", "aguardando confirmação"), "st_READY": ("ready", "pronto"),
+    "st_SUCC": ("successful", "concluído com sucesso"), "st_CANCL": ("cancelled", "cancelado"),
+    "st_SCHED": ("scheduled", "agendado"), "st_WAIT": ("waiting", "aguardando"), "st_INTRO": ("starting", "iniciando"),
+    "st_SUPPR": ("suppressed", "suprimido"), "st_DONE": ("done", "finalizado"), "st_ADD": ("added", "adicionado"),
+    "st_FENCE": ("below the fence", "abaixo do fence"), "st_EXTRN": ("external", "externo"),
+    "st_BOUND": ("bound", "vinculado"), "st_ABENP": ("abend pending", "abend pendente"),
+    "st_SUCCP": ("success pending", "sucesso pendente"),
+    "coarse_Error": ("Error", "Erro"), "coarse_Successful": ("Successful", "Sucesso"), "coarse_Running": ("Running", "Executando"),
+    "coarse_Waiting": ("Waiting", "Aguardando"), "coarse_Ready": ("Ready", "Pronto"), "coarse_Held": ("Held", "Retido"),
+    "coarse_Blocked": ("Blocked", "Bloqueado"), "coarse_Canceled": ("Cancelled", "Cancelado"),
+    "coarse_Undecided": ("Undecided", "Indefinido"), "coarse_Suppressed": ("Suppressed", "Suprimido"),
+    "f_late": ("Late", "Atrasado"), "yes": ("yes", "sim"),
     "log_title": ("Log of {job} (run {run})", "Log de {job} (execução {run})"),
     "log_cut": ("Last {shown} of {total} lines.", "Últimas {shown} de {total} linhas."),
     "log_empty": ("TWS returned an empty log for `{job}`.", "O TWS devolveu um log vazio para `{job}`."),
@@ -218,6 +291,10 @@ _TEXTS: dict[str, tuple[str, str]] = {
     "alert_you_snoozed": ("Snoozed for {hours} h: repeat failures stay quiet until then.",
                           "Adiado por {hours} h: falhas repetidas ficam em silêncio até lá."),
 }
+
+
+def has_text(key: str) -> bool:
+    return key in _TEXTS
 
 
 def say(lang: str, key: str, **values: Any) -> str:

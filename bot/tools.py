@@ -8,24 +8,29 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
+import unicodedata
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
 from bot.alerts.compose import error_lines
 from bot.errors import AmbiguousJob, BadResponse, JobNotFound, LogNotReady, TwsAuthError, TwsError, TwsUnavailable
 from bot.events import ACTION_CHOOSE, Button, Field, Reply, RunbookSearch
-from bot.texts import say
+from bot.places import PlaceIndex
+from bot.texts import has_text, say
 from bot.tws.client import TwsClient
 from bot.tws.models import STATUS_FILTERS, Job
 from bot.tws.names import JobRef, parse_job_ref
 
+_TWS_NAME = re.compile(r"[A-Z0-9_@*\-]+")  # what a job name can be in TWS (upper-cased)
 _JOB = {"type": "string", "description": "Job name: JOB, STREAM.JOB or WORKSTATION#STREAM.JOB"}
 _STREAM = {"type": "string", "description": "Job stream name"}
 _WS = {"type": "string", "description": "Workstation name"}
-_STATUS = {"type": "string", "description": "A TWS internal status (ABEND, EXEC, HOLD, SUCC, ...) or FAILED for ABEND|FAIL|ERROR"}
+_STATUS = {"type": "string", "description": "A TWS internal status (ABEND, EXEC, HOLD, SUCC, ...), FAILED for "
+           "ABEND|FAIL|ERROR, or LATE for jobs TWS marks late (past their deadline or start time)"}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -54,6 +59,7 @@ class Intent:
     source: str = "rules"  # "command", "rules", "llm", "button"
     refers_back: bool = False
     note: str | None = None  # e.g. why the LLM was skipped
+    unsupported: str | None = None  # what the message asks that no tool answers yet ("yesterday")
 
 
 def _params(**props: dict[str, Any]) -> dict[str, Any]:
@@ -70,6 +76,8 @@ TOOLS: dict[str, ToolSpec] = {spec.name: spec for spec in (
     ToolSpec(name="job_status", description="Current status of one job in today's plan (return code, times, stream, workstation).",
              parameters=_job_params()),
     ToolSpec(name="list_jobs", description="List jobs in the current plan, filtered by status (FAILED for failures), stream or workstation.",
+             parameters=_params(status=_STATUS, stream=_STREAM, workstation=_WS)),
+    ToolSpec(name="count_jobs", description="How many jobs in the current plan match a status (FAILED, LATE, ...), stream or workstation.",
              parameters=_params(status=_STATUS, stream=_STREAM, workstation=_WS)),
     ToolSpec(name="job_log", description="The end of a job's log (stdlist), with its error lines; use it to explain why a job failed.",
              parameters=_job_params()),
@@ -96,7 +104,9 @@ TOOLS: dict[str, ToolSpec] = {spec.name: spec for spec in (
 
 LIST_LIMIT = 25
 LOG_TAIL = 60
+CHOICES = 10
 _WILDCARDS = ("@", "*", "?")
+_FIRST_FAILED = frozenset({"job_log", "rerun_job"})  # "why did X fail?", "rerun X": failed candidates first
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -107,6 +117,7 @@ class ToolContext:
     lang: str
     text: str = ""  # the user's message (the default runbook query)
     runbooks: RunbookSearch | None = None
+    places: PlaceIndex = field(default_factory=PlaceIndex)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -120,15 +131,35 @@ def has_wildcard(name: str) -> bool:
 
 
 def job_ref(args: dict[str, str]) -> JobRef:
-    """Combine ``job`` (maybe WS#STREAM.JOB) with separate stream/workstation arguments."""
-    ref = parse_job_ref(args["job"])
+    """Combine ``job`` (maybe WS#STREAM.JOB) with separate stream/workstation arguments.
+
+    A name TWS cannot have (accents, spaces) is kept as the user wrote it, upper-cased, so the
+    answer says it is not in the plan instead of answering about something else.
+    """
+    try:
+        ref = parse_job_ref(args["job"])
+    except JobNotFound:
+        ref = JobRef(job=args["job"].strip().upper())
     return JobRef(job=ref.job, stream=ref.stream or (args.get("stream") or "").upper() or None,
                   workstation=ref.workstation or (args.get("workstation") or "").upper() or None)
 
 
-def choice_value(tool: str, lang: str, *, job_id: str | None = None, job: str | None = None) -> str:
+def full_name(args: dict[str, str]) -> str:
+    """The whole name the user asked for (``WS#STREAM.JOB`` as far as given), for audit and replies."""
+    return str(job_ref(args)) if args.get("job") else args.get("job_id", "?")
+
+
+_CHOICE_KEYS = ("job_id", "job", "stream", "workstation", "status")
+
+
+def choice_value(tool: str, lang: str, **args: str | None) -> str:
     """A button's value: what to run when pressed, and in which language to answer."""
-    return json.dumps({"tool": tool, "lang": lang, **({"job_id": job_id} if job_id else {}), **({"job": job} if job else {})})
+    return json.dumps({"tool": tool, "lang": lang, **{k: v for k, v in args.items() if k in _CHOICE_KEYS and v}})
+
+
+def choice_args(choice: dict[str, Any]) -> dict[str, str]:
+    """The arguments a pressed button carries (the keys ``choice_value`` writes, nothing else)."""
+    return {k: str(choice[k]) for k in _CHOICE_KEYS if choice.get(k)}
 
 
 async def resolve(ctx: ToolContext, tool: str, args: dict[str, str]) -> Job | Reply:
@@ -138,29 +169,63 @@ async def resolve(ctx: ToolContext, tool: str, args: dict[str, str]) -> Job | Re
     if not args.get("job"):
         return Reply(text=say(ctx.lang, "need_job"), level="warning")
     ref = job_ref(args)
+    if not _TWS_NAME.fullmatch(ref.job):
+        return await _not_found(ctx, tool, ref)
     try:
         return await ctx.tws.resolve_job(ref)
     except AmbiguousJob as exc:
-        jobs: list[Job] = list(exc.candidates)[:10]
-        buttons = tuple(Button(label=_short_label(job), action_id=ACTION_CHOOSE,
-                               value=choice_value(tool, ctx.lang, job_id=job.id)) for job in jobs)
-        text = say(ctx.lang, "ambiguous", name=str(ref), count=len(exc.candidates))
-        if len(exc.candidates) > len(jobs):
-            text += "\n" + say(ctx.lang, "ambiguous_more", shown=len(jobs), count=len(exc.candidates), job=ref.job)
-        return Reply(text=text, buttons=buttons, level="warning")
+        return await _choose(ctx, tool, ref, list(exc.candidates))
     except JobNotFound:
-        if ref.stream and not await ctx.tws.query_streams(name=ref.stream):
-            return Reply(text=say(ctx.lang, "stream_not_found", name=ref.stream), level="warning")
-        choices = await _close_matches(ctx.tws, ref)
-        if not choices:
-            return Reply(text=say(ctx.lang, "job_not_found", name=str(ref)), level="warning")
-        buttons = tuple(Button(label=c, action_id=ACTION_CHOOSE, value=choice_value(tool, ctx.lang, job=c)) for c in choices)
-        return Reply(text=say(ctx.lang, "did_you_mean", name=str(ref)), buttons=buttons, level="warning")
+        return await _not_found(ctx, tool, ref)
+
+
+async def _choose(ctx: ToolContext, tool: str, ref: JobRef, candidates: list[Job]) -> Reply:
+    """Buttons for the candidates (failed first when the question is about a failure), with the total."""
+    filters = {"name": ref.job, "stream": ref.stream, "workstation": ref.workstation}
+    total = await ctx.tws.count_jobs(**filters)
+    if tool in _FIRST_FAILED:
+        failed = []
+        async for job in ctx.tws.iter_jobs(**filters, status="FAILED", page_size=CHOICES):
+            failed.append(job)
+            if len(failed) >= CHOICES:
+                break
+        seen = {job.id for job in failed}
+        candidates = failed + [job for job in candidates if job.id not in seen]
+    shown = candidates[:CHOICES]
+    buttons = tuple(Button(label=_short_label(job, ctx.lang), action_id=ACTION_CHOOSE,
+                           value=choice_value(tool, ctx.lang, job_id=job.id)) for job in shown)
+    text = say(ctx.lang, "ambiguous", name=str(ref), count=_n(total, ctx.lang))
+    if total > len(shown):
+        text += "\n" + say(ctx.lang, "ambiguous_more", shown=len(shown), count=_n(total, ctx.lang), job=ref.job)
+    return Reply(text=text, buttons=buttons, level="warning")
+
+
+async def _not_found(ctx: ToolContext, tool: str, ref: JobRef) -> Reply:
+    if ref.stream and not await ctx.tws.count_jobs(stream=ref.stream):
+        return await _stream_missing(ctx, ref.stream)
+    if not ref.stream and not ref.workstation and _TWS_NAME.fullmatch(ref.job):
+        kind = (await ctx.places.place(ctx.tws, ref.job)).kind
+        if kind is not None:  # "status LNX_ETL01": a workstation, not a job
+            value = choice_value("stream_status", ctx.lang, stream=ref.job) if kind == "stream" else \
+                choice_value("list_jobs", ctx.lang, workstation=ref.job)
+            return Reply(text=say(ctx.lang, f"not_a_job_{kind}", name=ref.job), level="warning",
+                         buttons=(Button(label=f"{say(ctx.lang, 'kind_' + kind)} {ref.job}", action_id=ACTION_CHOOSE,
+                                         value=value),))
+    choices = await _close_matches(ctx.tws, ref) if _TWS_NAME.fullmatch(ref.job) else []
+    if not _TWS_NAME.fullmatch(ref.job):  # accents: suggest the plain spelling if the plan has it
+        plain = _plain(ref.job)
+        if _TWS_NAME.fullmatch(plain):
+            choices = await _close_matches(ctx.tws, replace(ref, job=plain))
+    if not choices:
+        return Reply(text=say(ctx.lang, "job_not_found", name=str(ref)), level="warning")
+    buttons = tuple(Button(label=c, action_id=ACTION_CHOOSE, value=choice_value(tool, ctx.lang, job=c)) for c in choices)
+    return Reply(text=say(ctx.lang, "did_you_mean", name=str(ref)), buttons=buttons, level="warning")
 
 
 async def _close_matches(tws: TwsClient, ref: JobRef, limit: int = 5) -> list[str]:
-    """Names close to ``ref``: within the stream/workstation the user gave when that narrows it
-    (so a choice is not ambiguous again), else among plan names sharing its first letters."""
+    """Names close to ``ref``, keeping the stream/workstation the user gave (so a choice is what
+    they meant and not ambiguous again): within those first, else among plan names sharing its
+    first letters, still qualified by what the user gave."""
     if ref.stream or ref.workstation:
         known: dict[str, str] = {}
         async for job in tws.iter_jobs(stream=ref.stream, workstation=ref.workstation, page_size=500):
@@ -170,21 +235,48 @@ async def _close_matches(tws: TwsClient, ref: JobRef, limit: int = 5) -> list[st
         close = difflib.get_close_matches(ref.job, list(known), n=limit, cutoff=0.5)
         if close:
             return [known[name] for name in close]
-    return await tws.similar_job_names(ref.job, limit)
+    return [str(replace(ref, job=name)) for name in await tws.similar_job_names(ref.job, limit)]
 
 
-def _short_label(job: Job) -> str:
-    when = _time(job.sched_time)
-    label = f"{job.full_name} {when}".strip()
-    return label if len(label) <= 70 else label[:69] + "…"
+async def _stream_missing(ctx: ToolContext, name: str) -> Reply:
+    """A stream the plan does not have: say so, and offer the closest stream names."""
+    close = await ctx.places.similar(ctx.tws, name, kinds=("stream",))
+    if not close:
+        return Reply(text=say(ctx.lang, "stream_not_found", name=name), level="warning")
+    buttons = tuple(Button(label=n, action_id=ACTION_CHOOSE, value=choice_value("stream_status", ctx.lang, stream=n))
+                    for _, n in close)
+    return Reply(text=say(ctx.lang, "stream_not_found", name=name) + " " + say(ctx.lang, "did_you_mean_short"),
+                 buttons=buttons, level="warning")
+
+
+def _plain(name: str) -> str:
+    return unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode().upper()
+
+
+def _short_label(job: Job, lang: str) -> str:
+    when = _time(job.end or job.start or job.sched_time)
+    label = f"{job.full_name} · {status_text(job.status, lang)} {when}".strip()
+    return label if len(label) <= 90 else label[:89] + "…"
 
 
 def _time(value: datetime | None) -> str:
     return value.strftime("%m-%d %H:%M") if value else ""
 
 
+def _n(count: int, lang: str) -> str:
+    """A count as people read it: 5,040 in English, 5.040 in Portuguese."""
+    text = f"{count:,}"
+    return text.replace(",", ".") if lang == "pt" else text
+
+
+def status_text(status: str, lang: str) -> str:
+    """A TWS status as TWS says it (operators search for ``ABEND``), with a gloss in the user's language."""
+    return f"{status} ({say(lang, 'st_' + status)})" if has_text("st_" + status) else status
+
+
 def job_fields(job: Job, lang: str) -> tuple[Field, ...]:
-    fields = [Field(label=say(lang, "f_status"), value=f"{job.status}" + (f" ({job.coarse_status})" if job.coarse_status else "")),
+    coarse = say(lang, "coarse_" + job.coarse_status) if has_text("coarse_" + job.coarse_status) else job.coarse_status
+    fields = [Field(label=say(lang, "f_status"), value=f"{job.status}" + (f" ({coarse})" if coarse else "")),
               Field(label=say(lang, "f_stream"), value=job.stream),
               Field(label=say(lang, "f_ws"), value=job.workstation)]
     if job.return_code is not None:
@@ -192,6 +284,8 @@ def job_fields(job: Job, lang: str) -> tuple[Field, ...]:
     for key, value in (("f_sched", job.sched_time), ("f_start", job.start), ("f_end", job.end)):
         if value:
             fields.append(Field(label=say(lang, key), value=value.strftime("%Y-%m-%d %H:%M:%S UTC")))
+    if job.late:
+        fields.append(Field(label=say(lang, "f_late"), value=say(lang, "yes")))
     if job.rerun_count:
         fields.append(Field(label=say(lang, "f_reruns"), value=str(job.rerun_count)))
     return tuple(fields)
@@ -247,29 +341,90 @@ async def _job_log(ctx: ToolContext, args: dict[str, str]) -> Outcome:
                                              level=_LEVEL.get(found.status, "info"))])  # type: ignore[arg-type]
 
 
-async def _list_jobs(ctx: ToolContext, args: dict[str, str]) -> Outcome:
+async def _filters(ctx: ToolContext, args: dict[str, str]) -> dict[str, Any] | Reply:
+    """The list filters, with each stream/workstation value looked up in the plan.
+
+    Grammar only guesses which one a name is ("no X" is either); the plan decides. A name that
+    is neither is said as such, with the closest names: never an empty (green) list.
+    """
     status = (args.get("status") or "").upper() or None
-    if status and status not in STATUS_FILTERS:
-        return Outcome(replies=[Reply(text=f"`{status}`: " + ", ".join(sorted(STATUS_FILTERS)), level="warning")])
-    filters = {"status": status, "stream": (args.get("stream") or "").upper() or None,
-               "workstation": (args.get("workstation") or "").upper() or None, "name": args.get("name")}
-    filters = {k: v for k, v in filters.items() if v}
+    if status and status not in STATUS_FILTERS | {"LATE"}:
+        return Reply(text=say(ctx.lang, "bad_status", status=status, known=", ".join(sorted(STATUS_FILTERS | {"LATE"}))),
+                     level="warning")
+    filters: dict[str, Any] = {"status": status if status != "LATE" else None, "late": status == "LATE",
+                               "name": args.get("name")}
+    places = {key: (args.get(key) or "").upper() for key in ("stream", "workstation") if args.get(key)}
+    for key, value in places.items():
+        if has_wildcard(value):
+            filters[key] = value
+            continue
+        kind = (await ctx.places.place(ctx.tws, value)).kind
+        if kind is None:
+            return await _place_missing(ctx, args, key, value)
+        if kind in filters:  # "X in Y" where both are the same kind: keep the user's reading
+            kind = key
+        filters[kind] = value
+    return {k: v for k, v in filters.items() if v}
+
+
+async def _place_missing(ctx: ToolContext, args: dict[str, str], key: str, value: str) -> Reply:
+    close = await ctx.places.similar(ctx.tws, value)
+    text = say(ctx.lang, "place_not_found", name=value)
+    if not close:
+        return Reply(text=text, level="warning")
+    rest = {k: v for k, v in args.items() if k in ("status",) and v}
+    other = {k: v for k, v in args.items() if k in ("stream", "workstation") and k != key and v}
+    buttons = tuple(Button(label=f"{say(ctx.lang, 'kind_' + kind)} {name}", action_id=ACTION_CHOOSE,
+                           value=choice_value("list_jobs", ctx.lang, **rest, **other, **{kind: name}))
+                    for kind, name in close)
+    return Reply(text=text + " " + say(ctx.lang, "did_you_mean_short"), buttons=buttons, level="warning")
+
+
+def _describe(filters: dict[str, Any], lang: str) -> str:
+    """The filters in words of the user's language: " (failed, on workstation LNX_ETL01)"."""
+    parts = []
+    if filters.get("status"):
+        status = filters["status"]
+        parts.append(say(lang, "st_" + status) if has_text("st_" + status) else status)
+    if filters.get("late"):
+        parts.append(say(lang, "st_LATE"))
+    for key in ("stream", "workstation", "name"):
+        if filters.get(key):
+            parts.append(say(lang, f"where_{key}", name=filters[key]))
+    return f" ({', '.join(parts)})" if parts else ""
+
+
+async def _list_jobs(ctx: ToolContext, args: dict[str, str]) -> Outcome:
+    filters = await _filters(ctx, args)
+    if isinstance(filters, Reply):
+        return Outcome(replies=[filters])
     jobs: list[Job] = []
-    async for job in ctx.tws.iter_jobs(**filters, page_size=100):  # type: ignore[arg-type]
+    async for job in ctx.tws.iter_jobs(**filters, page_size=100):
         jobs.append(job)
         if len(jobs) > LIST_LIMIT:
             break
-    what = "".join(f" {k}={v}" for k, v in filters.items())
-    what = f" ({what.strip()})" if what else ""
+    what = _describe(filters, ctx.lang)
+    status = filters.get("status")
     if not jobs:
         return Outcome(replies=[Reply(text=say(ctx.lang, "no_jobs", what=what), level="success" if status == "FAILED" else "info")])
     total = len(jobs) if len(jobs) <= LIST_LIMIT else await ctx.tws.count_jobs(**filters)
     lines = [_job_line(job) for job in jobs[:LIST_LIMIT]]
     if total > LIST_LIMIT:
-        lines.append(say(ctx.lang, "more_jobs", more=total - LIST_LIMIT))
+        lines.append(say(ctx.lang, "more_jobs", more=_n(total - LIST_LIMIT, ctx.lang)))
     level = "error" if status == "FAILED" else "info"
-    return Outcome(replies=[Reply(text=say(ctx.lang, "jobs_found", count=total, what=what), code="\n".join(lines), level=level)],
+    return Outcome(replies=[Reply(text=say(ctx.lang, "jobs_found", count=_n(total, ctx.lang), what=what),
+                                  code="\n".join(lines), level=level)],
                    job=jobs[0] if total == 1 else None)
+
+
+async def _count_jobs(ctx: ToolContext, args: dict[str, str]) -> Outcome:
+    filters = await _filters(ctx, args)
+    if isinstance(filters, Reply):
+        return Outcome(replies=[filters])
+    total = await ctx.tws.count_jobs(**filters)
+    level = "error" if total and filters.get("status") == "FAILED" else "info"
+    return Outcome(replies=[Reply(text=say(ctx.lang, "jobs_counted", count=_n(total, ctx.lang),
+                                           what=_describe(filters, ctx.lang)), level=level)])
 
 
 def _job_line(job: Job) -> str:
@@ -282,11 +437,14 @@ async def _stream_status(ctx: ToolContext, args: dict[str, str]) -> Outcome:
     name = (args.get("stream") or "").upper()
     if not name:
         return Outcome(replies=[Reply(text=say(ctx.lang, "need_stream"), level="warning")])
-    streams = await ctx.tws.query_streams(name=name, workstation=(args.get("workstation") or "").upper() or None)
+    workstation = (args.get("workstation") or "").upper() or None
+    streams = await ctx.tws.query_streams(name=name, workstation=workstation)
     if not streams:
-        return Outcome(replies=[Reply(text=say(ctx.lang, "stream_not_found", name=name), level="warning")])
+        if not workstation and (await ctx.places.place(ctx.tws, name)).kind == "workstation":
+            return await _list_jobs(ctx, {"workstation": name})  # "how is LNX_ETL01 doing?"
+        return Outcome(replies=[await _stream_missing(ctx, name)])
     by_stream: dict[str, list[Job]] = {}
-    for job in await ctx.tws.query_jobs(stream=name, workstation=(args.get("workstation") or "").upper() or None):
+    for job in await ctx.tws.query_jobs(stream=name, workstation=workstation):
         by_stream.setdefault(job.stream_id, []).append(job)
     replies = []
     for stream in streams[:5]:
@@ -302,6 +460,8 @@ async def _stream_status(ctx: ToolContext, args: dict[str, str]) -> Outcome:
                              text=f"`{stream.full_name}`: *{stream.status}*", fields=tuple(fields),
                              code="\n".join(_job_line(j) for j in failed[:10]) or None,
                              level="error" if failed else "info"))
+    if len(streams) > 5:
+        replies.append(Reply(text=say(ctx.lang, "more_streams", shown=5, count=_n(len(streams), ctx.lang))))
     return Outcome(replies=replies)
 
 
@@ -334,6 +494,6 @@ async def _help(ctx: ToolContext, args: dict[str, str]) -> Outcome:
 
 
 _READERS: dict[str, Callable[[ToolContext, dict[str, str]], Awaitable[Outcome]]] = {
-    "job_status": _job_status, "job_log": _job_log, "list_jobs": _list_jobs, "stream_status": _stream_status,
-    "engine_health": _engine_health, "search_runbooks": _search_runbooks, "help": _help,
+    "job_status": _job_status, "job_log": _job_log, "list_jobs": _list_jobs, "count_jobs": _count_jobs,
+    "stream_status": _stream_status, "engine_health": _engine_health, "search_runbooks": _search_runbooks, "help": _help,
 }

@@ -1,5 +1,5 @@
 """The aiohttp web application: health, readiness, metrics, the JSON chat API, and the mount
-point of the chat adapters (``/slack/events``).
+point of the chat adapters (``Components.adapters``: ``/slack/events``, ...).
 
 ``create_app`` builds every component through ``bot.wiring.assemble`` inside one
 ``AsyncExitStack`` that the app closes on shutdown (aiohttp's ``run_app`` turns SIGTERM into a
@@ -41,12 +41,12 @@ async def create_app(settings: Settings, *, poll: bool = True) -> web.Applicatio
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
     app.router.add_post("/api/chat", chat)
-    if components.slack is not None:
-        components.slack.mount(app)
+    for adapter in components.adapters:
+        adapter.mount(app)
 
     async def on_startup(_app: web.Application) -> None:
-        if components.slack is not None:
-            await components.slack.start()
+        for adapter in components.adapters:
+            await adapter.start()
 
     async def on_cleanup(_app: web.Application) -> None:
         log.info("shutting_down")
@@ -100,11 +100,11 @@ async def readyz(request: web.Request) -> web.Response:
         await components.store.ping()
     except ResyncError as exc:
         problems["store"] = str(exc)
-    if components.slack is not None:
-        healthy = await components.slack.healthy()
-        checks["slack"] = "connected" if healthy else "disconnected"
+    for adapter in components.adapters:
+        healthy = await adapter.healthy()
+        checks[adapter.name] = "connected" if healthy else "disconnected"
         if not healthy:
-            problems["slack"] = "Socket Mode has no live connection (reconnecting)"
+            problems[adapter.name] = "no live connection to the platform (reconnecting)"
     body = {"status": "ready" if not problems else "not ready", "checks": checks, "problems": problems}
     return web.json_response(body, status=200 if not problems else 503)
 

@@ -13,24 +13,21 @@ import socket
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
-
 import structlog
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from bot.actions import JobActions
 from bot.agent import Agent
 from bot.alerts import FailureWatch
 from bot.config import AlertSettings, Settings
 from bot.errors import ConfigError
-from bot.events import Notifier
+from bot.events import ChatAdapter, Handle, Notifier
+from bot.journal import ActionJournal, keep_replaying
 from bot.metrics import Metrics
 from bot.policy import load_policy
 from bot.store import Store, open_store
 from bot.tools import TOOLS
 from bot.tws.client import TwsClient
-
-if TYPE_CHECKING:
-    from adapters.slack import SlackAdapter
 
 log = structlog.get_logger(__name__)
 
@@ -44,7 +41,11 @@ class Components:
     metrics: Metrics
     watch: FailureWatch | None
     scheduler: AsyncIOScheduler | None
-    slack: SlackAdapter | None  # when Slack is configured
+    adapters: tuple[ChatAdapter, ...]  # the chat platforms configured (Slack, Teams), in start order
+
+    def adapter(self, name: str) -> ChatAdapter | None:
+        """The configured adapter called ``name`` ("slack", "teams"), if any."""
+        return next((a for a in self.adapters if a.name == name), None)
 
 
 def _check_targets(alerts: AlertSettings, notifiers: Sequence[Notifier]) -> None:
@@ -53,6 +54,7 @@ def _check_targets(alerts: AlertSettings, notifiers: Sequence[Notifier]) -> None
     for target in targets:
         if not any(n.handles(target) for n in notifiers):
             hint = ("set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET (or SLACK_APP_TOKEN)" if target.startswith("slack:")
+                    else "set MicrosoftAppId and MicrosoftAppPassword" if target.startswith("teams:")
                     else "this target is only served by `resync demo`" if target.startswith("console")
                     else "no adapter for this platform is configured")
             raise ConfigError(f"RESYNC_ALERT_CHANNELS / [[alerts.routes]]: nothing can deliver to {target!r}: {hint}")
@@ -72,7 +74,35 @@ async def _stop_scheduler(scheduler: AsyncIOScheduler) -> None:
     scheduler.shutdown(wait=False)
 
 
-async def assemble(settings: Settings, stack: AsyncExitStack, *, poll: bool, with_slack: bool = True,
+def _chat_adapters(settings: Settings, handle: Handle, store: Store) -> list[ChatAdapter]:
+    """One adapter per configured chat platform; each SDK is imported only when it is configured."""
+    adapters: list[ChatAdapter] = []
+    if settings.slack is not None:
+        from adapters.slack import SlackAdapter
+
+        adapters.append(SlackAdapter(settings.slack, handle=handle, store=store))
+    if settings.teams is not None:
+        from adapters.teams import TeamsAdapter
+
+        adapters.append(TeamsAdapter(settings.teams, handle=handle, store=store))
+    return adapters
+
+
+def _job_actions(settings: Settings, stack: AsyncExitStack, tws: TwsClient, store: Store) -> JobActions:
+    """Confirmed actions with their write-ahead journal (RESYNC_DATA_DIR/journal.db), replayed into the store."""
+    journal = ActionJournal.open(settings.store.data_dir / "journal.db")
+    stack.callback(journal.close)
+    replaying = asyncio.get_running_loop().create_task(keep_replaying(journal, store))
+
+    async def stop_replaying() -> None:
+        replaying.cancel()
+        await asyncio.gather(replaying, return_exceptions=True)
+
+    stack.push_async_callback(stop_replaying)
+    return JobActions(tws=tws, store=store, journal=journal)
+
+
+async def assemble(settings: Settings, stack: AsyncExitStack, *, poll: bool, with_chat: bool = True,
                    notifiers: Sequence[Notifier] = ()) -> Components:
     """Build every component; ``poll`` runs the failure poller (APScheduler) in this process."""
     metrics = Metrics()
@@ -85,15 +115,12 @@ async def assemble(settings: Settings, stack: AsyncExitStack, *, poll: bool, wit
         from bot.llm import ToolCaller
 
         llm = ToolCaller(settings.llm, tuple(TOOLS.values()))
-    slack = None
-    all_notifiers = list(notifiers)
-    agent = Agent(tws=tws, store=store, policy=policy, settings=settings.policy, llm=llm)
-    if with_slack and settings.slack is not None:
-        from adapters.slack import SlackAdapter
-
-        slack = SlackAdapter(settings.slack, handle=agent.handle, store=store)
-        stack.push_async_callback(slack.close)
-        all_notifiers.append(slack)
+    agent = Agent(tws=tws, store=store, policy=policy, settings=settings.policy, llm=llm,
+                  actions=_job_actions(settings, stack, tws, store))
+    adapters = _chat_adapters(settings, agent.handle, store) if with_chat else []
+    for adapter in adapters:
+        stack.push_async_callback(adapter.close)
+    all_notifiers = [*notifiers, *adapters]
     watch = scheduler = None
     if settings.alerts.enabled:
         _check_targets(settings.alerts, all_notifiers)
@@ -111,4 +138,4 @@ async def assemble(settings: Settings, stack: AsyncExitStack, *, poll: bool, wit
             log.info("alerts_poller_started", interval=settings.alerts.poll_interval,
                      targets=len(settings.alerts.default_targets) + len(settings.alerts.routes))
     return Components(settings=settings, store=store, tws=tws, agent=agent, metrics=metrics, watch=watch,
-                      scheduler=scheduler, slack=slack)
+                      scheduler=scheduler, adapters=tuple(adapters))

@@ -242,8 +242,9 @@ async def test_justification_is_asked_and_recorded(world: World) -> None:
     job = next(j for j in candidates if names.count(j["name"]) == 1)
     [ask] = await world.say(f"cancel {job['name']}", user="UCAREFUL")
     assert "reason" in ask.text and not ask.buttons
-    [meanwhile] = await world.say("failures", user="UCAREFUL")  # a command is not taken as the reason
+    [meanwhile, note] = await world.say("failures", user="UCAREFUL")  # a command is not taken as the reason
     assert "job" in meanwhile.text and not meanwhile.buttons
+    assert "still waiting for your reason" in note.text
     proposal = await world.say("bad input file from the bank, will rerun tomorrow", user="UCAREFUL")
     token = _confirm_value(proposal)
     [done] = await world.press(ACTION_CONFIRM, token, user="UCAREFUL")
@@ -277,8 +278,9 @@ async def test_llm_understands_what_rules_did_not(world: World) -> None:
     job = _unique_failed(world)
     async with OpenAIStub([tool_call("job_status", {"job": job["name"]}), text("It abended, sorry.")]) as stub:
         agent = _llm_agent(world, stub)
-        [reply] = await agent.handle(world.event("yo bot, how is that nightly thing the audit folks run doing"))
-        assert reply.text == "It abended, sorry." and reply.title == _full(job)
+        [reply, words] = await agent.handle(world.event("yo bot, how is that nightly thing the audit folks run doing"))
+        assert reply.title == _full(job) and job["name"] in reply.text  # the facts first, from TWS
+        assert "It abended, sorry." in words.text and "language model" in words.text  # then the model's words, marked
         explained = stub.completions[1].json["messages"]
         assert any("<tool_result" in str(m.get("content")) for m in explained)
 

@@ -441,7 +441,7 @@ async def served(tmp_path: Any, slack: FakeSlackApi) -> AsyncIterator[Served]:
             "SLACK_BOT_TOKEN": TOKEN, "SLACK_SIGNING_SECRET": SECRET, "SLACK_API_URL": slack.url})
         app = await create_app(settings, poll=False)
         async with TestClient(TestServer(app, host="127.0.0.1", port=0)) as client:
-            adapter = app[COMPONENTS].slack
+            adapter = app[COMPONENTS].adapter("slack")
             yield Served(sim=sim, bot=Bot(client=client, adapter=adapter, core=Scripted(), slack=slack))
 
 

@@ -130,7 +130,8 @@ async def open_store(settings: StoreSettings, *, namespace: str = "resync:") -> 
     if settings.redis_url:
         from bot.store.redis import RedisStore
 
-        redis_store = RedisStore.from_url(settings.redis_url, namespace=namespace)
+        redis_store = RedisStore.from_url(settings.redis_url, namespace=namespace, timeout=settings.redis_timeout,
+                                          max_connections=settings.redis_max_connections)
         try:
             await redis_store.ping()
         except StoreError:

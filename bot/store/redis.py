@@ -13,6 +13,12 @@ share one server. Layout under the namespace:
 
 Each step that must not interleave with another replica is one Lua script or one WATCH/MULTI
 transaction. redis errors become ``StoreError`` here and nowhere else.
+
+Bursts: the client draws from a ``BlockingConnectionPool`` of ``REDIS_MAX_CONNECTIONS``
+connections. A caller beyond that waits for a free connection (up to ``REDIS_TIMEOUT``) instead of
+being refused at once, as redis-py's default pool does ("Too many connections"). Every call is also
+bounded as a whole by ``REDIS_TIMEOUT`` (the socket timeouts alone do not bound a call that waits for
+a connection, retries, or runs a WATCH loop), and its overrun is a ``StoreError`` like any other.
 """
 
 from __future__ import annotations
@@ -20,10 +26,10 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.client import Pipeline
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError, WatchError
@@ -75,8 +81,9 @@ class RedisStore:
     kind = "redis"
 
     def __init__(self, client: Redis, *, namespace: str = "resync:", owns_client: bool = False,
-                 outbox_memory: float = OUTBOX_MEMORY) -> None:
+                 outbox_memory: float = OUTBOX_MEMORY, timeout: float = 5.0) -> None:
         self.namespace = namespace
+        self.timeout = timeout
         self.outbox_memory = outbox_memory
         self._redis = client
         self._owns_client = owns_client
@@ -89,19 +96,24 @@ class RedisStore:
         self._lock_release = client.register_script(_LOCK_RELEASE)
 
     @classmethod
-    def from_url(cls, url: str, *, namespace: str = "resync:", timeout: float = 5.0,
+    def from_url(cls, url: str, *, namespace: str = "resync:", timeout: float = 5.0, max_connections: int = 50,
                  outbox_memory: float = OUTBOX_MEMORY) -> RedisStore:
-        client = Redis.from_url(url, decode_responses=True, socket_connect_timeout=timeout,
-                                socket_timeout=timeout)
-        return cls(client, namespace=namespace, owns_client=True, outbox_memory=outbox_memory)
+        pool = BlockingConnectionPool.from_url(url, decode_responses=True, max_connections=max_connections,
+                                               timeout=timeout, socket_connect_timeout=timeout, socket_timeout=timeout)
+        client = Redis.from_pool(pool)  # the client owns the pool: closing one closes the other
+        return cls(client, namespace=namespace, owns_client=True, outbox_memory=outbox_memory, timeout=timeout)
 
     def _key(self, space: str, name: str) -> str:
         return f"{self.namespace}{space}:{name}"
 
-    @contextmanager
-    def _translated(self) -> Iterator[None]:
+    @asynccontextmanager
+    async def _translated(self) -> AsyncIterator[None]:
+        """Bound the call in time and translate redis errors; the only place they are caught."""
         try:
-            yield
+            async with asyncio.timeout(self.timeout):
+                yield
+        except TimeoutError as exc:
+            raise StoreError(f"redis at {self.where} did not answer within {self.timeout:g} s") from exc
         except (RedisConnectionError, RedisTimeoutError) as exc:
             raise StoreError(f"redis unreachable at {self.where}: {self._reason(exc)}") from exc
         except RedisError as exc:
@@ -113,12 +125,12 @@ class RedisStore:
 
     # --- lifecycle ------------------------------------------------------------------------
     async def ping(self) -> None:
-        with self._translated():
+        async with self._translated():
             await self._redis.ping()
 
     async def close(self) -> None:
         if self._owns_client:
-            with self._translated():
+            async with self._translated():
                 await self._redis.aclose()
 
     async def purge_expired(self) -> int:
@@ -127,27 +139,27 @@ class RedisStore:
 
     # --- claims ---------------------------------------------------------------------------
     async def claim(self, key: str, ttl: float) -> bool:
-        with self._translated():
+        async with self._translated():
             return bool(await self._redis.set(self._key("claim", key), "1", nx=True, px=_ms(ttl)))
 
     # --- records --------------------------------------------------------------------------
     async def put(self, key: str, value: JSON, ttl: float | None = None) -> None:
         text = json.dumps(value, separators=(",", ":"))
-        with self._translated():
+        async with self._translated():
             await self._redis.set(self._key("kv", key), text, px=None if ttl is None else _ms(ttl))
 
     async def get(self, key: str) -> JSON | None:
-        with self._translated():
+        async with self._translated():
             text = await self._redis.get(self._key("kv", key))
         return None if text is None else decode(text, key, "redis")
 
     async def delete(self, key: str) -> None:
-        with self._translated():
+        async with self._translated():
             await self._redis.delete(self._key("kv", key))
 
     async def scan(self, prefix: str) -> list[tuple[str, JSON]]:
         head = self._key("kv", "")
-        with self._translated():
+        async with self._translated():
             keys = sorted({k async for k in self._redis.scan_iter(match=_glob_escape(head + prefix) + "*", count=500)})
             values = [v for chunk in _chunks(keys, 500) for v in await self._redis.mget(chunk)]
         # A record may expire between SCAN and MGET: it is simply absent.
@@ -157,7 +169,7 @@ class RedisStore:
     async def append_chained(self, log: str, build: Callable[[JSON | None], JSON]) -> JSON:
         """WATCH the list, build from its tail, RPUSH in MULTI; ``build`` may run more than once."""
         key = self._key("log", log)
-        with self._translated():
+        async with self._translated():
             async with self._redis.pipeline(transaction=True) as pipe:
                 for attempt in range(_APPEND_ATTEMPTS):
                     try:
@@ -169,7 +181,7 @@ class RedisStore:
     async def read_log(self, log: str, *, last: int | None = None) -> list[JSON]:
         if last is not None and last <= 0:
             return []
-        with self._translated():
+        async with self._translated():
             texts = await self._redis.lrange(self._key("log", log), 0 if last is None else -last, -1)
         return [decode(text, log, "redis") for text in texts]
 
@@ -181,13 +193,13 @@ class RedisStore:
         items, due, _, _ = self._outbox_keys()
         seen = self._key("outbox", f"seen:{item_id}")
         text = json.dumps(payload, separators=(",", ":"))
-        with self._translated():
+        async with self._translated():
             return bool(await self._outbox_add(keys=[items, due, seen],
                                                args=[item_id, text, repr(due_at), _ms(self.outbox_memory)]))
 
     async def outbox_due(self, now: float, limit: int = 50) -> list[OutboxItem]:
         items, due, attempts, errors = self._outbox_keys()
-        with self._translated():
+        async with self._translated():
             scored = await self._redis.zrangebyscore(due, "-inf", repr(now), start=0, num=limit, withscores=True)
             if not scored:
                 return []
@@ -202,27 +214,27 @@ class RedisStore:
 
     async def outbox_done(self, item_id: str) -> None:
         items, due, attempts, errors = self._outbox_keys()
-        with self._translated():
+        async with self._translated():
             async with self._redis.pipeline(transaction=True) as pipe:
                 pipe.hdel(items, item_id).zrem(due, item_id).hdel(attempts, item_id).hdel(errors, item_id)
                 await pipe.execute()
 
     async def outbox_retry(self, item_id: str, due_at: float, error: str) -> None:
         items, due, attempts, errors = self._outbox_keys()
-        with self._translated():
+        async with self._translated():
             await self._outbox_retry(keys=[items, due, attempts, errors], args=[item_id, repr(due_at), error])
 
     async def outbox_pending(self) -> int:
-        with self._translated():
+        async with self._translated():
             return int(await self._redis.zcard(self._key("outbox", "due")))
 
     # --- leader lock ----------------------------------------------------------------------
     async def acquire_lock(self, name: str, owner: str, ttl: float) -> bool:
-        with self._translated():
+        async with self._translated():
             return bool(await self._lock_acquire(keys=[self._key("lock", name)], args=[owner, _ms(ttl)]))
 
     async def release_lock(self, name: str, owner: str) -> None:
-        with self._translated():
+        async with self._translated():
             await self._lock_release(keys=[self._key("lock", name)], args=[owner])
 
 

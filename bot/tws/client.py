@@ -159,10 +159,11 @@ class TwsClient:
     # --- reads (retried with backoff + full jitter) -----------------------------------------
     async def iter_jobs(self, *, name: str | None = None, stream: str | None = None,
                         workstation: str | None = None, status: str | Iterable[str] | None = None,
-                        page_size: int = 500) -> AsyncIterator[Job]:
+                        late: bool = False, page_size: int = 500) -> AsyncIterator[Job]:
         """Every matching job in the plan, page by page. ``status`` may be "FAILED" (the group),
-        one internal status, or several. Names may use ``@`` or ``*`` wildcards."""
-        oql = wire.job_filter(name=name, stream=stream, workstation=workstation, status=status)
+        one internal status, or several; ``late`` keeps jobs TWS marks late. Names may use ``@``
+        or ``*`` wildcards."""
+        oql = wire.job_filter(name=name, stream=stream, workstation=workstation, status=status, late=late)
         async for raw in self._pages("iter_jobs", wire.JOBS, oql, page_size):
             job = wire.job(raw)
             if workstation is None or workstation_matches(workstation, job.workstation_path):

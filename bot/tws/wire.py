@@ -298,8 +298,8 @@ def any_of(field: str, values: Iterable[str]) -> str:
 
 
 def job_filter(*, name: str | None = None, stream: str | None = None, workstation: str | None = None,
-               status: str | Iterable[str] | None = None) -> str | None:
-    """The OQL for the usual job filters, or None for the whole plan."""
+               status: str | Iterable[str] | None = None, late: bool = False) -> str | None:
+    """The OQL for the usual job filters, or None for the whole plan (``late``: ``jobLate`` set)."""
     terms = []
     if name:
         terms.append(name_term("name", name))
@@ -309,6 +309,8 @@ def job_filter(*, name: str | None = None, stream: str | None = None, workstatio
         terms.append(workstation_term(workstation))
     if status is not None and (wanted := statuses(status)):
         terms.append(any_of("internalStatus", wanted))
+    if late:
+        terms.append("jobLate = true")
     return " AND ".join(terms) or None
 
 

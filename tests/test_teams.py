@@ -1,0 +1,430 @@
+"""The Teams adapter through the real botbuilder stack: signed Activities in, a loopback connector out.
+
+Inbound requests carry RS256 tokens from ``FakeIdentityProvider`` (OpenID metadata, JWKS with
+endorsements), which the SDK validates through its own settings (``ToBotFromChannelOpenIdMetadataUrl``,
+``ToBotFromChannelTokenIssuer``). Outbound, the SDK's MSAL client fetches the bot's token from the
+same provider (``ToChannelFromBotLoginUrl`` is an https ADFS-style authority on loopback, trusted
+through ``REQUESTS_CA_BUNDLE``), and every call lands on ``FakeBotConnector``, which checks that
+token. ``handle`` is a scripted stand-in for the core; tests/test_teams_e2e.py runs the real one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+from structlog.testing import capture_logs
+
+from adapters.teams import TeamsAdapter
+from adapters.teams_cards import card_of
+from adapters.teams_conversations import list_conversations
+from bot.config import TeamsSettings, load_settings
+from bot.errors import DeliveryError
+from bot.events import ACTION_CANCEL, ACTION_CONFIRM, Button, Event, Reply
+from bot.store import Store
+from bot.store.sqlite import SqliteStore
+from tests.fakes.bot_connector import BOT_ID, TEAM, TENANT, FakeBotConnector, Member
+from tests.fakes.teams_idp import FakeIdentityProvider
+
+APP_ID = "4f9a6c1e-0d7b-4e43-9a51-2f1d0c6b7e11"
+PASSWORD = "resync-teams-test-secret-0001"
+CHAIN = f"{TEAM};messageid=1700000000000"
+AUTO = object()
+
+Script = Callable[[Event], list[Reply]]
+
+
+class Scripted:
+    """A stand-in for the agent core: records events and answers with ``script``."""
+
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+        self.script: Script = lambda event: [Reply(text=f"echo: {event.text}")]
+        self.delay = 0.0
+
+    async def __call__(self, event: Event) -> list[Reply]:
+        self.events.append(event)
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        return self.script(event)
+
+
+def teams_settings(idp: FakeIdentityProvider, **extra: str) -> TeamsSettings:
+    """Through the public loader, with the SDK's own setting names."""
+    env = {"TWS_URL": "http://127.0.0.1:9", "TWS_USER": "u", "TWS_PASSWORD": "p",
+           **idp.settings(APP_ID, PASSWORD), **extra}
+    settings = load_settings(env).teams
+    assert settings is not None
+    return settings
+
+
+@dataclass
+class Bot:
+    client: TestClient
+    adapter: TeamsAdapter
+    core: Scripted
+    connector: FakeBotConnector
+    idp: FakeIdentityProvider
+    store: Store
+
+    async def send(self, activity: dict[str, Any] | None = None, *, token: Any = AUTO, data: Any = None,
+                   content_type: str = "application/json", authorization: str | None = None) -> Any:
+        headers = {"Content-Type": content_type}
+        if token is AUTO:
+            token = self.idp.channel_token(APP_ID, (activity or {}).get("serviceUrl"))
+        if authorization is not None:
+            headers["Authorization"] = authorization
+        elif token is not None:
+            headers["Authorization"] = f"Bearer {token}"
+        return await self.client.post("/api/messages", data=data if data is not None else json.dumps(activity),
+                                      headers=headers)
+
+    async def settle(self) -> None:
+        await asyncio.sleep(0.2)
+
+
+@pytest.fixture(scope="module")
+def idp() -> Iterator[FakeIdentityProvider]:
+    with FakeIdentityProvider(tls=True, clients={APP_ID: PASSWORD}) as fake:
+        yield fake
+
+
+@pytest.fixture(autouse=True)
+def trusted_idp(idp: FakeIdentityProvider, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(idp.cert_path))
+
+
+@pytest.fixture
+async def connector(idp: FakeIdentityProvider) -> AsyncIterator[FakeBotConnector]:
+    async with FakeBotConnector(idp) as fake:
+        yield fake
+
+
+async def _serve(adapter: TeamsAdapter) -> TestClient:
+    app = web.Application()
+    adapter.mount(app)
+    await adapter.start()
+    client = TestClient(TestServer(app, host="127.0.0.1", port=0))
+    await client.start_server()
+    return client
+
+
+@pytest.fixture
+async def bot(idp: FakeIdentityProvider, connector: FakeBotConnector, tmp_path: Path) -> AsyncIterator[Bot]:
+    store = await SqliteStore.open(tmp_path / "state.db")
+    core = Scripted()
+    adapter = TeamsAdapter(teams_settings(idp), handle=core, store=store, ack_after=0.5)
+    client = await _serve(adapter)
+    yield Bot(client=client, adapter=adapter, core=core, connector=connector, idp=idp, store=store)
+    await client.close()
+    await adapter.close()
+    await store.close()
+
+
+def _card_text(call: Any) -> str:
+    return json.dumps(card_of(call.body), ensure_ascii=False)
+
+
+def _actions(body: dict[str, Any]) -> list[dict[str, Any]]:
+    card = card_of(body) or {}
+    return [a for item in card.get("body", []) if item["type"] == "ActionSet" for a in item["actions"]]
+
+
+# --- conversations --------------------------------------------------------------------------
+
+
+async def test_channel_mention_is_answered_in_its_reply_chain(bot: Bot) -> None:
+    activity = bot.connector.mention("status EXTRACT01", activity_id="1700000000000")
+    response = await bot.send(activity)
+    assert response.status == 200
+    typing, sent = await bot.connector.wait_for("send", 2)
+    [event] = bot.core.events
+    assert event == Event(platform="teams", workspace=TENANT, channel=TEAM, user_id="aad-ana", user_name="Ana Souza",
+                          text="status EXTRACT01", kind="message", thread="1700000000000", event_id="1700000000000",
+                          lang="en")
+    assert event.identities == ("teams:aad-ana",)  # no e-mail: Teams did not give one
+    assert typing.body["type"] == "typing" and typing.conversation == CHAIN
+    assert sent.conversation == CHAIN and sent.token_ok
+    card = card_of(sent.body)
+    assert card["version"] == "1.5" and card["msteams"] == {"width": "Full"} and card["fallbackText"]
+    assert "echo: status EXTRACT01" in _card_text(sent)
+
+
+async def test_personal_chat_in_portuguese_with_the_email_teams_knows(bot: Bot) -> None:
+    bot.connector.add_member(Member(id="29:ana", name="Ana Souza", aad="aad-ana", email="Ana.Souza@Contoso.com"))
+    await bot.send(bot.connector.activity(text="quais jobs abendaram?", locale="pt-BR"))
+    sent = (await bot.connector.wait_for("send", 2))[1]
+    [event] = bot.core.events
+    assert (event.kind, event.channel, event.thread, event.lang) == ("dm", "a:1personal-chat", None, "pt")
+    assert event.identities == ("teams:aad-ana", "ana.souza@contoso.com")
+    assert sent.conversation == "a:1personal-chat"
+
+
+async def test_an_email_typed_in_the_message_is_never_an_identity(bot: Bot) -> None:
+    await bot.send(bot.connector.activity(text="I am boss@contoso.com, rerun X",
+                                          **{"from": {"id": "29:eve", "name": "boss@contoso.com", "aadObjectId": "aad-eve"}}))
+    await bot.connector.wait_for("send", 2)
+    assert bot.core.events[0].identities == ("teams:aad-eve",)
+
+
+async def test_group_chat_mention_is_answered_in_place(bot: Bot) -> None:
+    entity = {"type": "mention", "text": "<at>Resync</at>", "mentioned": {"id": BOT_ID, "name": "Resync"}}
+    await bot.send(bot.connector.activity(text="<at>Resync</at> failures, ask <at>Bruno</at>", conversation="19:group@thread.v2",
+                                          conversation_type="groupChat", entities=[entity]))
+    sent = (await bot.connector.wait_for("send", 2))[1]
+    [event] = bot.core.events
+    assert (event.kind, event.text, event.thread) == ("message", "failures, ask Bruno", None)
+    assert sent.conversation == "19:group@thread.v2"
+
+
+async def test_slow_work_is_acknowledged_then_answered(bot: Bot) -> None:
+    bot.core.delay = 1.0  # the adapter acknowledges after 0.5 s here
+    started = time.monotonic()
+    response = await bot.send(bot.connector.activity(text="failures"))
+    assert response.status == 200 and time.monotonic() - started < 0.5  # the HTTP answer never waits
+    sends = await bot.connector.wait_for("send", 3, timeout=5)
+    assert [s.body["type"] for s in sends] == ["typing", "message", "message"]
+    assert "Working on it" in _card_text(sends[1]) and "echo: failures" in _card_text(sends[2])
+
+
+# --- cards -------------------------------------------------------------------------------------
+
+
+async def test_a_card_submission_arriving_three_times_is_answered_once(bot: Bot) -> None:
+    assert await _install(bot, TEAM, "channel")
+    posted = await bot.adapter.post(f"teams:{TEAM}", Reply(text="Rerun X?", buttons=(
+        Button(label="Confirm", action_id=ACTION_CONFIRM, value="conf-1"),
+        Button(label="Cancel", action_id=ACTION_CANCEL, value="conf-1"))), thread="1700000000000")
+    [confirm, cancel] = _actions(bot.connector.calls("send")[-1].body)
+    assert confirm["data"]["nonce"] == cancel["data"]["nonce"] and confirm["style"] == "positive"
+    bot.core.script = lambda e: [Reply(text="Confirmed by Ana", update=e.message_ref)]
+    submit = bot.connector.activity(text=None, value=confirm["data"], conversation=CHAIN, conversation_type="channel",
+                                    reply_to=posted.message_ref, team=TEAM, activity_id="f:submit-1")
+    for activity_id in ("f:submit-1", "f:submit-1", "f:submit-2"):  # a retry, then a redelivery with a new id
+        assert (await bot.send({**submit, "id": activity_id})).status == 200
+    [update] = await bot.connector.wait_for("update")
+    await bot.settle()
+    [event] = bot.core.events
+    assert (event.kind, event.action_id, event.action_value, event.message_ref) == (
+        "action", ACTION_CONFIRM, "conf-1", posted.message_ref)
+    assert update.activity_id == posted.message_ref and not _actions(update.body)
+    assert "Confirmed by Ana" in _card_text(update)
+    assert len(bot.connector.calls("update")) == 1
+
+
+async def test_every_invoke_gets_an_answer(bot: Bot) -> None:
+    execute = bot.connector.activity("invoke", name="adaptiveCard/action",
+                                     value={"action": {"type": "Action.Execute", "verb": "confirm",
+                                                       "data": {"action_id": ACTION_CONFIRM, "value": "c-2", "nonce": "n"}}})
+    response = await bot.send(execute)
+    assert response.status == 200
+    assert (await response.json())["type"] == "application/vnd.microsoft.activity.message"
+    await bot.connector.wait_for("send", 2)
+    assert bot.core.events[0].action_value == "c-2"
+    other = await bot.send(bot.connector.activity("invoke", name="composeExtension/query", value={"x": 1}))
+    assert other.status == 200
+
+
+# --- security ----------------------------------------------------------------------------------
+
+
+BAD_TOKENS: dict[str, Callable[[FakeIdentityProvider, str], str | None]] = {
+    "expired": lambda idp, url: idp.channel_token(APP_ID, url, expires_in=-900),
+    "wrong audience": lambda idp, url: idp.channel_token("someone-elses-app", url),
+    "wrong issuer": lambda idp, url: idp.channel_token(APP_ID, url, issuer="https://evil.example.com/"),
+    "wrong key": lambda idp, url: idp.channel_token(APP_ID, url, key="rogue"),
+    "missing endorsement": lambda idp, url: idp.channel_token(APP_ID, url, key="webchat"),
+    "serviceUrl mismatch": lambda idp, url: idp.channel_token(APP_ID, "https://smba.evil.example.com/"),
+    "no serviceurl claim": lambda idp, url: idp.channel_token(APP_ID, None),
+    "malformed": lambda idp, url: "not.a.jwt-at-all-but-long-enough",
+    "garbage": lambda idp, url: "x" * 40,
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_TOKENS))
+async def test_bad_tokens_get_401_and_nothing_runs(bot: Bot, case: str) -> None:
+    activity = bot.connector.activity(text="rerun PAYROLL.EXTRACT01")
+    response = await bot.send(activity, token=BAD_TOKENS[case](bot.idp, activity["serviceUrl"]))
+    assert response.status == 401
+    await bot.settle()
+    assert bot.core.events == [] and bot.connector.calls() == []
+    assert await list_conversations(bot.store) == []
+
+
+@pytest.mark.parametrize("authorization", [None, "", "Basic dXNlcjpwYXNz", "Bearer", "Bearer a b c d e f g h i j k"])
+async def test_missing_or_odd_authorization_gets_401(bot: Bot, authorization: str | None) -> None:
+    activity = bot.connector.activity(text="status X")
+    response = await bot.send(activity, token=None, authorization=authorization)
+    assert response.status == 401
+    await bot.settle()
+    assert bot.core.events == [] and bot.connector.calls() == []
+
+
+async def test_a_token_cannot_send_replies_elsewhere(bot: Bot) -> None:
+    """A genuine token for the real connector, replayed with another serviceUrl in the body."""
+    activity = bot.connector.activity(text="status X", serviceUrl="https://attacker.example.com/")
+    token = bot.idp.channel_token(APP_ID, bot.connector.url)
+    assert (await bot.send(activity, token=token)).status == 401
+    assert bot.core.events == []
+
+
+@pytest.mark.parametrize(("data", "content_type"), [
+    (b"text=status", "application/x-www-form-urlencoded"), (b"{not json", "application/json"),
+    (b"\xff\xfe", "application/json"), (b"", "application/json"), (b"status X", "text/plain")])
+async def test_a_body_that_is_not_json_gets_415(bot: Bot, data: bytes, content_type: str) -> None:
+    response = await bot.send(token="x" * 40, data=data, content_type=content_type)
+    assert response.status == 415
+
+
+@pytest.mark.parametrize("change", [
+    {"type": None}, {"type": ""}, {"serviceUrl": None}, {"serviceUrl": "ftp://x"}, {"conversation": None},
+    {"channelId": None}, {"from": None}, {"timestamp": "not a date"}, {"deliveryMode": "expectReplies"}])
+async def test_a_malformed_activity_gets_400_with_a_valid_token(bot: Bot, change: dict[str, Any]) -> None:
+    activity = {k: v for k, v in {**bot.connector.activity(text="status X"), **change}.items() if v is not None}
+    response = await bot.send(activity, token=bot.idp.channel_token(APP_ID, bot.connector.url))
+    assert response.status == 400, await response.text()
+    await bot.settle()
+    assert bot.core.events == []
+
+
+@pytest.mark.parametrize("body", [[], "text", 42, None])
+async def test_json_that_is_not_an_object_gets_400(bot: Bot, body: Any) -> None:
+    response = await bot.send(token="x" * 40, data=json.dumps(body))
+    assert response.status == 400
+
+
+async def test_other_tenants_get_403(idp: FakeIdentityProvider, connector: FakeBotConnector, sqlite_store: SqliteStore) -> None:
+    core = Scripted()
+    adapter = TeamsAdapter(teams_settings(idp, TEAMS_ALLOWED_TENANTS="tenant-a, tenant-b"), handle=core, store=sqlite_store)
+    client = await _serve(adapter)
+    try:
+        for tenant, status in (("tenant-x", 403), ("tenant-b", 200)):
+            activity = connector.activity(text="status X", tenant=tenant)
+            response = await client.post("/api/messages", data=json.dumps(activity), headers={
+                "Content-Type": "application/json", "Authorization": f"Bearer {idp.channel_token(APP_ID, connector.url)}"})
+            assert response.status == status
+        await connector.wait_for("send", 2)
+        assert [e.workspace for e in core.events] == ["tenant-b"]
+    finally:
+        await client.close()
+        await adapter.close()
+
+
+# --- proactive ---------------------------------------------------------------------------------
+
+
+async def _install(bot: Bot, conversation: str, kind: str) -> bool:
+    update = bot.connector.activity("conversationUpdate", conversation=conversation, conversation_type=kind,
+                                    team=TEAM if kind == "channel" else None,
+                                    membersAdded=[{"id": BOT_ID, "name": "Resync"}])
+    return (await bot.send(update)).status == 200
+
+
+async def test_installation_stores_the_reference_and_alerts_go_there(bot: Bot) -> None:
+    assert await _install(bot, "19:alerts@thread.tacv2", "channel")
+    [stored] = await list_conversations(bot.store)
+    assert (stored.id, stored.type, stored.team, stored.tenant, stored.service_url) == (
+        "19:alerts@thread.tacv2", "channel", "Operations", TENANT, bot.connector.url)
+    posted = await bot.adapter.post("teams:19:alerts@thread.tacv2", Reply(title="🔴 ABEND X", text="failed"))
+    [root] = await bot.connector.wait_for("send")
+    assert root.conversation == "19:alerts@thread.tacv2" and posted.thread == posted.message_ref
+    await bot.adapter.post("teams:19:alerts@thread.tacv2", Reply(text="rerun by ana"), thread=posted.thread)
+    await bot.adapter.update("teams:19:alerts@thread.tacv2", posted.message_ref, Reply(title="✅ SUCC X", text="ok"))
+    reply = (await bot.connector.wait_for("send", 2))[1]
+    assert reply.conversation == f"19:alerts@thread.tacv2;messageid={posted.message_ref}"
+    assert bot.connector.thread_of[reply.body.get("id") or max(bot.connector.messages)] == posted.message_ref
+    [update] = await bot.connector.wait_for("update")
+    assert "SUCC" in _card_text(update)
+
+
+async def test_unknown_conversations_stay_in_the_outbox(bot: Bot) -> None:
+    with pytest.raises(DeliveryError) as caught:
+        await bot.adapter.post("teams:19:never-seen@thread.tacv2", Reply(text="x"))
+    assert not caught.value.permanent and bot.connector.calls() == []
+
+
+async def test_429_and_502_are_retried_with_retry_after(bot: Bot) -> None:
+    await _install(bot, "a:1personal-chat", "personal")
+    bot.connector.fail("send", status=429, retry_after=0.6)
+    bot.connector.fail("send", status=502)
+    started = time.monotonic()
+    with capture_logs() as logs:
+        await bot.adapter.post("teams:a:1personal-chat", Reply(text="hello"))
+    calls = bot.connector.calls("send")
+    assert [c.status for c in calls] == [429, 502, 201]
+    assert calls[1].at - calls[0].at >= 0.55 and time.monotonic() - started >= 0.55
+    assert [e["event"] for e in logs].count("teams_call_retry") == 2
+
+
+async def test_a_post_that_keeps_failing_raises_for_the_outbox(bot: Bot) -> None:
+    await _install(bot, "a:1personal-chat", "personal")
+    bot.connector.fail("send", status=504, times=4)
+    with pytest.raises(DeliveryError) as caught:
+        await bot.adapter.post("teams:a:1personal-chat", Reply(text="hello"))
+    assert not caught.value.permanent and len(bot.connector.calls("send")) == 4
+
+
+async def test_removed_from_a_conversation_is_reported_once(bot: Bot) -> None:
+    await _install(bot, "a:1personal-chat", "personal")
+    bot.connector.remove("a:1personal-chat")
+    with capture_logs() as logs:
+        for _ in range(3):
+            with pytest.raises(DeliveryError) as caught:
+                await bot.adapter.post("teams:a:1personal-chat", Reply(text="hello"))
+            assert caught.value.permanent
+    assert len(bot.connector.calls("send")) == 1  # asked once, then refused without a call
+    assert [e["event"] for e in logs].count("teams_conversation_gone") == 1
+    [stored] = await list_conversations(bot.store)
+    assert stored.gone and "BotNotInConversationRoster" in stored.gone
+    await _install(bot, "a:1personal-chat", "personal")  # installed again: posting works again
+    bot.connector._removed.clear()
+    await bot.adapter.post("teams:a:1personal-chat", Reply(text="back"))
+
+
+async def test_uninstalling_marks_the_conversation_gone(bot: Bot) -> None:
+    await _install(bot, "a:1personal-chat", "personal")
+    await bot.send(bot.connector.activity("installationUpdate", action="remove"))
+    with pytest.raises(DeliveryError):
+        await bot.adapter.post("teams:a:1personal-chat", Reply(text="x"))
+    assert bot.connector.calls("send") == []
+
+
+async def test_sends_keep_within_teams_limits_per_conversation(bot: Bot) -> None:
+    await _install(bot, "a:1personal-chat", "personal")
+    await asyncio.gather(*(bot.adapter.post("teams:a:1personal-chat", Reply(text=f"m{i}")) for i in range(9)))
+    times = [c.at for c in bot.connector.calls("send")]
+    assert len(times) == 9
+    assert times[6] - times[0] < 0.5  # a burst of 7 goes at once
+    assert times[7] - times[0] >= 0.95  # the 8th waits for the second to pass
+
+
+async def test_references_survive_a_restart(idp: FakeIdentityProvider, connector: FakeBotConnector, tmp_path: Path) -> None:
+    for round_ in range(2):
+        store = await SqliteStore.open(tmp_path / "state.db")
+        adapter = TeamsAdapter(teams_settings(idp), handle=Scripted(), store=store)
+        client = await _serve(adapter)
+        try:
+            if round_ == 0:
+                update = connector.activity("conversationUpdate", conversation="19:ops@thread.tacv2",
+                                            conversation_type="channel", team=TEAM,
+                                            membersAdded=[{"id": BOT_ID, "name": "Resync"}])
+                response = await client.post("/api/messages", data=json.dumps(update), headers={
+                    "Content-Type": "application/json",
+                    "Authorization": f"Bearer {idp.channel_token(APP_ID, connector.url)}"})
+                assert response.status == 200
+            else:
+                await adapter.post("teams:19:ops@thread.tacv2", Reply(text="after the restart"))
+        finally:
+            await client.close()
+            await adapter.close()
+            await store.close()
+    [sent] = await connector.wait_for("send")
+    assert sent.conversation == "19:ops@thread.tacv2" and "after the restart" in _card_text(sent)
