@@ -69,12 +69,14 @@ mostra mostre mostrar lista listar ver veja verifica verificar checa checar
 falha falhas falhou falharam falhando abendou abendaram abendado abendados erro erros
 parado parados espera pausa pausado concluido concluidos terminado terminados terminou acabou
 pronto prontos aguardando esperando pendente pendentes sucesso execucao andamento
-log saida situacao estado cadeia fluxo malha
+log saida situacao estado cadeia fluxo malha flow flows chain chains mdm
 ajuda comandos
 """.split())
 
 # Slot words: the name after (or before) them is a stream, a workstation, a job.
-_STREAM_WORDS = frozenset({"stream", "jobstream", "job-stream", "streams", "fluxo", "cadeia"})
+# Operators call a job stream many things: a flow, a chain, a fluxo, a cadeia, a malha.
+_STREAM_WORDS = frozenset({"stream", "jobstream", "job-stream", "streams", "fluxo", "fluxos", "cadeia", "cadeias",
+                           "malha", "malhas", "flow", "flows", "chain", "chains"})
 _WS_WORDS = frozenset({"workstation", "ws", "agent", "agente", "maquina", "server", "servidor",
                        "host", "cpu", "estacao"})
 _JOB_WORDS = frozenset({"job", "tarefa", "task"})
@@ -130,23 +132,36 @@ _RERUN = _rx(r"""\b(?:
   | re-?execut(?:e|a|ar|em) | rerod(?:a|e|ar|em) | reprocess(?:a|e|ar|em) | relanc(?:a|e|ar|em)
   | re?ssubmet(?:e|a|er|am) | resubmet(?:e|a|er|am) | reinici(?:a|e|ar|em) | retent(?:a|e|ar)
   | (?:run|rode|roda|rodar|rodem|execute|executa|executar|exec|dispara|dispare|disparar
-     |launch|submit|submete|start|trigger|kick\ off|tenta|tente|tentar|joga|jogue|jogar)
+     |launch|submit|submete|start|trigger|kick\ off|kick|tenta|tente|tentar|joga|jogue|jogar)
     (?:\ \S+){0,4}?\ (?:again|de\ novo|novamente|outra\ vez|mais\ uma\ vez|once\ more)
+  | give\ (?:it|that|this|(?:the\ )?(?:job\ )?xjobx)\ (?:another|one\ more|a\ second)\ (?:go|try|shot|run|chance)
+  | (?:da|de|dar)\ (?:mais\ )?(?:uma\ )?(?:nova\ )?chance\ (?:pro|pra|para\ o|ao)
 )\b""")
 _HOLD = _rx(r"""\b(?:
     hold(?!\ on\b|\ up\b|\ off\b|\ tight\b) | segur(?:a|e|ar|em)(?!\ ai\b|\ la\b)
   | paus(?:e|a|ar|em) | suspend(?:e|a|er|am)? | freeze | trav(?:a|e|ar)
   | (?:put|place|set|keep|leave|coloc(?:a|e|ar)|poe|ponha|por|deix(?:a|e|ar)|bot(?:a|e|ar))
-    (?:\ \S+){0,4}?\ (?:on|in|em|no|na)\ (?:hold|espera|pausa)
+    (?:\ \S+){0,4}?\ (?:on|in|em|no|na)\ (?:hold|espera|pausa|ice|standby|stand-by)
+  | block | bloque(?:ia|ie|ar|iem) | congel(?:a|e|ar)
+  | (?:stop|keep|prevent)\ (?:it|that|this|(?:the\ )?(?:job\ )?xjobx)\ from\ (?:running|starting|launching|kicking\ off)
+  | imped(?:e|a|ir)\ (?:o\ |a\ )?(?:job\ )?(?:xjobx|ele|ela|isso)\ de\ (?:rodar|iniciar|comecar|executar|subir)
 )\b""")
 _RELEASE = _rx(r"""\b(?:
     release | unhold | un-hold | liber(?:a|e|ar|em) | solt(?:a|e|ar) | resume | retom(?:a|e|ar)
   | despaus(?:a|e|ar) | unfreeze | destrav(?:a|e|ar)
-  | let\ (?:it|that|this|(?:the\ )?(?:job\ )?xjobx(?:\ job)?)\ go\b
+  | let\ (?:it|that|this|(?:the\ )?(?:job\ )?xjobx(?:\ job)?)\ (?:go|run|start|proceed|continue)\b
+  | unblock | un-block | unpause | desbloque(?:ia|ie|ar|iem) | release\ the\ hold
+  | deix(?:a|e|ar)\ (?:o\ |a\ )?(?:job\ )?(?:xjobx|ele|ela|isso)\ (?:rodar|seguir|ir|andar|executar|continuar|iniciar)\b
   | (?:take|get|remove|pull|tira|tire|tirar|remova|remover|retira|retire)
     (?:\ \S+){0,4}?\ (?:off|out\ of|from|do|da|de)\ (?:hold|espera|pausa)
 )\b""")
-_CANCEL = _rx(r"\b(?:cancel|cancel(?:a|e|ar|em)|abort|abort(?:a|e|ar|em))\b")
+_TONIGHT = r"(?:tonight|today|this\ run|hoje(?:\ a\ noite)?|esta\ noite|nesta\ noite|essa\ noite|no\ plano\ de\ hoje)"
+_CANCEL = _rx(rf"""\b(?:cancel|cancel(?:a|e|ar|em)|abort|abort(?:a|e|ar|em)|skip|pul(?:a|e|ar|em)
+  | (?:remove|drop|take|tira|tire|tirar|remov(?:a|e|er)|retir(?:a|e|ar))\ (?:the\ |o\ |a\ )?(?:job\ )?(?:xjobx|it|ele|ela)
+    \ (?:from|out\ of|off|do|da)\ (?:(?:today's|tonight's|the|this|o|a)\ )?(?:plan|plano)(?:\ (?:de\ hoje|for\ today|atual))?
+  | (?:don't|dont|do\ not|nao)\ (?:let\ |deix(?:a|e)\ )?(?:the\ |o\ |a\ )?(?:job\ )?xjobx\ (?:run|rodar|roda|executar|start)\ {_TONIGHT}
+  | (?:don't|dont|do\ not|nao)\ (?:run|roda|rode|executa|execute)\ (?:the\ |o\ |a\ )?(?:job\ )?xjobx\ {_TONIGHT}
+)\b""")
 _ACTIONS = (("rerun_job", _RERUN), ("hold_job", _HOLD), ("release_job", _RELEASE),
             ("cancel_job", _CANCEL))
 _BARE_OK = frozenset({"rerun_job", "release_job"})  # "roda de novo" alone is a follow-up
@@ -201,7 +216,7 @@ _HEALTH_WORD = _rx(r"""\b(?:up|down|alive|online|offline|reachable|unreachable|a
   |unavailable|disponivel|indisponivel|health|healthy|saude|no\ ar|fora|caiu|caido|funcionando
   |respondendo|responding|working|ok|okay|fine|connected|conectado|ping|vivo|de\ pe|acessivel
   |accessible|status|estado|situacao|problem|problema|problemas|issue|issues|lento|slow|reach
-  |travado|frozen|dead|morto)\b""")
+  |travado|frozen|dead|morto|talk\ to|falar\ com|connect|conectar|acessar|reach)\b""")
 _HEALTH_ALONE = _rx(r"^(?:health|healthcheck|health\ check|ping|saude)$")
 _RUNNING_WORD = _rx(r"\b(?:running|rodando|executando|de\ pe)\b")
 
@@ -255,7 +270,7 @@ _STATUS_QUESTION = _rx(r"""\b(?:status|estado|situacao|state|progress|andamento|
   |como\ (?:esta|ta|anda|ficou)\ (?:ele|ela|isso)|is\ it\ (?:done|finished|over|ok|running)
   |did\ it\ (?:finish|run|end|work|complete)|terminou|acabou|rodou|ja\ foi|still\ running
   |ainda\ (?:rodando|executando))\b""")
-_STREAM_WORD = _rx(r"\b(?:stream|jobstream|fluxo|cadeia)\b")
+_STREAM_WORD = _rx(r"\b(?:stream|jobstream|fluxo|cadeia|malha|flow|chain)\b")
 
 # TWS internal states accepted verbatim by the command grammar (``jobs ABEND``).
 _TWS_STATES = frozenset({"ABEND", "ABENP", "ADD", "BOUND", "CANCL", "CANCELP", "DONE", "ERROR",
@@ -438,7 +453,7 @@ executando concluidos terminou acabou falha falhas deu saida resolver corrigir s
 pelo pela comandos coloca coloque poe tira tire solta solte deixa manda ver cade teve tiveram vai vou
 quantos quantas existem existe atrasados atrasado atrasada atrasadas pendentes pendente espera suspensos
 suspenso pausa pausado pula pular desbloqueia desbloquear trava travado fluxo cadeia malha agora ontem
-esta estao respondendo funcionando caiu fora ar servidor mestre tudo bem
+esta estao respondendo funcionando caiu fora ar servidor mestre tudo bem beleza brigado
 """.split())
 # "hold", "rerun", "log", "status", "job", "stream" are said in both languages: no vote.
 _EN_WORDS = frozenset("""
@@ -690,6 +705,10 @@ def _listing(msg: _Message, lang: str) -> Intent | None:
     if not ((status and _LIST_CUE.search(text)) or listed):
         return None
     jobs, where = _split_names(msg, listing=True)
+    if len(jobs) == 1 and not where and plural and (_COUNT.search(text) or _LIST_VERB.search(text)) \
+            and not jobs[0].ref.stream and not jobs[0].slot:
+        where = {"stream": jobs[0].ref.job}  # "quantos jobs tem o X?": where to look (the tools ask the plan)
+        jobs = []
     if jobs:
         return None
     args = {"status": status.lastgroup} if status else {}

@@ -499,3 +499,41 @@ def test_fast_enough() -> None:
             timings.append(time.perf_counter() - start)
     # The target is 0.2 ms; the bound leaves room for a loaded shared machine.
     assert statistics.mean(timings) < 0.001
+
+
+# --- the labelled set in tests/data (bench/nlu.py prints the same figures per part) -------------
+
+_DATA = Path(__file__).resolve().parent / "data"
+
+
+def _labelled(name: str) -> list[dict]:
+    return [json.loads(line) for line in (_DATA / name).read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def _exact(rows: list[dict]) -> float:
+    return sum((understand(r["text"]).tool, understand(r["text"]).args) == (r["tool"], r["args"]) for r in rows) / len(rows)
+
+
+def test_labelled_set_is_large_bilingual_and_new() -> None:
+    rows = _labelled("nlu_tuning.jsonl") + _labelled("nlu_heldout.jsonl")
+    texts = [r["text"] for r in rows]
+    assert len(texts) >= 300 and len(set(texts)) == len(texts)
+    assert sum(r["lang"] == "pt" for r in rows) >= len(rows) / 2 - 5
+    sample = _sample_path()
+    if sample.exists():
+        copied = {json.loads(line)["text"] for line in sample.read_text(encoding="utf-8").splitlines() if line.strip()}
+        assert not copied & set(texts)
+
+
+def test_tuning_part_is_understood() -> None:
+    assert _exact(_labelled("nlu_tuning.jsonl")) >= 0.99
+
+
+def test_held_out_part_generalises() -> None:
+    """Phrasings written before the rules were tuned, and never used to tune them."""
+    assert _exact(_labelled("nlu_heldout.jsonl")) >= 0.97
+
+
+def test_when_unsure_between_a_read_and_an_action_it_reads() -> None:
+    for text in ("should I rerun TAX_CALC_22?", "did you cancel PRICE_FEED_3?", "hold off on that", "stop"):
+        assert understand(text).tool not in ACTIONS
