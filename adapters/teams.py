@@ -1,65 +1,57 @@
-"""Teams in and out: botbuilder's ``CloudAdapter`` behind a guard, Activities turned into
-``Event``s, ``Reply``s sent as Adaptive Cards at Teams' pace. Every botbuilder import of Resync is
-in this file (the SDK is archived upstream; moving to its successor is a change here only).
+"""Teams in and out: botbuilder's ``CloudAdapter`` at ``POST /api/messages``, replies as Adaptive
+Cards at Teams' pace. Every botbuilder import of Resync is in the ``adapters/teams*.py`` files (the
+SDK is archived upstream; moving to its successor, microsoft-agents-hosting-aiohttp, touches them
+only):
 
-Inbound, ``POST /api/messages``. Before anything runs: a body that is not JSON gets 415, JSON that
-is not an Activity (or asks ``deliveryMode: expectReplies``) 400. Then the SDK validates the bearer
-token (``ConfigurationBotFrameworkAuthentication``: signature against the published keys, issuer,
-audience = ``MicrosoftAppId``, expiry, the key's endorsement for the activity's channel), and the
-token's ``serviceurl`` claim must equal the activity's ``serviceUrl``, so a valid token can never
-steer replies, and the bot's outbound token, to another host. Any failure there is 401: the SDK
-signals bad tokens with assorted exceptions (``PermissionError``, jwt's ``DecodeError`` and
-``ExpiredSignatureError``, ``AttributeError``...), which would otherwise surface as 500. A tenant
-outside ``TEAMS_ALLOWED_TENANTS`` gets 403. Nothing runs for any of these.
+    teams.py                the route, the turn, sending (this file)
+    teams_auth.py           the SDK's token validation, the serviceUrl rule, outbound credentials
+    teams_activities.py     Activity -> Event (mentions, reply chains, locale, card submissions)
+    teams_cards.py          Reply -> Adaptive Card 1.5 within Teams' 40 KB
+    teams_conversations.py  the stored conversation references (proactive sends, alert targets)
 
-The turn itself only stores the conversation reference (``adapters.teams_conversations``), answers
+Inbound, nothing runs before the request is known to be whole and from Teams: not JSON is 415,
+not an Activity (or ``deliveryMode: expectReplies``) 400, a bad or missing token or a
+``serviceUrl`` other than the token's 401, a tenant outside ``TEAMS_ALLOWED_TENANTS`` 403. Then
+``CloudAdapter.process_activity`` runs the turn, which stores the conversation reference, answers
 an ``invoke`` at once (never the SDK's 501, which Teams shows as "Unable to reach app") and hands
-the event to ``Answers``, which claims it once (``dedup:teams:<activity id>``; a card submission
-by ``card:<nonce, action, value, user, 10-minute window>``, because Teams redelivers a submit with
-a new activity id), then shows the typing indicator, runs the core and sends the replies. When the
-core takes more than ``ACK_AFTER`` seconds, a "working on it" goes out first. Teams' 15 s window is
-never at stake: the HTTP answer does not wait for the core.
+the event to ``Answers``: claimed once (``dedup:teams:<activity id>``, or the card submission's key),
+then the typing indicator, the core, the replies; when the core takes longer than ``ACK_AFTER``,
+a "working on it" goes out first. The HTTP answer never waits for the core, so Teams' 15 s window
+(after which it redelivers) is never at stake.
 
 Where answers go: a channel message is answered in its reply chain, personal and group chats in
 place; ``Reply.update`` rewrites a card (``update_activity``), which is how a confirmation card
-loses its buttons. Outbound calls use one SDK ``ConnectorClient`` per ``serviceUrl``, within Teams'
-per-conversation limits (``_Window``: 7 a second, 60 in 30 s), retried on 429 (``Retry-After``),
-412, 502 and 504 with full-jitter backoff (``adapters.sending``). A conversation the bot was removed
-from (403, or 404 on a post) is marked gone and reported once.
+shows its outcome without buttons. Outbound calls use one SDK ``ConnectorClient`` per
+``serviceUrl`` (inside turns too), within Teams' per-conversation limits (``_Window``: 7 a second,
+60 in 30 s), retried on 429 (``Retry-After``), 412, 502 and 504 (and other 5xx) with full-jitter
+backoff (``adapters.sending``); a post that finally fails raises ``DeliveryError``, so the alerts
+outbox keeps it. A conversation the bot was removed from (403, or 404 on a post) is marked gone
+and reported once; later sends there are refused without a call until the bot is installed again.
 """
-
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import html
 import json
-import re
 import time
 from collections import deque
 from dataclasses import replace
 from types import SimpleNamespace
 from typing import Any
-from urllib.parse import urlsplit
 
 import aiohttp
 import structlog
 from aiohttp import web
-from botbuilder.core import InvokeResponse, TurnContext
-from botbuilder.integration.aiohttp import (
-    CloudAdapter, ConfigurationBotFrameworkAuthentication, ConfigurationServiceClientCredentialFactory,
-)
-from botbuilder.schema import Activity, ActivityTypes, DeliveryModes, ErrorResponseException
-from botframework.connector.auth import (
-    AuthenticateRequestResult, AuthenticationConstants, GovernmentConstants, JwtTokenExtractor,
-    ServiceClientCredentialsFactory,
-)
+from botbuilder.core import TurnContext
+from botbuilder.integration.aiohttp import CloudAdapter
+from botbuilder.schema import Activity, ActivityTypes, ErrorResponseException
 from msrest.exceptions import ClientRequestError
 
 from adapters.answers import Answers
 from adapters.sending import paced, refusal, unreachable
+from adapters.teams_activities import invoke_answer, parse, tenant_of, translate
+from adapters.teams_auth import REFRESH_EVERY, ChannelAuth
 from adapters.teams_cards import render
-from adapters.teams_conversations import Conversation, Conversations, base_id, thread_of
+from adapters.teams_conversations import Conversation, Conversations, base_id
 from bot.config import TeamsSettings
 from bot.errors import DeliveryError, StoreError
 from bot.events import Event, Handle, Posted, Reply
@@ -70,11 +62,8 @@ log = structlog.get_logger(__name__)
 
 PATH = "/api/messages"
 ACK_AFTER = 3.0  # seconds of core work before "working on it" is sent
-KEYS_EVERY = 1200.0  # refresh signing keys and the outbound token off the event loop this often
-CARD_WINDOW = 600  # seconds: the same card submission within one window is one delivery
 EMAIL_TTL = 3600.0
 _TRANSIENT = frozenset({412, 502, 504})  # besides 429 and other 5xx: Teams' documented retryables
-_AT = re.compile(r"<at[^>]*>(.*?)</at>", re.IGNORECASE | re.DOTALL)
 
 
 class _Window:
@@ -118,40 +107,6 @@ class _Gone(DeliveryError):
     """The connector says the bot is no longer in that conversation (403, or 404 on a post)."""
 
 
-class _ReusedCredentials(ServiceClientCredentialsFactory):
-    """botbuilder makes new credentials (a new MSAL client, an empty token cache) for every
-    connector; one per app id, scope and endpoint means the token is fetched about once an hour."""
-
-    def __init__(self, inner: ServiceClientCredentialsFactory) -> None:
-        self._inner = inner
-        self._made: dict[tuple[Any, ...], Any] = {}
-
-    async def is_valid_app_id(self, app_id: str) -> bool:
-        return await self._inner.is_valid_app_id(app_id)
-
-    async def is_authentication_disabled(self) -> bool:
-        return await self._inner.is_authentication_disabled()
-
-    async def create_credentials(self, app_id: str, oauth_scope: str, login_endpoint: str,
-                                 validate_authority: bool) -> Any:
-        key = (app_id, oauth_scope, login_endpoint, validate_authority)
-        if key not in self._made:
-            self._made[key] = await self._inner.create_credentials(*key)
-        return self._made[key]
-
-
-class _Authentication(ConfigurationBotFrameworkAuthentication):
-    """The SDK's, except that the user-token client (its own HTTP session, unused by Resync) is
-    built once instead of on every turn."""
-
-    _user_tokens: Any = None
-
-    async def create_user_token_client(self, claims_identity: Any) -> Any:
-        if self._user_tokens is None:
-            self._user_tokens = await super().create_user_token_client(claims_identity)
-        return self._user_tokens
-
-
 class TeamsAdapter:
     """The Teams side of Resync: activities to ``handle``, replies and alerts out (a Notifier)."""
 
@@ -161,10 +116,8 @@ class TeamsAdapter:
         self._settings = settings
         self._ack_after = ack_after
         self._handle = handle
-        config = _sdk_configuration(settings)
-        self._credentials = _ReusedCredentials(ConfigurationServiceClientCredentialFactory(config))
-        self._auth = _Authentication(config, credentials_factory=self._credentials)
-        self._cloud = CloudAdapter(self._auth)
+        self._auth = ChannelAuth(settings)
+        self._cloud = CloudAdapter(self._auth.sdk)
         self._cloud.on_turn_error = self._turn_failed
         self._conversations = Conversations(store)
         self._answers = Answers(self._answer, store, platform="teams")
@@ -178,9 +131,8 @@ class TeamsAdapter:
         app.router.add_post(PATH, self._on_http)
 
     async def start(self) -> None:
-        """Fetch the signing keys (and the outbound token) now and every ``KEYS_EVERY``, in a
-        thread: the SDK fetches them with blocking calls, which must not stall the event loop."""
-        await self._refresh()
+        """Fetch the signing keys and the outbound token now and every ``REFRESH_EVERY``, off the loop."""
+        await self._auth.refresh()
         self._warm = asyncio.ensure_future(self._keep_warm())
 
     async def healthy(self) -> bool:
@@ -196,20 +148,8 @@ class TeamsAdapter:
 
     async def _keep_warm(self) -> None:
         while True:
-            await asyncio.sleep(KEYS_EVERY)
-            await self._refresh()
-
-    async def _refresh(self) -> None:
-        metadata = JwtTokenExtractor.get_open_id_metadata(_metadata_url(self._settings))
-        try:
-            await asyncio.to_thread(asyncio.run, metadata._refresh())  # noqa: SLF001 - see start()
-            credentials = await self._credentials.create_credentials(
-                self._settings.app_id, self._settings.oauth_scope or AuthenticationConstants.TO_CHANNEL_FROM_BOT_OAUTH_SCOPE,
-                self._settings.login_url or AuthenticationConstants.TO_CHANNEL_FROM_BOT_LOGIN_URL,
-                self._settings.validate_authority)
-            await asyncio.to_thread(credentials.get_access_token)
-        except Exception as exc:  # noqa: BLE001 - requests/MSAL errors: retried at the next refresh
-            log.warning("teams_keys_refresh_failed", error=f"{type(exc).__name__}: {exc}"[:300])
+            await asyncio.sleep(REFRESH_EVERY)
+            await self._auth.refresh()
 
     # --- Notifier --------------------------------------------------------------------------
     def handles(self, target: str) -> bool:
@@ -239,13 +179,13 @@ class TeamsAdapter:
             body = await request.json()
         except ValueError:
             return _refused(415, "the body must be a JSON Activity (application/json)")
-        activity, problem = _parse(body)
+        activity, problem = parse(body)
         if activity is None:
             return _refused(400, problem)
-        auth = await self._authenticate(activity, request.headers.get("Authorization", ""))
+        auth = await self._auth.authenticate(activity, request.headers.get("Authorization", ""))
         if auth is None:
             return _refused(401, "missing or invalid bearer token")
-        tenant = _tenant(activity)
+        tenant = tenant_of(activity)
         if self._settings.allowed_tenants and tenant not in self._settings.allowed_tenants:
             return _refused(403, "this tenant may not use this bot", tenant=tenant)
         auth.connector_factory = SimpleNamespace(create=lambda url, _audience: self._client(url))
@@ -254,30 +194,14 @@ class TeamsAdapter:
             return web.json_response(answer.body, status=answer.status)
         return web.Response(status=200)
 
-    async def _authenticate(self, activity: Activity, header: str) -> AuthenticateRequestResult | None:
-        if not header.startswith("Bearer ") or len(header) < 20:
-            log.warning("teams_request_rejected", status=401, reason="no bearer token")
-            return None
-        try:
-            result = await self._auth.authenticate_request(activity, header)
-        except Exception as exc:  # noqa: BLE001 - the SDK's many ways of saying "bad token": all 401
-            log.warning("teams_request_rejected", status=401, reason=f"{type(exc).__name__}: {exc}"[:200])
-            return None
-        identity = result.claims_identity
-        claimed = identity.claims.get(AuthenticationConstants.SERVICE_URL_CLAIM) if identity else None
-        if identity is None or not identity.is_authenticated or claimed != activity.service_url:
-            log.warning("teams_request_rejected", status=401, reason="serviceUrl does not match the token")
-            return None
-        return result
-
     async def _on_turn(self, turn: TurnContext) -> None:
         activity = turn.activity
         if activity.type == ActivityTypes.invoke:
-            await turn.send_activity(_invoke_answer(activity))
+            await turn.send_activity(invoke_answer(activity))
         if activity.type in (ActivityTypes.conversation_update, ActivityTypes.installation_update):
             await self._installed(activity)
             return
-        event = _translate(activity)
+        event = translate(activity)
         if event is None:
             return
         await self._seen(activity)
@@ -286,7 +210,7 @@ class TeamsAdapter:
     async def _turn_failed(self, turn: TurnContext, error: Exception) -> None:
         log.error("teams_turn_failed", error=f"{type(error).__name__}: {error}"[:300], exc_info=error)
         if turn.activity.type == ActivityTypes.invoke and not turn.turn_state.get(self._cloud._INVOKE_RESPONSE_KEY):
-            await turn.send_activity(_invoke_answer(turn.activity))
+            await turn.send_activity(invoke_answer(turn.activity))
 
     async def _installed(self, activity: Activity) -> None:
         bot = activity.recipient.id if activity.recipient else None
@@ -308,7 +232,7 @@ class TeamsAdapter:
         reference["conversation"]["id"] = base_id(activity.conversation.id)
         conversation = Conversation(
             id=reference["conversation"]["id"], type=activity.conversation.conversation_type or "personal",
-            tenant=_tenant(activity), service_url=activity.service_url, reference=reference,
+            tenant=tenant_of(activity), service_url=activity.service_url, reference=reference,
             team=(data.get("team") or {}).get("name"), channel=(data.get("channel") or {}).get("name"))
         try:
             await self._conversations.seen(conversation)
@@ -375,8 +299,7 @@ class TeamsAdapter:
         """One SDK ConnectorClient (and HTTP session) per serviceUrl, for turns and sends alike."""
         client = self._clients.get(service_url)
         if client is None:
-            factory = self._auth.create_connector_factory(self._cloud.create_claims_identity(self._settings.app_id))
-            client = self._clients[service_url] = await factory.create(service_url, None)
+            client = self._clients[service_url] = await self._auth.connector_factory().create(service_url, None)
         return client
 
     async def _call(self, what: str, conversation: Conversation, op: Any) -> Any:
@@ -402,99 +325,6 @@ class TeamsAdapter:
             raise
 
 
-# --- translation: Activity -> Event ------------------------------------------------------------
-
-def _parse(body: Any) -> tuple[Activity | None, str]:
-    """The Activity Teams sent, or why it is malformed (the answer is then 400)."""
-    if not isinstance(body, dict) or not isinstance(body.get("type"), str) or not body["type"]:
-        return None, "not an Activity: 'type' is missing"
-    try:
-        activity = Activity.deserialize(body)
-    except Exception as exc:  # noqa: BLE001 - msrest's deserialization errors vary by field
-        return None, f"not an Activity: {type(exc).__name__}"
-    url = urlsplit(activity.service_url or "")
-    if url.scheme not in ("http", "https") or not url.netloc:
-        return None, "the Activity has no valid serviceUrl"
-    if not activity.channel_id or not activity.conversation or not activity.conversation.id:
-        return None, "the Activity has no channelId or conversation"
-    if activity.type in (ActivityTypes.message, ActivityTypes.invoke) and not (
-            activity.from_property and activity.from_property.id):
-        return None, "the Activity has no sender"
-    if activity.delivery_mode == DeliveryModes.expect_replies:
-        return None, "deliveryMode expectReplies is not supported"
-    return activity, ""
-
-
-def _translate(activity: Activity) -> Event | None:
-    """A message, a card submission (Action.Submit, or Action.Execute's invoke) as an Event."""
-    sender = activity.from_property
-    conversation = activity.conversation
-    submitted = _submission(activity)
-    if activity.type == ActivityTypes.invoke and submitted is None:
-        return None
-    if activity.type not in (ActivityTypes.message, ActivityTypes.invoke) or (
-            activity.recipient is not None and sender.id == activity.recipient.id):
-        return None
-    channel = conversation.conversation_type == "channel"
-    event = Event(platform="teams", workspace=_tenant(activity) or "", channel=base_id(conversation.id),
-                  user_id=sender.aad_object_id or sender.id, user_name=sender.name or "",
-                  kind="dm" if conversation.conversation_type == "personal" else "message",
-                  thread=thread_of(conversation.id) if channel else None, event_id=activity.id,
-                  lang=_lang(activity.locale))
-    if submitted is not None:
-        action_id, value, nonce = submitted
-        window = int(time.time() // CARD_WINDOW)
-        key = hashlib.sha256(f"{nonce}|{action_id}|{value}|{event.user_id}|{window}".encode()).hexdigest()[:32]
-        return replace(event, kind="action", action_id=action_id, action_value=value,
-                       message_ref=activity.reply_to_id, event_id=f"card:{key}")
-    text = _without_mentions(activity)
-    return replace(event, text=text) if text else None
-
-
-def _submission(activity: Activity) -> tuple[str, str, str] | None:
-    value = activity.value if isinstance(activity.value, dict) else None
-    if value and activity.type == ActivityTypes.invoke and activity.name == "adaptiveCard/action":
-        value = (value.get("action") or {}).get("data")
-    if not isinstance(value, dict):
-        return None
-    action_id, action_value, nonce = value.get("action_id"), value.get("value"), value.get("nonce")
-    if not (isinstance(action_id, str) and action_id.startswith("resync_") and isinstance(action_value, str)):
-        return None
-    return action_id, action_value, str(nonce or "")
-
-
-def _without_mentions(activity: Activity) -> str:
-    """The text without the bot's ``<at>…</at>`` mention; other people's mentions keep their name."""
-    bot = activity.recipient.id if activity.recipient else None
-    names = set()
-    for entity in activity.entities or ():
-        data = {**(entity.additional_properties or {}), "type": entity.type}
-        mentioned = data.get("mentioned") if isinstance(data.get("mentioned"), dict) else {}
-        if (entity.type or "").lower() == "mention" and mentioned.get("id") == bot:
-            names.add(_AT.sub(r"\1", str(data.get("text") or "")).strip() or mentioned.get("name"))
-    text = _AT.sub(lambda m: "" if m[1].strip() in names else m[1], activity.text or "")
-    return html.unescape(re.sub(r"[ \t]{2,}", " ", text)).strip()
-
-
-def _tenant(activity: Activity) -> str | None:
-    data = activity.channel_data if isinstance(activity.channel_data, dict) else {}
-    return (data.get("tenant") or {}).get("id") or (activity.conversation.tenant_id if activity.conversation else None)
-
-
-def _lang(locale: str | None) -> str | None:
-    prefix = (locale or "").lower()[:2]
-    return prefix if prefix in ("en", "pt") else None
-
-
-def _invoke_answer(activity: Activity) -> Activity:
-    """Teams needs an answer to every invoke; an Action.Execute gets a short message card-side."""
-    body: dict[str, Any] = {}
-    if activity.name == "adaptiveCard/action":
-        body = {"statusCode": 200, "type": "application/vnd.microsoft.activity.message",
-                "value": say(_lang(activity.locale) or "en", "working")}
-    return Activity(type=ActivityTypes.invoke_response, value=InvokeResponse(status=200, body=body))
-
-
 def _error_code(exc: ErrorResponseException) -> str | None:
     try:
         return exc.error.error.code or None
@@ -506,21 +336,3 @@ def _refused(status: int, reason: str, **context: Any) -> web.Response:
     if status != 401:  # 401s are logged with their reason where they are decided
         log.warning("teams_request_rejected", status=status, reason=reason, **context)
     return web.json_response({"error": reason}, status=status)
-
-
-def _sdk_configuration(settings: TeamsSettings) -> SimpleNamespace:
-    """The SDK's configuration object (its attribute names) from Resync's settings."""
-    return SimpleNamespace(
-        APP_ID=settings.app_id, APP_PASSWORD=settings.app_password, APP_TYPE=settings.app_type,
-        APP_TENANTID=settings.tenant_id, CHANNEL_SERVICE=settings.channel_service,
-        VALIDATE_AUTHORITY=settings.validate_authority, TO_CHANNEL_FROM_BOT_LOGIN_URL=settings.login_url,
-        TO_CHANNEL_FROM_BOT_OAUTH_SCOPE=settings.oauth_scope, TO_BOT_FROM_CHANNEL_TOKEN_ISSUER=settings.token_issuer,
-        TO_BOT_FROM_CHANNEL_OPENID_METADATA_URL=settings.openid_metadata_url, OAUTH_URL=settings.oauth_url)
-
-
-def _metadata_url(settings: TeamsSettings) -> str:
-    if settings.openid_metadata_url:
-        return settings.openid_metadata_url
-    if settings.channel_service == GovernmentConstants.CHANNEL_SERVICE:
-        return GovernmentConstants.TO_BOT_FROM_CHANNEL_OPENID_METADATA_URL
-    return AuthenticationConstants.TO_BOT_FROM_CHANNEL_OPENID_METADATA_URL

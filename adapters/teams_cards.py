@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
 import uuid
 from typing import Any
 
@@ -84,13 +85,12 @@ def _body(reply: Reply, nonce: str, code_budget: int) -> list[dict[str, Any]]:
     body: list[dict[str, Any]] = []
     icon = _ICON.get(reply.level, "")
     if reply.title:
-        own_symbol = not reply.title[0].isalnum()  # alert titles bring their own (🔴, ✅...)
-        title = reply.title if own_symbol or not icon else f"{icon} {reply.title}"
+        title = reply.title if _own_symbol(reply.title) or not icon else f"{icon} {reply.title}"
         body.append({"type": "TextBlock", "text": clip(title, TITLE_CHARS), "weight": "Bolder", "size": "Medium",
                      "wrap": True, "color": _COLOR.get(reply.level, "Default"), "style": "heading"})
     if reply.text.strip():
         text = _markdown(reply.text, reply)
-        text = text if reply.title or not icon else f"{icon} {text}"
+        text = text if reply.title or not icon or _own_symbol(text) else f"{icon} {text}"
         body.append({"type": "TextBlock", "text": head(text, TEXT_CHARS, lang), "wrap": True})
     if reply.fields:
         body.append(_facts(reply.fields, reply))
@@ -104,6 +104,11 @@ def _body(reply: Reply, nonce: str, code_budget: int) -> list[dict[str, Any]]:
                      "isSubtle": True, "size": "Small", "wrap": True, "spacing": "Small"})
     body.extend(_buttons(reply.buttons, nonce))
     return body
+
+
+def _own_symbol(text: str) -> bool:
+    """Alerts bring their own symbol (🔴, ✅...): one icon is enough."""
+    return bool(text) and unicodedata.category(text[0]) == "So"
 
 
 def _markdown(text: str, reply: Reply) -> str:

@@ -27,7 +27,8 @@ def free_port() -> int:
 @asynccontextmanager
 async def resync_process(args: list[str], env: dict[str, str], ready_url: str) -> AsyncIterator[None]:
     """A ``resync`` subcommand in its own process, until ``ready_url`` answers 200."""
-    process = subprocess.Popen([str(Path(sys.executable).parent / "resync"), *args], cwd=ROOT,
+    # ``python -m bot`` from the checkout: the same command whether or not the project is installed
+    process = subprocess.Popen([sys.executable, "-m", "bot", *args], cwd=ROOT,
                                env={**os.environ, "LOG_LEVEL": "WARNING", **env},
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:

@@ -82,6 +82,7 @@ class FakeBotConnector:
         self._removed: set[str] = set()
         self._ids = itertools.count(1_700_000_000_001)
         self._changed = asyncio.Condition()
+        self._first: dict[str, asyncio.Future[Call]] = {}  # conversation -> its first message
         self._runner: web.AppRunner | None = None
         self.url = ""
 
@@ -124,6 +125,11 @@ class FakeBotConnector:
         async with self._changed:
             await asyncio.wait_for(self._changed.wait_for(lambda: len(found()) >= count), timeout)
         return found()[:count]
+
+    async def first_message(self, conversation: str, timeout: float = 30.0) -> Call:
+        """The first message the bot delivered to ``conversation`` (waits for it)."""
+        first = self._first.setdefault(conversation, asyncio.get_running_loop().create_future())
+        return await asyncio.wait_for(asyncio.shield(first), timeout)
 
     # --- handlers ---------------------------------------------------------------------------
     async def _send(self, request: web.Request) -> web.Response:
@@ -204,6 +210,10 @@ class FakeBotConnector:
         async with self._changed:
             self._calls.append(call)
             self._changed.notify_all()
+        if kind in ("send", "reply") and body.get("type") == "message" and response.status < 300:
+            first = self._first.setdefault(conversation, asyncio.get_running_loop().create_future())
+            if not first.done():
+                first.set_result(call)
         return response
 
     # --- inbound activities, as Teams sends them --------------------------------------------
@@ -216,7 +226,9 @@ class FakeBotConnector:
         channel_data: JSON = {"tenant": {"id": tenant}}
         if team:
             channel_data["team"] = {"id": team, "name": "Operations"}
-            channel_data["channel"] = {"id": conversation.split(";")[0], "name": channel_name or "General"}
+            channel_data["channel"] = {"id": conversation.split(";")[0]}
+            if channel_name:  # Teams names the channel in some events only
+                channel_data["channel"]["name"] = channel_name
         body: JSON = {
             "type": kind, "id": activity_id or f"f:{uuid.uuid4().hex}", "timestamp": "2026-12-01T21:00:00.000Z",
             "serviceUrl": self.url, "channelId": "msteams",
