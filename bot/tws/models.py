@@ -63,6 +63,10 @@ class Job:
     requires_confirmation: bool = False
     dependencies: tuple[Dependency, ...] = ()
     workstation_path: str = ""  # exactly as the server sent it ("/AGT01", "/ETL/X" or a bare "AGT01")
+    plan_id: str | None = None  # the plan this instance belongs to: ids change when the plan does
+    deadline: datetime | None = None  # when the plan wants it finished
+    latest_start: datetime | None = None  # when it must have started
+    estimated_duration: float | None = None  # seconds, as the plan estimates a run
 
     @property
     def full_name(self) -> str:
@@ -134,6 +138,7 @@ class EngineInfo:
     plan_start: datetime | None = None
     plan_end: datetime | None = None
     master: str | None = None  # the base URL that answered
+    plan_id: str | None = None  # the current plan: a new id after the daily plan turnover
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
