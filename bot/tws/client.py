@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import difflib
 import json
 import random
@@ -145,6 +146,16 @@ class TwsClient:
         if self._owns_session and self._session is not None:
             await self._session.close()
             self._session = None
+
+    def uncached(self) -> TwsClient:
+        """This client without the read cache, for a reader that must see every change at once (the
+        alert poller). It shares the session and the circuit breaker; closing it closes nothing."""
+        view = copy.copy(self)
+        view._cache = ReadCache(0)
+        view._owns_session = False
+        if view._session is None:  # share one session from the first request on
+            self._session = view._session = aiohttp.ClientSession()
+        return view
 
     @property
     def breaker_state(self) -> str:
