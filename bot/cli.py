@@ -44,6 +44,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"resync: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
     except KeyboardInterrupt:
+        print(file=sys.stderr)  # end the line the prompt was on
         raise SystemExit(130) from None
     except BrokenPipeError:  # `resync tws jobs | head`: the reader has what it wanted
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit's flush

@@ -182,7 +182,30 @@ async def resolve(ctx: ToolContext, tool: str, args: dict[str, str]) -> Job | Re
     except AmbiguousJob as exc:
         return await _choose(ctx, tool, ref, list(exc.candidates))
     except JobNotFound:
-        return await _not_found(ctx, tool, ref)
+        pass
+    if (swapped := await _other_place(ctx, ref)) is not None:  # "o X no AGT02": AGT02 is a workstation
+        return await resolve(ctx, tool, {**_job_args(swapped)})
+    return await _not_found(ctx, tool, ref)
+
+
+async def _other_place(ctx: ToolContext, ref: JobRef) -> JobRef | None:
+    """The same name with its stream read as a workstation (or the reverse), when the plan says so.
+
+    Grammar guessed which one "no X" / "on X" was; only a name that is the other kind is swapped.
+    """
+    if bool(ref.stream) == bool(ref.workstation) or not _TWS_NAME.fullmatch(ref.stream or ref.workstation or ""):
+        return None
+    name = ref.stream or ref.workstation or ""
+    kind = (await ctx.places.place(ctx.tws, name)).kind
+    if ref.stream and kind == "workstation":
+        return JobRef(job=ref.job, workstation=name)
+    if ref.workstation and kind == "stream":
+        return JobRef(job=ref.job, stream=name)
+    return None
+
+
+def _job_args(ref: JobRef) -> dict[str, str]:
+    return {k: v for k, v in (("job", ref.job), ("stream", ref.stream), ("workstation", ref.workstation)) if v}
 
 
 async def _choose(ctx: ToolContext, tool: str, ref: JobRef, candidates: list[Job]) -> Reply:
