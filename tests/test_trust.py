@@ -311,7 +311,7 @@ async def test_a_job_placed_on_a_workstation_by_any_preposition(world: World, te
     jobs = world.sim.jobs_in_state()  # type: ignore[attr-defined]
     by_ws: dict[tuple[str, str], int] = {}
     for j in jobs:
-        key = (j["name"], j["workstation"].strip("/"))
+        key = (j["name"], workstation_label(j["workstation"]))
         by_ws[key] = by_ws.get(key, 0) + 1
     (name, ws) = next(k for k, n in by_ws.items() if n == 1 and sum(1 for j in jobs if j["name"] == k[0]) > 1)
     [reply] = await world.say(template.format(job=name, ws=ws))
