@@ -190,9 +190,12 @@ async def test_slow_work_is_acknowledged_then_answered(bot: Bot) -> None:
     started = time.monotonic()
     response = await bot.send(bot.connector.activity(text="failures"))
     assert response.status == 200 and time.monotonic() - started < 0.5  # the HTTP answer never waits
-    sends = await bot.connector.wait_for("send", 3, timeout=5)
-    assert [s.body["type"] for s in sends] == ["typing", "message", "message"]
-    assert "Working on it" in _card_text(sends[1]) and "echo: failures" in _card_text(sends[2])
+    typing, ack = await bot.connector.wait_for("send", 2, timeout=5)
+    assert typing.body["type"] == "typing" and "Working on it" in _card_text(ack)
+    [answer] = await bot.connector.wait_for("update", timeout=5)  # the answer replaces the acknowledgement
+    ack_id = next(i for i, m in bot.connector.messages.items() if m["conversation"]["id"] == ack.conversation)
+    assert answer.activity_id == ack_id and "echo: failures" in _card_text(answer)
+    assert len(bot.connector.calls("send")) == 2
 
 
 # --- cards -------------------------------------------------------------------------------------
