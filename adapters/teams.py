@@ -241,19 +241,21 @@ class TeamsAdapter:
 
     # --- answering ---------------------------------------------------------------------------
     async def _answer(self, event: Event) -> list[Reply]:
-        """What ``Answers`` runs once per delivery: typing, the core, and an ack if it is slow."""
-        await self._quietly(self._typing(event))
+        """What ``Answers`` runs once per delivery: typing and the core at once, an ack if it is slow."""
+        typing = asyncio.ensure_future(self._quietly(self._typing(event)))
         work = asyncio.ensure_future(self._handle(await self._with_email(event)))
         try:
-            return await asyncio.wait_for(asyncio.shield(work), self._ack_after)
+            replies = await asyncio.wait_for(asyncio.shield(work), self._ack_after)
         except TimeoutError:
+            await typing
             lang = event.lang or "en"
             ack = await self._quietly(self.post(f"teams:{event.channel}", Reply(text=say(lang, "working"), lang=lang),
                                                 thread=event.thread))
             replies = await work
             if ack is not None and replies and not replies[0].update and not replies[0].thread:
                 replies = [replace(replies[0], update=ack.message_ref), *replies[1:]]  # the answer replaces the ack
-            return replies
+        await typing  # the indicator goes out before the answer, never after it
+        return replies
 
     async def _send(self, event: Event, reply: Reply) -> None:
         target = f"teams:{event.channel}"

@@ -177,7 +177,8 @@ async def test_an_email_typed_in_the_message_is_never_an_identity(bot: Bot) -> N
 
 async def test_group_chat_mention_is_answered_in_place(bot: Bot) -> None:
     entity = {"type": "mention", "text": "<at>Resync</at>", "mentioned": {"id": BOT_ID, "name": "Resync"}}
-    await bot.send(bot.connector.activity(text="<at>Resync</at> failures, ask <at>Bruno</at>", conversation="19:group@thread.v2",
+    await bot.send(bot.connector.activity(text="<p><at>Resync</at>&nbsp;failures, ask <at>Bruno</at></p>",
+                                          conversation="19:group@thread.v2", textFormat="xml",
                                           conversation_type="groupChat", entities=[entity]))
     sent = (await bot.connector.wait_for("send", 2))[1]
     [event] = bot.core.events
