@@ -25,7 +25,7 @@ from bot import audit
 from bot.errors import InvalidState, OutcomeUnknown, StoreError, TwsError
 from bot.events import Event, Reply
 from bot.journal import ActionJournal
-from bot.policy import action_of
+from bot.policy import action_of, tws_action
 from bot.store import Store
 from bot.texts import say
 from bot.tws.client import TwsClient
@@ -111,7 +111,7 @@ class JobActions:
         verb, noun = say(lang, f"verb_{action}"), say(lang, f"noun_{action}")
         by = say(lang, "requested_by", user=pending["requester_name"]) + f" · ✔ {event.user_name or event.user_id}"
         try:
-            result = await self.tws.job_action(pending["job_id"], action)
+            result = await self.tws.job_action(pending["job_id"], tws_action(pending["tool"]))
         except InvalidState as exc:
             return f"refused: {exc}", Reply(text=say(lang, "action_invalid", action=verb, job=job, detail=str(exc)),
                                             level="error", update=event.message_ref, context=by)

@@ -39,6 +39,9 @@ from bot.errors import (
 )
 from bot.events import (
     ACTION_ALERT_ACK,
+    ACTION_ALERT_CONFIRM_ABEND,
+    ACTION_ALERT_CONFIRM_SUCC,
+    ACTION_ALERT_KILL,
     ACTION_ALERT_LOG,
     ACTION_ALERT_RERUN,
     ACTION_ALERT_SNOOZE_1H,
@@ -55,7 +58,7 @@ from bot.events import (
 from bot.journal import ActionJournal
 from bot.llm import claims_action
 from bot.nlu import detect_language, examples, parse_command, understand
-from bot.policy import Policy, action_of, job_names_for
+from bot.policy import Policy, action_of, job_names_for, tws_action
 from bot.store import Store
 from bot.texts import say
 from bot.places import PlaceIndex
@@ -86,7 +89,12 @@ _ALLOWED_FROM = {
     "hold": {"SCHED", "READY", "HOLD", "WAIT", "INTRO", "ADD", "FENCE", "BOUND"},
     "release": {"HOLD"},
     "cancel": {"SCHED", "READY", "HOLD", "WAIT", "INTRO", "ADD", "FENCE", "BOUND", "ABEND", "FAIL", "ERROR", "PEND"},
+    "confirm": {"PEND", "ABEND", "FAIL", "SUCC", "EXEC"},
+    "kill": {"EXEC"},
 }
+#: Alert buttons that propose an action on the alert's job (value: the job id).
+_ALERT_TOOLS = {ACTION_ALERT_CONFIRM_SUCC: "confirm_succ_job", ACTION_ALERT_CONFIRM_ABEND: "confirm_abend_job",
+                ACTION_ALERT_KILL: "kill_job"}
 
 
 class ChatTool(Protocol):
@@ -104,6 +112,7 @@ class Hooks:
     alert_actions: AlertActions | None = None
     on_job_action: JobActionHook | None = None
     runbooks: RunbookSearch | None = None
+    observe_action: Callable[[str, str], None] | None = None  # (policy action, outcome or "denied"): metrics
 
 
 class Agent:
@@ -202,6 +211,7 @@ class Agent:
             log.info("permission_denied", tool=spec.name, reason=decision.reason)
             if spec.changes_state:
                 await self._audit(event, "deny", spec.name, full_name(intent.args), result="denied: unknown user")
+            self._observed(action_of(spec.name), "denied")
             return [Reply(text=say(lang, "denied_read"), level="warning", ephemeral=True)]
         args = dict(intent.args)
         # Context fills in only a job the message left out ("and its log?"), never one it named.
@@ -282,6 +292,7 @@ class Agent:
         if not decision.allowed:
             log.info("permission_denied", tool=tool, job=job.full_name, reason=decision.reason)
             await self._audit(event, "deny", tool, job.full_name, result=f"denied: {decision.reason}")
+            self._observed(action_of(tool), "denied")
             return [Reply(text=say(lang, "denied_action", action=say(lang, f"verb_{action}"), job=job.full_name,
                                    reason=decision.reason), level="warning", ephemeral=True)]
         pending_id = uuid.uuid4().hex
@@ -336,7 +347,8 @@ class Agent:
     def _confirmation(self, pending: dict[str, Any], job: Job, lang: str) -> Reply:
         action = action_of(pending["tool"])
         rc = f", rc={job.return_code}" if job.return_code is not None else ""
-        meaning = say(lang, f"mean_{action}", job=job.full_name, status=job.status, rc=rc)
+        meaning = say(lang, f"mean_{tws_action(pending['tool']).replace('-', '_')}", job=job.full_name,
+                      status=job.status, rc=rc)
         if pending.get("said"):  # the model picked this: show what the user wrote and how it was read
             meaning = say(lang, "understood_as", said=pending["said"], action=say(lang, f"verb_{action}"),
                           job=job.full_name) + "\n" + meaning
@@ -372,6 +384,9 @@ class Agent:
             return await self._run(event, Intent(tool=tool, args=args, lang=lang, source="button"), lang)
         if action_id == ACTION_ALERT_RERUN:
             return await self._run(event, Intent(tool="rerun_job", args={"job_id": value}, lang=lang, source="button"), lang)
+        if action_id in _ALERT_TOOLS:
+            return await self._run(event, Intent(tool=_ALERT_TOOLS[action_id], args={"job_id": value}, lang=lang,
+                                                 source="button"), lang)
         if action_id == ACTION_ALERT_LOG:
             return await self._run(event, Intent(tool="job_log", args={"job_id": value}, lang=lang, source="button"), lang)
         if action_id in {ACTION_ALERT_ACK, ACTION_ALERT_SNOOZE_1H, ACTION_ALERT_SNOOZE_24H} and self.hooks.alert_actions:
@@ -399,8 +414,11 @@ class Agent:
             return [Reply(text=say(lang, "ask_reason", action=say(lang, f"verb_{action}"), job=pending["job"]), ephemeral=True)]
         if event.identity != pending["requester"] and not self._may_confirm(event, pending):
             await self._audit(event, "deny", tool, pending["job"], result="denied: not requester nor role holder")
+            self._observed(action_of(pending["tool"]), "denied")
             return [Reply(text=say(lang, "not_yours", action=say(lang, f"verb_{action}")), ephemeral=True, level="warning")]
         outcome, reply = await self.actions.run(pending_id, pending, event)
+        if outcome is not None:
+            self._observed(action, outcome.partition(":")[0])
         if outcome is not None and self.hooks.on_job_action is not None:
             try:  # the alert thread's note is a courtesy: it must not turn a true answer into an error
                 await self.hooks.on_job_action(job_id=pending["job_id"], tool=tool,
@@ -427,6 +445,10 @@ class Agent:
         await self._audit(event, "cancelled", pending["tool"], pending["job"], result="cancelled by user")
         return [Reply(text=say(lang, "cancelled"), update=event.message_ref,
                       context=say(lang, "requested_by", user=pending["requester_name"]))]
+
+    def _observed(self, action: str, outcome: str) -> None:
+        if self.hooks.observe_action is not None:
+            self.hooks.observe_action(action, outcome)
 
     # --- audit ----------------------------------------------------------------------------------
     async def _audit(self, event: Event, action: str, tool: str, target: str, *, why: str | None = None,

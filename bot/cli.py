@@ -145,7 +145,7 @@ def _serve(args: argparse.Namespace) -> None:
              slack=settings.slack is not None, llm=settings.llm is not None,
              poll=settings.alerts.enabled and not args.no_poll)
     web.run_app(create_app(settings, poll=not args.no_poll), host=web_settings.host, port=web_settings.port,
-                access_log=None, print=None, shutdown_timeout=10)
+                access_log=None, print=None, shutdown_timeout=1.0)  # SIGTERM: out within 2 s
 
 
 async def _worker(args: argparse.Namespace) -> None:

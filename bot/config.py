@@ -58,9 +58,10 @@ class WebSettings:
     host: str = "0.0.0.0"
     port: int = 8080
     api_token: str | None = field(default=None, repr=False)  # bearer token of POST /api/chat
+    events_token: str | None = field(default=None, repr=False)  # bearer token of POST /api/tws/events
 
     def secrets(self) -> tuple[str | None, ...]:
-        return (self.api_token,)
+        return (self.api_token, self.events_token)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -137,8 +138,26 @@ class AlertSettings:
     match: str = "first"  # "first" or "all"
     burst_threshold: int = 5
     burst_window: float = 300.0
-    lock_ttl: float = 30.0
+    lock_ttl: float = 6.0  # a dead leader's lock lapses within this; renewed every third of it
     lang: str = "en"  # language of alerts and notices: "en" or "pt" (pt-BR)
+    baseline: str = "summary"  # failures already there on a plan's first poll: "summary", "alert" or "ignore"
+    channel_burst: int = 20  # new alert messages per channel within burst_window before they are grouped
+    long_factor: float = 3.0  # a run longer than this times its estimated duration is long-running
+    digests: tuple[DigestSettings, ...] = ()
+    pagerduty_url: str = "https://events.pagerduty.com/v2/enqueue"  # Events API v2 (PAGERDUTY_EVENTS_URL)
+    pagerduty_keys: tuple[tuple[str, str], ...] = field(default=(), repr=False)  # (name, routing key)
+
+    def secrets(self) -> tuple[str | None, ...]:
+        return tuple(key for _, key in self.pagerduty_keys)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DigestSettings:
+    """One ``[[alerts.digests]]`` table: the plan day summed up once a day, with a chart."""
+
+    targets: tuple[str, ...]
+    at: str = "08:00"  # local time, HH:MM
+    timezone: str = "UTC"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -348,7 +367,8 @@ def _web(s: _Source) -> WebSettings:
     if port > 65535:
         raise ConfigError(f"PORT must be at most 65535, got {port}")
     return WebSettings(host=s.str("RESYNC_HOST", "web.host", "0.0.0.0") or "0.0.0.0", port=port,
-                       api_token=s.str("RESYNC_API_TOKEN", "web.api_token") or None)
+                       api_token=s.str("RESYNC_API_TOKEN", "web.api_token") or None,
+                       events_token=s.str("RESYNC_EVENTS_TOKEN", "web.events_token") or None)
 
 
 def _policy(s: _Source) -> PolicySettings:
@@ -363,8 +383,10 @@ def _policy(s: _Source) -> PolicySettings:
 
 
 def _target(setting: str, value: str) -> str:
-    if value != "console" and (":" not in value or value.split(":", 1)[0] not in {"slack", "teams", "console"}):
-        raise ConfigError(f"{setting}: {value!r} is not a target (slack:C0123456, teams:<conversation id> or console)")
+    if value != "console" and (":" not in value or value.split(":", 1)[0] not in {"slack", "teams", "console",
+                                                                                   "pagerduty"}):
+        raise ConfigError(f"{setting}: {value!r} is not a target (slack:C0123456, teams:<conversation id>, "
+                          "pagerduty:<name> or console)")
     return value
 
 
@@ -391,6 +413,7 @@ def _alerts(s: _Source) -> AlertSettings:
     lang = (s.str("RESYNC_ALERT_LANG", "alerts.lang", "en") or "en").lower().replace("pt-br", "pt")
     if lang not in {"en", "pt"}:
         raise ConfigError(f"RESYNC_ALERT_LANG must be en or pt (pt-BR), got {lang!r}")
+    default_targets = tuple(_target("RESYNC_ALERT_CHANNELS", t) for t in s.items("RESYNC_ALERT_CHANNELS", "alerts.channels"))
     return AlertSettings(
         lang=lang,
         enabled=s.flag("RESYNC_ALERTS", "alerts.enabled", True),
@@ -399,13 +422,71 @@ def _alerts(s: _Source) -> AlertSettings:
         notify_pend=s.flag("RESYNC_ALERT_PEND", "alerts.notify_pend", True),
         notify_late=s.flag("RESYNC_ALERT_LATE", "alerts.notify_late", False),
         routes=tuple(routes),
-        default_targets=tuple(_target("RESYNC_ALERT_CHANNELS", t)
-                              for t in s.items("RESYNC_ALERT_CHANNELS", "alerts.channels")),
+        default_targets=default_targets,
         match=match,
         burst_threshold=int(s.number("RESYNC_ALERT_BURST", "alerts.burst_threshold", 5, minimum=1)),
         burst_window=s.number("RESYNC_ALERT_BURST_WINDOW", "alerts.burst_window", 300.0, minimum=1),
-        lock_ttl=s.number("RESYNC_LOCK_TTL", "alerts.lock_ttl", 30.0, minimum=2),
+        lock_ttl=s.number("RESYNC_LOCK_TTL", "alerts.lock_ttl", 6.0, minimum=2),
+        baseline=_choice(s, "RESYNC_ALERT_BASELINE", "alerts.baseline", "summary", ("summary", "alert", "ignore")),
+        channel_burst=int(s.number("RESYNC_ALERT_CHANNEL_BURST", "alerts.channel_burst", 20, minimum=1)),
+        long_factor=s.number("RESYNC_ALERT_LONG_FACTOR", "alerts.long_factor", 3.0, minimum=1),
+        digests=_digests(s),
+        pagerduty_url=_url("PAGERDUTY_EVENTS_URL", s.str("PAGERDUTY_EVENTS_URL", "alerts.pagerduty_url",
+                                                       "https://events.pagerduty.com/v2/enqueue") or ""),
+        pagerduty_keys=_pagerduty_keys(s, [*routes, AlertRoute(targets=default_targets)]),
     )
+
+
+def _pagerduty_keys(s: _Source, routes: list[AlertRoute]) -> tuple[tuple[str, str], ...]:
+    """The routing key of every ``pagerduty:<name>`` target, from ``PAGERDUTY_ROUTING_KEY_<NAME>``."""
+    keys: dict[str, str] = {}
+    for route in routes:
+        for target in route.targets:
+            if target.startswith("pagerduty:"):
+                name = target.removeprefix("pagerduty:")
+                env_name = "PAGERDUTY_ROUTING_KEY_" + "".join(c if c.isalnum() else "_" for c in name.upper())
+                key = s.env.get(env_name, "").strip()
+                if not key:
+                    raise ConfigError(f"{env_name} is required for the alert target {target!r}")
+                keys[name] = key
+    return tuple(keys.items())
+
+
+def _choice(s: _Source, env_name: str, toml_path: str, default: str, allowed: tuple[str, ...]) -> str:
+    value = (s.str(env_name, toml_path, default) or default).lower()
+    if value not in allowed:
+        raise ConfigError(f"{env_name} must be {', '.join(allowed[:-1])} or {allowed[-1]}, got {value!r}")
+    return value
+
+
+def _digests(s: _Source) -> tuple[DigestSettings, ...]:
+    """``[[alerts.digests]]``: targets, ``at`` (local HH:MM) and ``timezone`` (IANA name)."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    alerts = s.toml.get("alerts")
+    raw_digests = alerts.get("digests", []) if isinstance(alerts, Mapping) else []
+    digests = []
+    for index, raw in enumerate(raw_digests if isinstance(raw_digests, list) else [raw_digests]):
+        where = f"[[alerts.digests]] #{index + 1}"
+        if not isinstance(raw, Mapping):
+            raise ConfigError(f"{where} must be a table")
+        targets = raw.get("targets", [])
+        targets = [targets] if isinstance(targets, str) else targets
+        if not targets or not isinstance(targets, list):
+            raise ConfigError(f"{where} needs targets")
+        at = str(raw.get("at", "08:00"))
+        hour, _, minute = at.partition(":")
+        if not (hour.isdigit() and minute.isdigit() and int(hour) < 24 and int(minute) < 60):
+            raise ConfigError(f"{where} at must be a local time HH:MM, got {at!r}")
+        zone = str(raw.get("timezone", "UTC"))
+        try:
+            ZoneInfo(zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ConfigError(f"{where} timezone: unknown time zone {zone!r} (use an IANA name such as "
+                              "America/Sao_Paulo)") from None
+        digests.append(DigestSettings(targets=tuple(_target(where, str(t)) for t in targets),
+                                      at=f"{int(hour):02d}:{int(minute):02d}", timezone=zone))
+    return tuple(digests)
 
 
 def _slack(s: _Source) -> SlackSettings | None:

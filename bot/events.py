@@ -30,6 +30,9 @@ ACTION_ALERT_LOG = "resync_alert_log"
 ACTION_ALERT_ACK = "resync_alert_ack"
 ACTION_ALERT_SNOOZE_1H = "resync_alert_snooze_1h"
 ACTION_ALERT_SNOOZE_24H = "resync_alert_snooze_24h"
+ACTION_ALERT_CONFIRM_SUCC = "resync_alert_confirm_succ"  # PEND alert: TWS confirm-succ (policy action confirm)
+ACTION_ALERT_CONFIRM_ABEND = "resync_alert_confirm_abend"  # PEND alert: TWS confirm-abend
+ACTION_ALERT_KILL = "resync_alert_kill"  # long-running alert: TWS kill
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -26,7 +26,31 @@ class Metrics:
                                   registry=self.registry)
         self.breaker = Gauge("resync_tws_breaker_state", "TWS circuit breaker: 1 for the current state",
                              ["state"], registry=self.registry)
-        self.alerts_sent = Counter("resync_alerts_sent_total", "Alert messages delivered", registry=self.registry)
+        # Alerts (bot/alerts): labels are platforms ("slack", "pagerduty"), never channel ids.
+        self.alerts_raised = Counter("resync_alerts_raised_total", "Alert threads queued (one per failure and target)",
+                                     ["target"], registry=self.registry)
+        self.alerts_sent = Counter("resync_alerts_sent_total", "Alert messages delivered", ["target"],
+                                   registry=self.registry)
+        self.alerts_failed = Counter("resync_alerts_failed_total", "Alert sends that failed (retried or dropped)",
+                                     ["target"], registry=self.registry)
+        self.deduplicated = Counter("resync_alerts_deduplicated_total",
+                                    "Alert messages not queued or sent again because they already were",
+                                    registry=self.registry)
+        self.outbox_depth = Gauge("resync_outbox_depth", "Messages waiting in the alert outbox", registry=self.registry)
+        self.outbox_due = Gauge("resync_outbox_due", "Outbox messages due now (seen by the last delivery round)",
+                                registry=self.registry)
+        self.outbox_oldest = Gauge("resync_outbox_oldest_seconds", "Age of the oldest due outbox message",
+                                   registry=self.registry)
+        self.actions = Counter("resync_actions_total", "Job actions run through the bot", ["action", "outcome"],
+                               registry=self.registry)
+        self.denials = Counter("resync_denials_total", "Requests refused by the permission policy", ["action"],
+                               registry=self.registry)
+
+    def observe_action(self, action: str, outcome: str) -> None:
+        """A job action's outcome ("ok", "refused", "error", "unknown") or a denial ("denied")."""
+        self.actions.labels(action, outcome).inc()
+        if outcome == "denied":
+            self.denials.labels(action).inc()
 
     def observe_tws(self, operation: str, method: str, seconds: float, error: str | None) -> None:
         self.tws_latency.labels(operation, method).observe(seconds)

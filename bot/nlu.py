@@ -497,7 +497,9 @@ def _vote(text: str, tokens: list[tuple[str, str, int]]) -> str:
 # ---------------------------------------------------------------------------------------------
 
 _JOB_COMMANDS = {"status": "job_status", "log": "job_log", "rerun": "rerun_job", "hold": "hold_job",
-                 "release": "release_job", "cancel": "cancel_job"}
+                 "release": "release_job", "cancel": "cancel_job", "kill": "kill_job"}
+#: ``confirm JOB succ|abend``: the outcome word picks the tool (the policy action is ``confirm``).
+_CONFIRM_TOOLS = {"succ": "confirm_succ_job", "abend": "confirm_abend_job"}
 _COMMAND_STRIP = re.compile(r"[?!.]+$")
 
 
@@ -567,6 +569,8 @@ def parse_command(text: str) -> Intent | None:
                 return None
             args = {"status": "FAILED", **args}
         return Intent(tool="list_jobs", args=args, source="command")
+    if verb == "confirm" and len(rest) == 2 and rest[1].lower() in _CONFIRM_TOOLS and (ref := _ref(rest[0])):
+        return Intent(tool=_CONFIRM_TOOLS[rest[1].lower()], args=_job_args(ref), source="command")
     if len(rest) != 1 or _fold(rest[0]) in _COMMON:
         return None
     if verb == "stream":

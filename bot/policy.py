@@ -35,13 +35,23 @@ from typing import Any
 
 from bot.errors import ConfigError
 
-ACTIONS = ("rerun", "hold", "release", "cancel")
+ACTIONS = ("rerun", "hold", "release", "cancel", "confirm", "kill")
 CONSOLE_USER = "console:operator"
+
+#: Tools whose policy action is not their name: both confirmations are the action ``confirm``.
+_ACTION_OF = {"confirm_succ_job": "confirm", "confirm_abend_job": "confirm"}
+#: The TWS job action a tool runs (tws-api.md section 5), where it is not the policy action.
+_TWS_ACTION = {"confirm_succ_job": "confirm-succ", "confirm_abend_job": "confirm-abend"}
 
 
 def action_of(tool: str) -> str:
     """``rerun_job`` -> ``rerun``: policies name actions, the registry names tools."""
-    return tool.removesuffix("_job")
+    return _ACTION_OF.get(tool) or tool.removesuffix("_job")
+
+
+def tws_action(tool: str) -> str:
+    """``confirm_succ_job`` -> ``confirm-succ``: what is asked of TWS."""
+    return _TWS_ACTION.get(tool) or action_of(tool)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

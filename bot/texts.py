@@ -275,6 +275,57 @@ _TEXTS: dict[str, tuple[str, str]] = {
     "alert_you_acked_group": ("Acknowledged the group.", "Grupo reconhecido."),
     "alert_you_snoozed": ("Snoozed for {hours} h: repeat failures stay quiet until then.",
                           "Adiado por {hours} h: falhas repetidas ficam em silêncio até lá."),
+    # --- alerts at production scale: baseline, flood guard, plan turnover, late/long, PEND and kill
+    "alert_baseline_title_start": ("{count} jobs had already failed when Resync started",
+                                   "{count} jobs já tinham falhado quando o Resync iniciou"),
+    "alert_baseline_title_plan": ("{count} jobs had already failed when Resync first saw this plan",
+                                  "{count} jobs já tinham falhado quando o Resync viu este plano pela primeira vez"),
+    "alert_baseline_text": ("They are not alerted one by one ({open} still failed), the worst first. A job that fails "
+                            "again or that someone acts on gets its own alert.",
+                            "Eles não são alertados um a um ({open} ainda com falha), os piores primeiro. Um job que "
+                            "falhar de novo ou em que alguém agir recebe seu próprio alerta."),
+    "alert_baseline_hint": ("Ask “which jobs failed?” to list them all.",
+                            "Pergunte “quais jobs falharam?” para ver a lista completa."),
+    "alert_flood_title": ("{count} more failures for this channel", "Mais {count} falhas para este canal"),
+    "alert_flood_text": ("More than {limit} alerts for this channel within {minutes} min, across job streams: the rest "
+                         "are listed here and this message is updated as more arrive ({open} still open).",
+                         "Mais de {limit} alertas para este canal em {minutes} min, em várias job streams: os demais "
+                         "estão listados aqui e esta mensagem é atualizada conforme chegam outros ({open} ainda em "
+                         "aberto)."),
+    "alert_step_gone_plan": ("⚫ {job}: the plan changed (a new plan replaced the one this failure was in); "
+                             "this alert is closed.",
+                             "⚫ {job}: o plano mudou (um novo plano substituiu aquele em que esta falha ocorreu); "
+                             "este alerta foi encerrado."),
+    "alert_gone_plan_prefix": ("Closed: the plan changed. ", "Encerrado: o plano mudou. "),
+    "alert_label_long": ("RUNNING LONG", "EXECUÇÃO LONGA"),
+    "alert_label_deadline": ("PAST DEADLINE", "PRAZO ESTOURADO"),
+    "alert_label_nostart": ("NOT STARTED", "NÃO INICIADO"),
+    "alert_long": ("{where} has been running for {ran}, more than {factor:g}× its estimated {estimate}.",
+                   "{where} está em execução há {ran}, mais de {factor:g}× a duração estimada de {estimate}."),
+    "alert_deadline": ("{where} is still {status} past its deadline ({deadline}).",
+                       "{where} ainda está em {status} após o prazo ({deadline})."),
+    "alert_nostart": ("{where} has not started by its latest start time ({latest}); it is {status}.",
+                      "{where} não iniciou até o horário limite de início ({latest}); está em {status}."),
+    "alert_step_finished": ("✅ {job} finished: run {run} ended {status} at {end}.",
+                            "✅ {job} terminou: a execução {run} terminou em {status} (fim: {end})."),
+    "alert_btn_confirm_succ": ("Confirm success", "Confirmar sucesso"),
+    "alert_btn_confirm_abend": ("Confirm abend", "Confirmar abend"),
+    "alert_btn_kill": ("Kill", "Matar (kill)"),
+    "alert_act_confirm": ("confirmation", "confirmação"),
+    "verb_confirm": ("confirm", "confirmar"),
+    "noun_confirm": ("confirmation", "confirmação"),
+    "verb_kill": ("kill", "matar (kill)"),
+    "noun_kill": ("kill", "encerramento forçado (kill)"),
+    "mean_confirm_succ": ("`{job}` is {status}{rc}. Confirming it as successful ends it SUCC; its successors are "
+                          "released.", "`{job}` está em {status}{rc}. Confirmar como sucesso o encerra em SUCC; seus "
+                          "sucessores são liberados."),
+    "mean_confirm_abend": ("`{job}` is {status}{rc}. Confirming it as abended ends it ABEND; its successors stay "
+                           "held.", "`{job}` está em {status}{rc}. Confirmar como abend o encerra em ABEND; seus "
+                           "sucessores continuam retidos."),
+    "mean_kill": ("`{job}` is {status}. Killing it stops the running job now: it ends ABEND and its successors stay "
+                  "held.", "`{job}` está em {status}. Matar (kill) interrompe o job agora: ele termina em ABEND e seus "
+                  "sucessores continuam retidos."),
+    "alert_act_kill": ("kill", "encerramento forçado (kill)"),
 }
 
 

@@ -89,6 +89,12 @@ TOOLS: dict[str, ToolSpec] = {spec.name: spec for spec in (
              parameters=_job_params(), changes_state=True),
     ToolSpec(name="cancel_job", description="Cancel a job that has not finished. Needs confirmation.",
              parameters=_job_params(), changes_state=True),
+    ToolSpec(name="confirm_succ_job", description="Confirm a job waiting for confirmation (PEND) as successful. "
+             "Needs confirmation.", parameters=_job_params(), changes_state=True),
+    ToolSpec(name="confirm_abend_job", description="Confirm a job waiting for confirmation (PEND) as abended. "
+             "Needs confirmation.", parameters=_job_params(), changes_state=True),
+    ToolSpec(name="kill_job", description="Kill a running job (EXEC); it ends ABEND. Needs confirmation.",
+             parameters=_job_params(), changes_state=True),
     ToolSpec(name="stream_status", description="Status of a job stream and a summary of its jobs.",
              parameters={**_params(stream=_STREAM, workstation=_WS), "required": ["stream"]}),
     ToolSpec(name="engine_health", description="Whether TWS is reachable, its version and the state of the connection.",

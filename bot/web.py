@@ -41,6 +41,7 @@ async def create_app(settings: Settings, *, poll: bool = True) -> web.Applicatio
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
     app.router.add_post("/api/chat", chat)
+    app.router.add_post("/api/tws/events", tws_events)
     for adapter in components.adapters:
         adapter.mount(app)
 
@@ -85,17 +86,23 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    """Ready when TWS answers, the breaker is closed and the store answers; 503 says why not."""
+    """Ready while the bot itself can serve; 503 only when it cannot (store unreachable, Slack link down).
+
+    TWS being down does not make the bot unready: it must still tell people "TWS is down". The
+    TWS state and the breaker (read once, so the body never shows two states) are in the body.
+    """
     components = request.app[COMPONENTS]
     problems: dict[str, str] = {}
-    checks: dict[str, str] = {"breaker": components.tws.breaker_state, "store": components.store.kind}
-    try:
-        info = await components.tws.engine_info()
-        checks["tws"] = f"{info.version} at {components.tws.active_url}"
-    except ResyncError as exc:
-        problems["tws"] = f"{type(exc).__name__}: {exc}"
-    if components.tws.breaker_state == "open":
-        problems["breaker"] = "open: TWS calls fail fast until it recovers"
+    breaker = components.tws.breaker_state
+    checks: dict[str, str] = {"breaker": breaker, "store": components.store.kind}
+    if breaker == "open":
+        checks["tws"] = "down: the breaker is open, TWS calls fail fast until it recovers"
+    else:
+        try:
+            info = await components.tws.engine_info()
+            checks["tws"] = f"up: {info.version} at {components.tws.active_url}"
+        except ResyncError as exc:
+            checks["tws"] = f"down: {type(exc).__name__}: {str(exc)[:200]}"
     try:
         await components.store.ping()
     except ResyncError as exc:
@@ -105,8 +112,21 @@ async def readyz(request: web.Request) -> web.Response:
         checks[adapter.name] = "connected" if healthy else "disconnected"
         if not healthy:
             problems[adapter.name] = "no live connection to the platform (reconnecting)"
+    if components.watch is not None:
+        checks["alerts"] = components.watch.health()
     body = {"status": "ready" if not problems else "not ready", "checks": checks, "problems": problems}
     return web.json_response(body, status=200 if not problems else 503)
+
+
+async def tws_events(request: web.Request) -> web.Response:
+    """TWS pushes a job's state change (bot/alerts/push.py): bearer ``RESYNC_EVENTS_TOKEN``."""
+    from bot.alerts import push
+
+    components = request.app[COMPONENTS]
+    raw = await request.content.read(push.MAX_BODY + 1)
+    answer = await push.handle(raw, authorization=request.headers.get("Authorization", ""),
+                               token=components.settings.web.events_token, tws=components.tws, watch=components.watch)
+    return web.json_response(answer.body, status=answer.status)
 
 
 async def metrics(request: web.Request) -> web.Response:

@@ -19,6 +19,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from bot.actions import JobActions
 from bot.agent import Agent
 from bot.alerts import FailureWatch
+from bot.alerts.pagerduty import pagers
 from bot.config import AlertSettings, Settings
 from bot.errors import ConfigError
 from bot.events import ChatAdapter, Handle, Notifier
@@ -70,8 +71,13 @@ async def _stop_scheduler(scheduler: AsyncIOScheduler) -> None:
     running = [task for task in asyncio.all_tasks()
                if getattr(task.get_coro(), "__qualname__", "") == "run_coroutine_job"]
     if running:
-        await asyncio.wait(running, timeout=10)
+        await asyncio.wait(running, timeout=STOP_WAIT)
     scheduler.shutdown(wait=False)
+
+
+#: How long shutdown waits for a poll under way (SIGTERM must end the process within 2 s; the
+#: outbox is durable and a poll repeated after a restart queues nothing twice).
+STOP_WAIT = 0.5
 
 
 def _chat_adapters(settings: Settings, handle: Handle, store: Store) -> list[ChatAdapter]:
@@ -117,22 +123,25 @@ async def assemble(settings: Settings, stack: AsyncExitStack, *, poll: bool, wit
         llm = ToolCaller(settings.llm, tuple(TOOLS.values()))
     agent = Agent(tws=tws, store=store, policy=policy, settings=settings.policy, llm=llm,
                   actions=_job_actions(settings, stack, tws, store))
+    agent.hooks = replace(agent.hooks, observe_action=metrics.observe_action)
     adapters = _chat_adapters(settings, agent.handle, store) if with_chat else []
     for adapter in adapters:
         stack.push_async_callback(adapter.close)
     all_notifiers = [*notifiers, *adapters]
     watch = scheduler = None
     if settings.alerts.enabled:
-        _check_targets(settings.alerts, all_notifiers)
         owner = f"{socket.gethostname()}:{os.getpid()}"
+        all_notifiers += pagers(settings.alerts, stack)
+        _check_targets(settings.alerts, all_notifiers)
         watch = FailureWatch(settings.alerts, tws=tws, store=store, notifiers=all_notifiers, owner=owner,
-                             single_instance=store.kind != "redis")
+                             single_instance=store.kind != "redis", metrics=metrics)
         # The watch needs the chat adapters, which need the agent: hook it into the agent last.
         agent.hooks = replace(agent.hooks, alert_actions=watch.on_action, on_job_action=watch.note_action)
         stack.push_async_callback(watch.resign)  # a restarted process need not wait out the lock TTL
         if poll:
             scheduler = AsyncIOScheduler(timezone="UTC")
             watch.schedule(scheduler)
+            stack.push_async_callback(watch.stop)
             scheduler.start()
             stack.push_async_callback(_stop_scheduler, scheduler)
             log.info("alerts_poller_started", interval=settings.alerts.poll_interval,

@@ -64,6 +64,7 @@ def _buttons(call: Any) -> dict[str, str]:
 
 async def test_rerun_from_the_alert_is_confirmed_then_followed_to_recovery(rig: Rig) -> None:
     job = next(j for j in rig.sim.jobs_in_state("SUCC"))
+    await rig.cycle()  # the plan is known: what fails from now on is alerted one by one
     rig.sim.force_fail(job["id"], 12)
     await rig.cycle()
     full = f"{job['workstation'].strip('/')}#{job['jobStreamName']}.{job['name']}"

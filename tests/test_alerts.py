@@ -100,7 +100,7 @@ async def slack(slack_api: FakeSlackApi, sqlite_store: Store) -> AsyncIterator[S
 
 def alerting(**values: Any) -> AlertSettings:
     """Alert settings for a test: PEND jobs of the generated plan stay out of the way."""
-    return AlertSettings(**{"notify_pend": False, **values})
+    return AlertSettings(**{"notify_pend": False, "baseline": "alert", "channel_burst": 1000, **values})
 
 
 def watch_for(settings: AlertSettings, *, tws: TwsClient, store: Store, notifiers: Sequence[Notifier],
@@ -584,7 +584,8 @@ async def test_pend_jobs_are_announced_as_needing_confirmation_and_close_when_co
     pending = simulator.jobs_in_state("PEND")
     assert pending, "the simulated plan (seed 5) has a job waiting for confirmation"
     chat = Recorder()
-    watch = watch_for(AlertSettings(default_targets=("slack:C1",)), tws=tws, store=sqlite_store, notifiers=[chat])
+    watch = watch_for(AlertSettings(default_targets=("slack:C1",), baseline="alert"), tws=tws, store=sqlite_store,
+                      notifiers=[chat])
     assert (await watch.poll_once()).new == len(pending)
     await watch.deliver_due()
     titles = {r.title for _, r, _ in chat.posts}
@@ -609,7 +610,7 @@ async def test_the_scheduler_polls_and_delivers_on_its_own(sim, tws, sqlite_stor
     await asyncio.sleep(0.05)  # expired before the first housekeeping purges it
     scheduler = AsyncIOScheduler(timezone="UTC")
     watch.schedule(scheduler)
-    assert {j.id for j in scheduler.get_jobs()} == {"alerts-poll", "alerts-deliver", "alerts-housekeeping"}
+    assert {j.id for j in scheduler.get_jobs()} == {"alerts-poll", "alerts-housekeeping"}  # delivery: its own task
     with capture_logs() as logs:
         scheduler.start()
         try:
@@ -620,6 +621,7 @@ async def test_the_scheduler_polls_and_delivers_on_its_own(sim, tws, sqlite_stor
             await asyncio.sleep(1.2)  # one more poll
         finally:
             scheduler.shutdown(wait=False)
+            await watch.stop()
             await watch.resign()
     assert [r.title for _, r, _ in chat.posts] == [f"🔴 ABEND: {full_name(job)}"]
     events = [e["event"] for e in logs]

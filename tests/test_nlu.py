@@ -16,7 +16,7 @@ import pytest
 from bot.nlu import detect_language, examples, parse_command, understand
 from bot.tools import TOOLS
 
-ACTIONS = {"rerun_job", "hold_job", "release_job", "cancel_job"}
+ACTIONS = {"rerun_job", "hold_job", "release_job", "cancel_job", "confirm_succ_job", "confirm_abend_job", "kill_job"}
 
 # (text, lang, tool, args)
 HELD_OUT: list[tuple[str, str, str | None, dict[str, str]]] = [
@@ -110,6 +110,11 @@ HELD_OUT: list[tuple[str, str, str | None, dict[str, str]]] = [
     ("abort CRM_EXPORT_3", "en", "cancel_job", {"job": "CRM_EXPORT_3"}),
     ("cancela o job EXTRATO_CC_11 pfv", "pt", "cancel_job", {"job": "EXTRATO_CC_11"}),
     ("pode cancelar o NF_EMISSAO_03?", "pt", "cancel_job", {"job": "NF_EMISSAO_03"}),
+    # confirm / kill: the command grammar (``confirm JOB succ|abend``, ``kill JOB``)
+    ("confirm INV_RECON_2 succ", "en", "confirm_succ_job", {"job": "INV_RECON_2"}),
+    ("confirm AGT01#ACME_EOD.INV_RECON_2 abend", "en", "confirm_abend_job",
+     {"job": "INV_RECON_2", "stream": "ACME_EOD", "workstation": "AGT01"}),
+    ("kill CRM_EXPORT_3", "en", "kill_job", {"job": "CRM_EXPORT_3"}),
     # stream_status
     ("stream status ACME_EOD", "en", "stream_status", {"stream": "ACME_EOD"}),
     ("what's the status of the INV_WEEKLY stream?", "en", "stream_status", {"stream": "INV_WEEKLY"}),

@@ -139,6 +139,7 @@ async def test_a_routed_alert_is_threaded_and_updated_in_place_across_a_restart(
                                  channel_name="Alerts", membersAdded=[{"id": BOT_ID, "name": "Resync"}])
     assert await rig.send(install) == 200
     job = sim.jobs_in_state("SUCC")[0]
+    await rig.cycle()  # the plan is known: what fails from now on is alerted one by one
     sim.force_fail(job["id"], 12)
     await rig.cycle()
     [root] = [c for c in connector.calls("send") if c.conversation == ALERTS and job["name"] in _text(c.body)]

@@ -164,19 +164,21 @@ def _summary(record: JSON, label: str, lang: str) -> str:
         text += say(lang, "alert_blocked", count=record["blocked"])
     if record.get("failures", 1) > 1:
         text += say(lang, "alert_failed_times", count=record["failures"])
-    text = _step_prefix(label, record["job"], lang) + text
+    text = _step_prefix(label, record["job"], lang, gone_why=record.get("gone_why")) + text
     if record.get("runbook"):
         text += say(lang, "alert_runbook", runbook=record["runbook"])
     return text
 
 
-def _step_prefix(label: str, current: JSON, lang: str) -> str:
+def _step_prefix(label: str, current: JSON, lang: str, *, gone_why: str | None = None) -> str:
     """Where the failure stands now, said before what happened."""
     if label == "RECOVERED":
         return say(lang, "alert_recovered_prefix", run=current["reruns"], status=current["status"],
                    end=_when(current["end"]))
     if label == "RERUNNING":
         return say(lang, "alert_rerunning_prefix", run=current["reruns"], status=current["status"])
+    if label == "GONE" and gone_why == "plan":
+        return say(lang, "alert_gone_plan_prefix")
     if label in {"CANCELLED", "GONE"}:
         return say(lang, f"alert_{label.lower()}_prefix")
     return ""
@@ -274,7 +276,11 @@ def group_root(group: JSON, records: list[JSON], *, earlier: Sequence[JSON] = ()
         lines = lines[:MAX_GROUP_LINES] + [say(lang, "alert_group_more", count=len(lines) - MAX_GROUP_LINES)]
     title = f"{'🔴' if open_count else '✅'} " + say(lang, "alert_group_title", count=len(records),
                                                      stream=group["stream"])
-    if earlier:
+    if group.get("kind") == "flood":
+        title = f"{'🔴' if open_count else '✅'} " + say(lang, "alert_flood_title", count=len(records))
+        intro = say(lang, "alert_flood_text", limit=group.get("limit", "?"), open=open_count,
+                    minutes=max(1, round(group.get("window", 300.0) / 60)))
+    elif earlier:
         intro = say(lang, "alert_group_text_earlier", total=len(earlier) + len(records), stream=group["stream"],
                     minutes=max(1, round(group.get("window", 300.0) / 60)), earlier=len(earlier),
                     count=len(records), open=open_count)
@@ -313,7 +319,10 @@ def new_in_group(record: JSON, *, lang: str = "en") -> Reply:
 def transition(record: JSON, label: str, *, lang: str = "en") -> Reply:
     """A lifecycle step of a failure: rerun started, recovered, cancelled, gone."""
     job = record["job"]
-    text = say(lang, f"alert_step_{label.lower()}", job=record["failure"]["full_name"], run=job["reruns"],
+    key = f"alert_step_{label.lower()}"
+    if label == "GONE" and record.get("gone_why") == "plan":
+        key = "alert_step_gone_plan"
+    text = say(lang, key, job=record["failure"]["full_name"], run=job["reruns"],
                status=job["status"], end=_when(job["end"]))
     return Reply(text=text, level="success" if label == "RECOVERED" else "info")
 

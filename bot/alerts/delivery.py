@@ -26,32 +26,56 @@ sent. The one window left open: a crash between the platform accepting a message
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import itertools
 import json
 import random
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Literal
+from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
 
 import structlog
 
 from bot.alerts.compose import JSON, reply_from_json, reply_to_json
 from bot.errors import DeliveryError
-from bot.events import Notifier, Reply
+from bot.events import Notifier, Posted, Reply
 from bot.store import OutboxItem, Store
+
+if TYPE_CHECKING:
+    from bot.metrics import Metrics as AlertMetrics
 
 log = structlog.get_logger(__name__)
 
-Op = Literal["root", "update", "reply", "notice"]
-Outcome = Literal["sent", "dropped", "wait", "unhandled"]
+Op = Literal["root", "update", "reply", "notice", "signal"]
+Outcome = Literal["sent", "dropped", "duplicate", "wait", "unhandled"]
 RenderRoot = Callable[[str], Awaitable[Reply | None]]
 
 REF_TTL = 3 * 86400.0
 ROOT_WAIT = 2.0  # how soon a reply looks again for its thread's root
 BACKOFF_BASE = 2.0
 BACKOFF_MAX = 300.0
-BATCH = 100
+SCAN = 2000  # due items looked at per round
 UNHANDLED_RETRY_MAX = 60.0  # an unhandled target costs no platform call: look again at least this often
+
+
+@runtime_checkable
+class Pager(Protocol):
+    """A notifier that opens incidents instead of chat threads (PagerDuty).
+
+    The root of a failure *triggers* an incident keyed by the failure's thread id; later steps are
+    only ``signal``s (``acknowledge``, ``resolve``); thread replies and root updates are dropped.
+    """
+
+    def handles(self, target: str) -> bool: ...
+
+    async def trigger(self, target: str, key: str, reply: Reply) -> Posted: ...
+
+    async def signal(self, target: str, key: str, action: str) -> None: ...
+
+
+def _kind(target: str) -> str:
+    """A metric label: the platform of a target (``slack``), never the channel id."""
+    return target.split(":", 1)[0]
 
 
 def ref_key(thread: str, target: str) -> str:
@@ -74,8 +98,11 @@ class Outbox:
     """Queues alert messages durably and sends the due ones through the notifiers."""
 
     def __init__(self, store: Store, notifiers: Sequence[Notifier], *, render_root: RenderRoot,
-                 clock: Callable[[], float]) -> None:
+                 clock: Callable[[], float], metrics: AlertMetrics | None = None) -> None:
         self._store = store
+        self._metrics = metrics
+        self.stopping = False  # set at shutdown: finish the send under way, start no other
+        self.more = False  # the last round left due items behind (see ``deliver_due``)
         self._notifiers = tuple(notifiers)
         self._render_root = render_root
         self._clock = clock
@@ -85,23 +112,49 @@ class Outbox:
         self._unhandled: set[str] = set()  # targets already reported as unhandled by this process
 
     async def add(self, item_id: str, *, op: Op, target: str, thread: str | None = None,
-                  reply: Reply | None = None) -> bool:
+                  reply: Reply | None = None, signal: str | None = None) -> bool:
         """Queue one message; False when this id was queued before (a repeated poll)."""
         now = self._clock()
         payload: JSON = {"op": op, "target": target, "thread": thread, "seq": [now, next(self._seq)],
-                         "reply": reply_to_json(reply) if reply else None}
-        return await self._store.outbox_add(item_id, payload, now)
+                         "reply": reply_to_json(reply) if reply else None, "signal": signal}
+        added = await self._store.outbox_add(item_id, payload, now)
+        if self._metrics is not None:
+            if not added:
+                self._metrics.deduplicated.inc()
+            elif op == "root":
+                self._metrics.alerts_raised.labels(_kind(target)).inc()
+        return added
 
-    async def deliver_due(self) -> int:
-        """Send what is due, oldest first; return how many messages reached a platform."""
+    async def deliver_due(self, *, per_target: int | None = None) -> int:
+        """Send what is due, oldest first; return how many messages reached a platform.
+
+        Each target is served by its own task (a channel paced at one message a second holds no
+        other channel up), in order within the target. ``per_target`` bounds one round, so that a
+        long backlog in one channel never keeps a fresh root of another waiting for the round to
+        end; ``more`` says whether something due was left for the next round.
+        """
         now = self._clock()
+        due = await self._store.outbox_due(now, limit=SCAN)
+        self._observe_depth(due, now)
         # Notices first (a "TWS reachable again" precedes the failures it announces), then roots:
         # a reply queued before its root (a replayed poll) must not wait a round.
-        rank = {"notice": 0, "root": 1}
-        items = sorted(await self._store.outbox_due(now, limit=BATCH),
-                       key=lambda i: (rank.get(i.payload["op"], 2), tuple(i.payload["seq"])))
-        delivered, updated = 0, set[tuple[str, str]]()
+        rank = {"notice": 0, "root": 1, "signal": 3}
+        items = sorted(due, key=lambda i: (rank.get(i.payload["op"], 2), tuple(i.payload["seq"])))
+        by_target: dict[str, list[OutboxItem]] = {}
         for item in items:
+            by_target.setdefault(item.payload["target"], []).append(item)
+        self.more = len(due) >= SCAN or any(per_target is not None and len(batch) > per_target
+                                            for batch in by_target.values())
+        updated = set[tuple[str, str]]()
+        sent = await asyncio.gather(*(self._deliver_target(batch[:per_target] if per_target else batch, updated)
+                                      for batch in by_target.values()))
+        return sum(sent)
+
+    async def _deliver_target(self, items: list[OutboxItem], updated: set[tuple[str, str]]) -> int:
+        delivered = 0
+        for item in items:
+            if self.stopping:
+                break  # shutting down: the rest stays queued for the next start
             target = item.payload["target"]
             if self._paused.get(target, 0.0) > self._clock():
                 await self._store.outbox_retry(item.id, self._paused[target], "waiting behind a failed send")
@@ -112,6 +165,7 @@ class Outbox:
                 await self._failed(item, exc)
                 continue
             self._failures.pop(target, None)
+            now = self._clock()
             if outcome == "wait":
                 await self._store.outbox_retry(item.id, now + ROOT_WAIT, "waiting for the thread root")
                 continue
@@ -120,8 +174,20 @@ class Outbox:
                 await self._store.outbox_retry(item.id, now + delay, f"no notifier handles {target}")
                 continue
             await self._store.outbox_done(item.id)
-            delivered += outcome == "sent"
+            if outcome == "sent":
+                delivered += 1
+                if self._metrics is not None:
+                    self._metrics.alerts_sent.labels(_kind(target)).inc()
+            elif outcome == "duplicate" and self._metrics is not None:
+                self._metrics.deduplicated.inc()
         return delivered
+
+    def _observe_depth(self, due: list[OutboxItem], now: float) -> None:
+        if self._metrics is None:
+            return
+        self._metrics.outbox_due.set(len(due))
+        oldest = min((item.payload["seq"][0] for item in due), default=now)
+        self._metrics.outbox_oldest.set(max(0.0, now - oldest))
 
     async def _send(self, item: OutboxItem, updated: set[tuple[str, str]]) -> Outcome:
         op, target, thread = item.payload["op"], item.payload["target"], item.payload["thread"]
@@ -140,9 +206,17 @@ class Outbox:
         if op == "root":
             return await self._post_root(notifier, item, ref, updated)
         if ref is None:
-            return "wait" if op == "reply" else "dropped"
+            return "wait" if op in {"reply", "signal"} else "dropped"
         if ref.get("dead"):
             return "dropped"
+        if op == "signal":
+            if not isinstance(notifier, Pager):
+                return "dropped"
+            await notifier.signal(target, thread, item.payload["signal"])
+            log.info("alert_signal_sent", target=target, thread=thread, signal=item.payload["signal"], item=item.id)
+            return "sent"
+        if isinstance(notifier, Pager):
+            return "dropped"  # an incident takes no thread replies or re-renders, only signals
         if op == "update":
             return await self._update_root(notifier, target, thread, ref, updated)
         await notifier.post(target, reply_from_json(item.payload["reply"]), thread=ref["thread"])
@@ -153,9 +227,10 @@ class Outbox:
                          updated: set[tuple[str, str]]) -> Outcome:
         target, thread = item.payload["target"], item.payload["thread"]
         if ref is not None:
-            return "dropped"  # posted before a restart cut this item short
+            return "duplicate"  # posted before a restart cut this item short
         reply = await self._render_root(thread) or reply_from_json(item.payload["reply"])
-        posted = await notifier.post(target, reply)
+        posted = await (notifier.trigger(target, thread, reply) if isinstance(notifier, Pager)
+                        else notifier.post(target, reply))
         await self._store.put(ref_key(thread, target), {"ref": posted.message_ref, "digest": digest(reply),
                                                         "thread": posted.thread or posted.message_ref}, REF_TTL)
         updated.add((thread, target))
@@ -182,6 +257,8 @@ class Outbox:
 
     async def _failed(self, item: OutboxItem, exc: DeliveryError) -> None:
         target, op, now = item.payload["target"], item.payload["op"], self._clock()  # after the adapter's retries
+        if self._metrics is not None:
+            self._metrics.alerts_failed.labels(_kind(target)).inc()
         if exc.permanent:
             log.error("alert_delivery_dropped", target=target, op=op, item=item.id, error=str(exc))
             if op == "root":

@@ -43,6 +43,7 @@ import structlog
 
 from bot.alerts import compose
 from bot.alerts.compose import JSON
+from bot.alerts import baseline
 from bot.alerts.delivery import Outbox
 from bot.alerts.routing import all_targets, route_job
 from bot.config import AlertSettings
@@ -64,6 +65,8 @@ from bot.tws.models import Job
 if TYPE_CHECKING:
     from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+    from bot.metrics import Metrics
+
 log = structlog.get_logger(__name__)
 
 LOCK = "alerts-poller"
@@ -71,12 +74,17 @@ OPEN_TTL = 3 * 86400.0  # longer than a plan: a failure stays known while its jo
 CLOSED_TTL = 86400.0
 LOG_TAIL = 40
 DETAIL_CONCURRENCY = 8
-DELIVERY_INTERVAL = 2.0
+DELIVERY_INTERVAL = 2.0  # how often delivery looks at the outbox when nothing wakes it
+DELIVERY_ROUND = 3  # messages per target per delivery round (about 3 s at Slack's pace)
+STOP_GRACE = 1.2  # seconds a send under way may take to finish at shutdown
+GROUP_PREFIXES = ("burst:", "flood:", "base:")
+INCIDENT_PREFIX = "pagerduty:"  # targets that open incidents (bot.alerts.pagerduty), not chat threads  # threads that are a group of failures, not one
 PURGE_EVERY = 600.0  # seconds between two purges of expired keys (SQLite keeps them until then)
 CLOSED = {"SUCC": "recovered", "CANCL": "cancelled"}
 #: States of a run that has not started: a failed run seen in one again has gone back, not moved on.
 WAITING = frozenset({"SCHED", "HOLD", "READY", "INTRO", "ADD", "WAIT", "BOUND"})
 LABEL_OF_STATE = {"recovered": "RECOVERED", "cancelled": "CANCELLED", "gone": "GONE"}
+_SIGNAL_OF = {"RECOVERED": "resolve", "CANCELLED": "resolve", "GONE": "resolve"}  # for incident targets
 
 
 
@@ -95,6 +103,9 @@ class PollReport:
     unrouted: int = 0
     followed: int = 0  # get_job calls for open alerts
     queued: int = 0  # outbox items added
+    baselined: int = 0  # failures already there on the plan's first poll (summarized, not alerted)
+    flooded: int = 0  # new failures folded into a channel's flood message
+    plan: str | None = None  # the current plan id
     ms: float = 0.0
 
 
@@ -103,7 +114,7 @@ class FailureWatch:
 
     def __init__(self, settings: AlertSettings, *, tws: TwsClient, store: Store, notifiers: Sequence[Notifier],
                  owner: str, single_instance: bool, runbook_search: RunbookSearch | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, metrics: Metrics | None = None) -> None:
         self._settings = settings
         self._lang = settings.lang  # of everything posted in channels; a button's private answer follows the presser
         self._tws = tws
@@ -112,8 +123,13 @@ class FailureWatch:
         self._single_instance = single_instance
         self._runbook_search = runbook_search
         self._clock = clock
-        self._outbox = Outbox(store, notifiers, render_root=self.render_root, clock=clock)
+        self._metrics = metrics
+        self._outbox = Outbox(store, notifiers, render_root=self.render_root, clock=clock, metrics=metrics)
         self._leader: bool | None = None
+        self._wake = asyncio.Event()  # set when something was queued: delivery need not wait its interval
+        self._delivery: asyncio.Task[None] | None = None
+        self._scheduler: AsyncIOScheduler | None = None
+        self.plan: str | None = None  # the plan id the last poll saw
         self._said_single = False
         # A poll writes outbox items before their records; rendering a root waits for the poll to
         # finish so it never sees half of it. Sending (paced by the platform) holds no poll up.
@@ -135,6 +151,11 @@ class FailureWatch:
             log.info("alerts_leader" if leader else "alerts_follower", owner=self._owner)
         self._leader = leader
         return leader
+
+    def health(self) -> str:
+        """For /readyz: this replica's role in alerting."""
+        role = {True: "leader", False: "follower", None: "starting"}[self._leader]
+        return f"{role}, plan {self.plan}" if self.plan else role
 
     async def resign(self) -> None:
         """Give the lock up at shutdown so another replica takes over at once."""
@@ -160,8 +181,15 @@ class FailureWatch:
                                   ms=round((time.perf_counter() - started) * 1000, 1))
             await self._tws_back()
             tally["failed"] = len(jobs)
-            await self._examine(jobs)
-        report = PollReport(leader=True, ms=round((time.perf_counter() - started) * 1000, 1), **tally)
+            plan = self.plan = await self._plan_id(jobs)
+            seen = await self._store.get(f"alertplan:{plan}") is not None
+            first = not seen and not await self._store.scan("alertplan:")
+            await self._examine(jobs, quiet=not seen and self._settings.baseline != "alert", first_start=first)
+            if not seen:
+                await self._store.put(f"alertplan:{plan}", {"first_seen": self._clock(), "failed": len(jobs)}, OPEN_TTL)
+        if tally["queued"]:
+            self._wake.set()
+        report = PollReport(leader=True, ms=round((time.perf_counter() - started) * 1000, 1), plan=plan, **tally)
         busy = report.new or report.grouped or report.repeats or report.transitions or report.queued
         (log.info if busy else log.debug)("alerts_polled", **{k: v for k, v in _as_dict(report).items() if v})
         return report
@@ -184,7 +212,19 @@ class FailureWatch:
         jobs = [job async for job in self._tws.iter_jobs(status=tuple(dict.fromkeys(states)))]
         return [job for job in jobs if self._kind(job)]
 
-    async def _examine(self, jobs: list[Job]) -> None:
+    async def _plan_id(self, jobs: list[Job]) -> str:
+        """The current plan's id: from the engine, else from the jobs; "unknown" when TWS says neither."""
+        try:
+            info = await self._tws.engine_info()
+        except TwsError:
+            info = None
+        if info is not None and info.plan_id:
+            return info.plan_id
+        plans = Counter(job.plan_id for job in jobs if job.plan_id)
+        return plans.most_common(1)[0][0] if plans else "unknown"
+
+    async def _examine(self, jobs: list[Job], *, quiet: bool = False, first_start: bool = False) -> None:
+        """``quiet``: the first poll of a plan; its failures already existed and are summarized."""
         records = {record["job_id"]: record for _, record in await self._store.scan("alert:")}
         mutes = [m["pattern"] for _, m in await self._store.scan("mute:")]
         fresh: list[tuple[Job, str, tuple[str, ...]]] = []
@@ -210,7 +250,10 @@ class FailureWatch:
         if self._tally["unrouted"]:
             log.warning("alerts_unrouted", count=self._tally["unrouted"],
                         hint="set RESYNC_ALERT_CHANNELS or a matching [[alerts.routes]]")
-        await self._new_failures(fresh)
+        if quiet:
+            await self._baseline(fresh, first_start=first_start)
+        else:
+            await self._new_failures(fresh)
         seen = {job.id for job in jobs}
         await self._follow([r for r in records.values() if r["state"] == "open" and r["job_id"] not in seen])
         await self._touch([r for r in records.values() if r["state"] == "open" and r["job_id"] in seen])
@@ -228,9 +271,85 @@ class FailureWatch:
                 singles += [(job, kind, targets) for job, kind in items]
             else:
                 await self._grouped(group, items)
+        by_targets: dict[tuple[str, ...], list[tuple[Job, str]]] = {}
+        for job, kind, targets in singles:
+            by_targets.setdefault(targets, []).append((job, kind))
+        singles = []
+        for targets, items in by_targets.items():
+            alone, flood = await self._flood_guard(targets, items)
+            singles += [(job, kind, targets) for job, kind in alone]
+            if flood is not None:
+                await self._grouped(flood, items[len(alone):])
+                self._tally["flooded"] += len(items) - len(alone)
+                self._tally["grouped"] -= len(items) - len(alone)
         details = await self._details([(job, kind) for job, kind, _ in singles])
         for job, kind, targets in singles:
             await self._open(job, kind, targets, details[job.id])
+
+    async def _flood_guard(self, targets: tuple[str, ...],
+                           items: list[tuple[Job, str]]) -> tuple[list[tuple[Job, str]], JSON | None]:
+        """Across streams: at most ``channel_burst`` alerts one by one per channel within the burst window.
+
+        Returns the failures that may still go out on their own and, when there are more, the flood
+        group the rest join (one message, updated as more arrive, for as long as they keep coming).
+        """
+        now, window, limit = self._clock(), self._settings.burst_window, self._settings.channel_burst
+        key = "alertchan:" + hashlib.sha1(",".join(targets).encode()).hexdigest()[:16]
+        state = await self._store.get(key) or {"times": [], "group": None}
+        times = [t for t in state["times"] if now - t < window]
+        group = await self._store.get(f"alertgroup:{state['group']}") if state.get("group") else None
+        room = 0 if group else max(0, limit - len(times))
+        alone = items[:room]
+        if len(items) > room and group is None:
+            group = {"key": f"flood:{hashlib.sha1(f'{key}|{now}'.encode()).hexdigest()[:12]}", "kind": "flood",
+                     "stream": ", ".join(targets), "targets": list(targets), "job_ids": [], "earlier": [],
+                     "window": window, "opened_at": now, "limit": limit}
+            log.warning("alerts_channel_flood", targets=list(targets), limit=limit, window=window)
+        times = (times + [now] * len(alone))[-limit:]
+        await self._store.put(key, {"times": times, "group": group["key"] if group else None}, window)
+        return alone, (group if len(items) > room else None)
+
+    async def _baseline(self, fresh: list[tuple[Job, str, tuple[str, ...]]], *, first_start: bool) -> None:
+        """Failures that were there before this plan was first seen: one summary per route, not one alert each.
+
+        Each gets a quiet record (no thread of its own yet): failing again or an action through the
+        bot opens its thread then (``_promote``); its recovery updates the summary's line.
+        """
+        by_targets: dict[tuple[str, ...], list[tuple[Job, str]]] = {}
+        for job, kind, targets in fresh:
+            by_targets.setdefault(targets, []).append((job, kind))
+        for targets, items in by_targets.items():
+            summary = None
+            if self._settings.baseline == "summary":
+                where = f"{self.plan}|{','.join(targets)}"
+                summary = f"base:{hashlib.sha1(where.encode()).hexdigest()[:12]}"
+                group = {"key": summary, "kind": "baseline", "targets": list(targets), "first_start": first_start,
+                         "job_ids": [job.id for job in baseline.worst_first(items)], "opened_at": self._clock(),
+                         "stream": ""}
+                await self._store.put(f"alertgroup:{summary}", group, OPEN_TTL)
+            for job, kind in items:
+                record = {**self._record(job, kind, targets, job.id, {}), "quiet": True, "summary": summary}
+                await self._save(record)
+            if summary is not None:
+                for target in targets:
+                    await self._queue(f"root:{summary}:{target}", op="root", target=target, thread=summary)
+            self._tally["baselined"] += len(items)
+            log.info("alerts_baselined", targets=list(targets), count=len(items), summary=summary)
+
+    async def _promote(self, record: JSON) -> JSON:
+        """A quiet (baselined) failure that someone acts on or that fails again gets its own thread now."""
+        if not record.get("quiet"):
+            return record
+        record = {**record, "quiet": False}
+        await self._save(record)
+        for target in record["targets"]:
+            await self._queue(f"root:{record['thread']}:{target}", op="root", target=target, thread=record["thread"],
+                              reply=compose.job_root(record, lang=self._lang))
+            if record.get("summary"):
+                await self._queue(f"update:{record['summary']}:{target}:promoted:{record['job_id']}", op="update",
+                                  target=target, thread=record["summary"])
+        log.info("alert_promoted", job=record["failure"]["full_name"])
+        return record
 
     async def _burst(self, stream_id: str, targets: tuple[str, ...],
                      items: list[tuple[Job, str]]) -> JSON | None:
@@ -334,7 +453,7 @@ class FailureWatch:
         return {"job_id": job.id, "thread": thread, "targets": list(targets), "kind": kind, "state": "open",
                 "job": snap, "failure": snap, "runs": [_failure_key(job, kind)], "failures": 1,
                 "errors": details.get("errors") or [], "blocked": details.get("blocked"),
-                "runbook": details.get("runbook"), "opened_at": now, "saved_at": now}
+                "runbook": details.get("runbook"), "opened_at": now, "saved_at": now, "plan": job.plan_id or self.plan}
 
     async def _open(self, job: Job, kind: str, targets: tuple[str, ...], details: JSON) -> None:
         record = self._record(job, kind, targets, job.id, details)
@@ -349,6 +468,7 @@ class FailureWatch:
 
     async def _repeat(self, record: JSON, job: Job, kind: str, details: JSON) -> None:
         """A later run of an alerted job failed too: same thread, root updated."""
+        record = await self._promote(record)
         snap = compose.snapshot(job)
         record = {**record, "state": "open", "kind": kind, "job": snap, "failure": snap,
                   "runs": [*record["runs"], _failure_key(job, kind)][-20:], "failures": record["failures"] + 1,
@@ -367,17 +487,29 @@ class FailureWatch:
         log.info("alert_repeat_failure", job=job.full_name, status=job.status, run=snap["run"], snoozed=snoozed)
 
     async def _follow(self, records: list[JSON]) -> None:
-        """Look up the open alerts the failed query no longer returns: they moved on."""
+        """Look up the open alerts the failed query no longer returns: they moved on.
+
+        A job is taken as gone from the plan only when the plan really changed (another plan id
+        than the record's) or when neither its id nor a query by its name finds it: a restarted
+        TWS (or simulator) that answers 404 for a moment closes nothing.
+        """
         limit = asyncio.Semaphore(DETAIL_CONCURRENCY)
+        turnover = [r for r in records if self.plan not in (None, "unknown") and r.get("plan") not in (None, self.plan)]
+        records = [r for r in records if r not in turnover]
 
         async def fetch(record: JSON) -> tuple[JSON, Job | None | TwsError]:
             async with limit:
                 try:
                     return record, await self._tws.get_job(record["job_id"])
                 except JobNotFound:
-                    return record, None
+                    return record, await self._search(record)
                 except TwsError as exc:  # a slow or broken TWS: look again next poll
                     return record, exc
+
+        for record in turnover:
+            await self._observe({**record, "gone_why": "plan"}, None)
+        if turnover:
+            log.info("alerts_plan_turnover", plan=self.plan, closed=len(turnover))
 
         self._tally["followed"] += len(records)
         for record, job in await asyncio.gather(*(fetch(r) for r in records)):
@@ -385,6 +517,16 @@ class FailureWatch:
                 log.warning("alert_follow_failed", job=record["failure"]["full_name"], error=type(job).__name__)
             else:
                 await self._observe(record, job)
+
+    async def _search(self, record: JSON) -> Job | None | TwsError:
+        """The full query after a 404: the job by name, kept only if it is the same instance."""
+        failure = record["failure"]
+        try:
+            found = await self._tws.query_jobs(name=failure["name"], stream=failure["stream"],
+                                               workstation=failure["workstation"])
+        except TwsError as exc:
+            return exc
+        return next((job for job in found if job.id == record["job_id"]), None)
 
     async def _observe(self, record: JSON, job: Job | None) -> None:
         """Compare what TWS says now with the record; post the step in the thread, update the root."""
@@ -409,13 +551,17 @@ class FailureWatch:
         if label is None and compose.new_run(failure, snap) and not compose.new_run(failure, before):
             label = "RERUNNING"
         event = f"{record['job_id']}:{snap['run']}:{snap['status']}:{state}"
-        announce = label is not None and await self._worth_announcing(record, label)
-        for target in record["targets"]:
+        quiet = bool(record.get("quiet"))
+        announce = label is not None and not quiet and await self._worth_announcing(record, label)
+        thread = record.get("summary") if quiet else record["thread"]
+        signal = _SIGNAL_OF.get(label or "")
+        for target in record["targets"] if thread else ():
             if announce:
-                await self._queue(f"reply:{event}:{target}", op="reply", target=target, thread=record["thread"],
+                await self._queue(f"reply:{event}:{target}", op="reply", target=target, thread=thread,
                                   reply=compose.transition(record, label, lang=self._lang))
-            await self._queue(f"update:{record['thread']}:{target}:{event}", op="update", target=target,
-                              thread=record["thread"])
+            if signal and not quiet:
+                await self._queue(f"signal:{event}:{target}", op="signal", target=target, thread=thread, signal=signal)
+            await self._queue(f"update:{thread}:{target}:{event}", op="update", target=target, thread=thread)
         await self._save(record)
         if label:
             self._tally["transitions"] += 1
@@ -456,8 +602,51 @@ class FailureWatch:
         await self._store.put(f"alert:{record['job_id']}", record, ttl)
 
     async def _queue(self, item_id: str, **item: object) -> None:
+        # An incident (PagerDuty) takes its root and signals only; a chat thread never takes a signal.
+        if (item["op"] == "signal") != str(item["target"]).startswith(INCIDENT_PREFIX) and item["op"] != "root":
+            return
         if await self._outbox.add(item_id, **item):  # type: ignore[arg-type]
             self._tally["queued"] += 1
+
+    # --- push from TWS (POST /api/tws/events) ---------------------------------------------------
+
+    async def on_push(self, job: Job) -> str:
+        """A job TWS says changed state, as TWS shows it now: alert, follow or close it at once.
+
+        The same steps as a poll, for one job; polling keeps running and reconciles anything a push
+        missed. Before this plan's first poll a push runs that poll instead (the baseline applies).
+        Returns what happened: "alerted", "repeat", "followed", "muted", "unrouted", "ignored" or "polled".
+        """
+        async with self._polling:
+            known = self.plan is not None and await self._store.get(f"alertplan:{self.plan}") is not None
+            if known and job.plan_id not in (None, self.plan):
+                known = False  # a push from a plan this process has not polled yet
+            if known:
+                self._tally = Counter()
+                outcome = await self._pushed(job)
+        if not known:
+            await self.poll_once()
+            outcome = "polled"
+        self._wake.set()
+        log.info("alert_push", job=job.full_name, status=job.status, outcome=outcome)
+        return outcome
+
+    async def _pushed(self, job: Job) -> str:
+        record, kind = await self._store.get(f"alert:{job.id}"), self._kind(job)
+        if record is None:
+            if kind is None:
+                return "ignored"
+            routing = route_job(self._settings, job, [m["pattern"] for _, m in await self._store.scan("mute:")])
+            if routing.muted or not routing.targets:
+                return "muted" if routing.muted else "unrouted"
+            await self._new_failures([(job, kind, routing.targets)])
+            return "alerted"
+        if kind is not None and _failure_key(job, kind) not in record["runs"]:
+            details = await self._details([(job, kind)])
+            await self._repeat(record, job, kind, details[job.id])
+            return "repeat"
+        await self._observe(record, job)
+        return "followed"
 
     # --- TWS outage ---------------------------------------------------------------------------
 
@@ -498,11 +687,13 @@ class FailureWatch:
             return await self._render_root(thread)
 
     async def _render_root(self, thread: str) -> Reply | None:
-        if thread.startswith("burst:"):
+        if thread.startswith(GROUP_PREFIXES):
             group = await self._store.get(f"alertgroup:{thread}")
             if group is None:
                 return None
             records, earlier = await self._records(group["job_ids"]), await self._records(group.get("earlier", ()))
+            if group.get("kind") == "baseline":
+                return baseline.summary(group, records, lang=self._lang)
             ack = await self._store.get(f"alertack:{thread}")
             return compose.group_root({**group, "ack": ack}, records, earlier=earlier, lang=self._lang)
         record = await self._store.get(f"alert:{thread}")
@@ -531,7 +722,7 @@ class FailureWatch:
         return await self._snooze(thread, records, user, hours, lang)
 
     async def _thread_records(self, thread: str) -> list[JSON]:
-        if thread.startswith("burst:"):
+        if thread.startswith(GROUP_PREFIXES):
             group = await self._store.get(f"alertgroup:{thread}")
             ids = group["job_ids"] if group else []
         else:
@@ -550,6 +741,9 @@ class FailureWatch:
             await self._queue(f"reply:{thread}:ack:{run}:{target}", op="reply", target=target, thread=thread,
                               reply=compose.acknowledged(user, lang=self._lang))
             await self._queue(f"update:{thread}:{target}:ack:{run}", op="update", target=target, thread=thread)
+            await self._queue(f"signal:{thread}:ack:{run}:{target}", op="signal", target=target, thread=thread,
+                              signal="acknowledge")
+        self._wake.set()
         log.info("alert_acknowledged", thread=thread, user=user)
         if len(records) == 1:
             job = records[0]["failure"]["full_name"]
@@ -573,6 +767,8 @@ class FailureWatch:
         record = await self._store.get(f"alert:{job_id}")
         if record is None:
             return
+        async with self._polling:
+            record = await self._promote(record)
         now = self._clock()
         await self._store.put(f"alertact:{job_id}", {"tool": tool, "actor": actor, "outcome": outcome, "at": now,
                                                      "run": record["failure"]["run"]}, OPEN_TTL)
@@ -582,6 +778,7 @@ class FailureWatch:
                               thread=record["thread"], reply=note)
             await self._queue(f"update:{record['thread']}:{target}:act:{now:.3f}", op="update", target=target,
                               thread=record["thread"])
+        self._wake.set()
         log.info("alert_action_noted", job=record["failure"]["full_name"], tool=tool, actor=actor)
 
     async def mute(self, pattern: str, *, seconds: float, actor: str) -> None:
@@ -594,29 +791,61 @@ class FailureWatch:
     # --- scheduling ---------------------------------------------------------------------------
 
     def schedule(self, scheduler: AsyncIOScheduler) -> None:
-        """Poll, deliver and renew the lock on the app's scheduler (APScheduler 3.x)."""
+        """Poll and renew the lock on the app's scheduler (APScheduler 3.x); deliver in a task of its own.
+
+        Detection never waits for delivery: a poll only queues, and wakes the delivery task, which
+        drains the outbox a few messages per channel per round, channels side by side.
+        """
         now = datetime.now(timezone.utc)
+        self._scheduler = scheduler
         common = {"max_instances": 1, "coalesce": True, "replace_existing": True, "next_run_time": now}
         scheduler.add_job(self._scheduled_poll, "interval", seconds=self._settings.poll_interval,
                           id="alerts-poll", **common)
-        scheduler.add_job(self._scheduled_delivery, "interval", seconds=DELIVERY_INTERVAL,
-                          id="alerts-deliver", **common)
-        scheduler.add_job(self._scheduled_housekeeping, "interval", seconds=max(1.0, self._settings.lock_ttl / 3),
+        scheduler.add_job(self._scheduled_housekeeping, "interval", seconds=max(0.5, self._settings.lock_ttl / 3),
                           id="alerts-housekeeping", **common)
+        self._delivery = asyncio.get_running_loop().create_task(self._delivery_loop(), name="alerts-delivery")
+
+    async def stop(self) -> None:
+        """Stop delivering within ``STOP_GRACE``: the send under way finishes, the rest stays queued."""
+        self._outbox.stopping = True
+        self._wake.set()
+        if self._delivery is not None and not self._delivery.done():
+            done, _ = await asyncio.wait({self._delivery}, timeout=STOP_GRACE)
+            if not done:
+                self._delivery.cancel()
+                await asyncio.gather(self._delivery, return_exceptions=True)
+                log.warning("alerts_delivery_cut_short", note="a message being sent may be sent again after restart")
+
+    async def _delivery_loop(self) -> None:
+        while not self._outbox.stopping:
+            try:
+                await asyncio.wait_for(self._wake.wait(), DELIVERY_INTERVAL)
+            except TimeoutError:
+                pass
+            self._wake.clear()
+            if self._outbox.stopping:
+                break
+            try:
+                async with self._delivering:
+                    if await self._lead():
+                        await self._outbox.deliver_due(per_target=DELIVERY_ROUND)
+                        if self._outbox.more:
+                            self._wake.set()  # a backlog: go round again at once
+                if self._metrics is not None:
+                    self._metrics.outbox_depth.set(await self._store.outbox_pending())
+            except Exception:  # entry point of the delivery task: log, keep delivering
+                log.exception("alerts_delivery_failed")
+                await asyncio.sleep(DELIVERY_INTERVAL)
+
+    def wake(self) -> None:
+        """Deliver now (something was queued outside a poll)."""
+        self._wake.set()
 
     async def _scheduled_poll(self) -> None:
         try:
-            report = await self.poll_once()
-            if report.queued:
-                await self.deliver_due()
+            await self.poll_once()
         except Exception:  # entry point: log, keep the schedule alive
             log.exception("alerts_poll_failed")
-
-    async def _scheduled_delivery(self) -> None:
-        try:
-            await self.deliver_due()
-        except Exception:  # entry point
-            log.exception("alerts_delivery_failed")
 
     async def _scheduled_housekeeping(self) -> None:
         try:
@@ -627,7 +856,12 @@ class FailureWatch:
     async def housekeeping(self) -> None:
         """Renew the leader lock between polls (a long poll must not lose it) and purge expired keys."""
         due = self._purged_at is None or time.monotonic() - self._purged_at >= PURGE_EVERY
-        if await self._lead() and due:
+        was = self._leader
+        leader = await self._lead()
+        if leader and was is False and self._scheduler is not None:  # took over from a dead leader: poll now
+            self._scheduler.modify_job("alerts-poll", next_run_time=datetime.now(timezone.utc))
+            self._wake.set()
+        if leader and due:
             self._purged_at = time.monotonic()
             purged = await self._store.purge_expired()
             if purged:

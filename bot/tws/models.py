@@ -59,6 +59,10 @@ class Job:
     late: bool = False
     requires_confirmation: bool = False
     dependencies: tuple[Dependency, ...] = ()
+    plan_id: str | None = None  # the plan this instance belongs to: ids change when the plan does
+    deadline: datetime | None = None  # when the plan wants it finished
+    latest_start: datetime | None = None  # when it must have started
+    estimated_duration: float | None = None  # seconds, as the plan estimates a run
 
     @property
     def full_name(self) -> str:
@@ -112,6 +116,7 @@ class EngineInfo:
     plan_start: datetime | None = None
     plan_end: datetime | None = None
     master: str | None = None  # the base URL that answered
+    plan_id: str | None = None  # the current plan: a new id after the daily plan turnover
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
@@ -234,6 +235,10 @@ def job(raw: Any) -> Job:
             late=bool(raw.get("jobLate", False)),
             requires_confirmation=bool(raw.get("requiredConfirmation", False)),
             dependencies=tuple(_dependency(d) for d in raw.get("dependencies") or ()),
+            plan_id=_opt_text(raw.get("planId")),
+            deadline=instant(raw.get("deadline")),  # [I]
+            latest_start=instant(raw.get("latestStart")),  # [I]
+            estimated_duration=_seconds(raw.get("estimatedDuration")),  # [I]
         )
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise BadResponse(f"TWS sent a job we cannot read ({type(exc).__name__}: {str(exc)[:80]})") from exc
@@ -269,6 +274,7 @@ def engine(raw: Any, *, answered_by: str) -> EngineInfo:
             license_type=_opt_text(raw.get("licenseType")),
             plan_start=instant(raw.get("planStart")),
             plan_end=instant(raw.get("planEnd")),
+            plan_id=_opt_text(raw.get("planId")),  # [I]
             master=answered_by,
         )
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
@@ -327,3 +333,19 @@ def _opt_text(value: Any) -> str | None:
 
 def _opt_int(value: Any) -> int | None:
     return None if value in (None, "") else int(value)
+
+
+def _seconds(value: Any) -> float | None:
+    """A duration [I]: a number of seconds, or ISO-8601 ``PT1H2M3S`` as OQL writes durations."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, (int, float)):
+        return float(value) if value >= 0 else None
+    match = _ISO_DURATION.fullmatch(str(value).strip().upper())
+    if not match or not any(match.groups()):
+        return None
+    hours, minutes, secs = (float(g) if g else 0.0 for g in match.groups())
+    return hours * 3600 + minutes * 60 + secs
+
+
+_ISO_DURATION = re.compile(r"PT(?:(\d+(?:\.\d+)?)H)?(?:(\d+(?:\.\d+)?)M)?(?:(\d+(?:\.\d+)?)S)?")
