@@ -229,14 +229,14 @@ class TeamsAdapter:
 
     async def _seen(self, activity: Activity) -> None:
         """Store the conversation reference; an outage must not cost the user the answer."""
-        data = activity.channel_data or {}
+        data = activity.channel_data if isinstance(activity.channel_data, dict) else {}
         reference = TurnContext.get_conversation_reference(activity).serialize()
         reference.pop("activityId", None)
         reference["conversation"]["id"] = base_id(activity.conversation.id)
         conversation = Conversation(
             id=reference["conversation"]["id"], type=activity.conversation.conversation_type or "personal",
             tenant=tenant_of(activity), service_url=activity.service_url, reference=reference,
-            team=(data.get("team") or {}).get("name"), channel=(data.get("channel") or {}).get("name"))
+            team=_name(data.get("team")), channel=_name(data.get("channel")))
         try:
             await self._conversations.seen(conversation)
         except StoreError as exc:
@@ -336,6 +336,12 @@ class TeamsAdapter:
                 log.error("teams_conversation_gone", conversation=conversation.id, reason=exc.reason,
                           hint="install the bot there again, or route alerts elsewhere")
             raise
+
+
+def _name(part: Any) -> str | None:
+    """A team's or channel's name from channelData, when Teams sent one."""
+    name = part.get("name") if isinstance(part, dict) else None
+    return name if isinstance(name, str) and name else None
 
 
 def _error_code(exc: ErrorResponseException) -> str | None:
