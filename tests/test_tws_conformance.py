@@ -339,3 +339,24 @@ def test_the_check_catches_what_the_document_does_not_list() -> None:
     assert doc.problems([{**ok, "path": "/api/v2/plan/job/abc/joblog"}])
     assert doc.problems([{**ok, "headers": ["X-Correlation-Id"]}])
     assert doc.problems([{**ok, "method": "POST"}])
+
+
+# --- what alerts say when TWS could not answer ----------------------------------------------------
+
+async def test_an_alert_says_unknown_never_zero_when_tws_cannot_say() -> None:
+    from bot.alerts import compose
+
+    async with run_simulator(jobs=200, seed=3, failure_rate=0.1, speed=0) as (sim, url), client(url) as tws:
+        job = await tws.get_job(sim.plan.job_id(_failed(sim)[0]))
+    snap = compose.snapshot(job)
+    base = {"job_id": job.id, "thread": job.id, "targets": ["slack:C1"], "kind": "failed", "state": "open",
+            "job": snap, "failure": snap, "runs": [snap["run"]], "failures": 1, "runbook": None}
+    unknown = compose.job_root({**base, "errors": [], "blocked": None, "log_note": {"kind": "not_ready"}})
+    fields = {f.label: f.value for f in unknown.fields}
+    assert fields["Blocked successors"] == "unknown" and "Successors unknown" in unknown.text
+    assert "not available yet" in unknown.text and "0 successor" not in unknown.text
+    failed = compose.job_root({**base, "errors": [], "blocked": None,
+                               "log_note": {"kind": "unavailable", "reason": "TWS answered: AWSJCO005E down"}}, lang="pt")
+    assert "AWSJCO005E" in failed.text and "desconhecid" in failed.text
+    known = compose.job_root({**base, "errors": ["ORA-00060: deadlock"], "blocked": 0, "log_note": None})
+    assert {f.label: f.value for f in known.fields}["Blocked successors"] == "0" and "unknown" not in known.text
