@@ -157,7 +157,7 @@ def _serve(args: argparse.Namespace) -> None:
             web_settings = replace(web_settings, port=probe.getsockname()[1])
     settings = replace(settings, web=web_settings)
     log.info("serve_starting", port=web_settings.port, store=("redis" if settings.store.redis_url else "sqlite"),
-             slack=settings.slack is not None, llm=settings.llm is not None,
+             slack=settings.slack is not None, teams=settings.teams is not None, llm=settings.llm is not None,
              poll=settings.alerts.enabled and not args.no_poll)
     web.run_app(create_app(settings, poll=not args.no_poll), host=web_settings.host, port=web_settings.port,
                 access_log=None, print=None, shutdown_timeout=1.0)  # SIGTERM: out within 2 s
