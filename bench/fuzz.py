@@ -38,7 +38,8 @@ from bench.processes import PASSWORD, USER, free_port, resync_process, simulator
 from bench.slack import fake_slack  # noqa: E402
 from tests.fakes.slack_api import BOT_USER_ID, TEAM_ID, event_callback, sign  # noqa: E402
 from tests.fuzz_inputs import (  # noqa: E402
-    TOKEN, auth_headers, chat_bodies, content_types, field, json_values, methods, paths, queries, raw_chat_bodies,
+    TOKEN, auth_headers, chat_bodies, content_types, field, json_values, methods, paths, push_bodies, queries,
+    raw_chat_bodies,
 )
 
 SECRET = "fuzz-signing-secret-0123456789"
@@ -92,6 +93,8 @@ FAMILIES: dict[str, st.SearchStrategy[Request]] = {
         lambda t: ("POST", "/api/chat", json.dumps(t[0]).encode(), {**t[1], "Content-Type": "application/json"})),
     "chat-raw": st.tuples(raw_chat_bodies, content_types).map(
         lambda t: ("POST", "/api/chat", t[0], {"Authorization": f"Bearer {TOKEN}", "Content-Type": t[1] or "x/y"})),
+    "tws-events": st.tuples(push_bodies, auth_headers).map(
+        lambda t: ("POST", "/api/tws/events", t[0], {**t[1], "Content-Type": "application/json"})),
     "endpoints": st.tuples(methods, paths, queries, st.one_of(st.none(), st.binary(max_size=200)), auth_headers).map(
         lambda t: (t[0], t[1] + t[2], t[3], t[4])),
     "slack-events": slack_events,
@@ -147,7 +150,7 @@ async def main() -> int:
     port = free_port()
     async with simulator(2000, seed=7, failure_rate=0.1, speed=1.0) as tws_url, fake_slack() as (api_url, _, _):
         env = {"TWS_URL": tws_url, "TWS_USER": USER, "TWS_PASSWORD": PASSWORD, "RESYNC_DATA_DIR": str(data),
-               "RESYNC_API_TOKEN": TOKEN, "RESYNC_POLICY": str(data / "policy.toml"), "RESYNC_ALERTS": "false",
+               "RESYNC_API_TOKEN": TOKEN, "RESYNC_POLICY": str(data / "policy.toml"), "RESYNC_EVENTS_TOKEN": TOKEN,
                "SLACK_BOT_TOKEN": "xoxb-fuzz-0000-token", "SLACK_SIGNING_SECRET": SECRET, "SLACK_API_URL": api_url,
                "LOG_LEVEL": "ERROR"}
         async with resync_process(["serve", "--host", "127.0.0.1", "--port", str(port), "--no-poll"], env,
