@@ -360,3 +360,47 @@ async def test_an_alert_says_unknown_never_zero_when_tws_cannot_say() -> None:
     assert "AWSJCO005E" in failed.text and "desconhecid" in failed.text
     known = compose.job_root({**base, "errors": ["ORA-00060: deadlock"], "blocked": 0, "log_note": None})
     assert {f.label: f.value for f in known.fields}["Blocked successors"] == "0" and "unknown" not in known.text
+
+
+# --- confirmations: successors counted, or said unknown -------------------------------------------
+
+async def test_a_confirmation_counts_successors_or_says_unknown(tmp_path: Path) -> None:
+    """Through a loopback proxy that lets the successors query fail (503 with a TWS message), as a
+    server that cannot answer it would."""
+    import aiohttp
+
+    from bot.agent import Agent
+    from bot.config import PolicySettings, StoreSettings
+    from bot.store import open_store
+    from tests.test_agent import POLICY, Clock, World
+
+    refuse = {"on": False}
+    async with run_simulator(jobs=600, seed=11, failure_rate=0.15, speed=0) as (sim, url), aiohttp.ClientSession() as up:
+        async def forward(request: web.Request) -> web.Response:
+            if refuse["on"] and "dependencies." in request.query.get("oql", ""):
+                return web.json_response({"messages": ["AWSJCO005E The engine is not available."]}, status=503)
+            async with up.request(request.method, url.removesuffix("/twsd") + request.path_qs, headers=request.headers,
+                                  data=await request.read()) as answer:
+                return web.Response(status=answer.status, body=await answer.read(),
+                                    content_type=answer.content_type)
+
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", forward)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        try:
+            proxy = f"http://127.0.0.1:{runner.addresses[0][1]}/twsd"
+            async with client(proxy, retries=0) as tws, open_store(StoreSettings(data_dir=tmp_path)) as store:
+                agent = Agent(tws=tws, store=store, policy=POLICY, settings=PolicySettings(confirm_ttl=300), clock=Clock())
+                world = World(sim=sim, tws=tws, store=store, agent=agent, clock=Clock())
+                job = next(j for j in _failed(sim) if j.succs)
+                name = f"{job.stream.name}.{job.name}"
+                [card] = await world.say(f"rerun {name}")
+                fields = {f.label: f.value for f in card.fields}
+                assert fields["Successors"].startswith(f"{len(job.succs)} (")
+                refuse["on"] = True
+                [card] = await world.say(f"rerun {name}")
+                assert {f.label: f.value for f in card.fields}["Successors"].startswith("unknown")
+        finally:
+            await runner.cleanup()

@@ -11,7 +11,7 @@ matched by its parts, never by string equality:
 * ``/ETL/LNX_ETL01`` is exactly that path.
 
 Names are shown the way they are typed: root-folder workstations bare (``AGT01#STREAM.JOB``),
-others with their folder path (``/ETL/LNX_ETL01#STREAM.JOB``); ``qualified`` forms always carry
+others with their folder path (``/ETL/LNX_ETL01#STREAM.JOB``); ``Job.qualified_name`` always carries
 the path, for listing candidates that a bare name would leave ambiguous. Every form printed parses
 back (``parse_job_ref``) and matches the same workstation.
 """
@@ -28,7 +28,6 @@ _NAME = r"[A-Za-z0-9_@*\-]+"
 _REF = re.compile(
     rf"^(?:(?P<ws>/?[A-Za-z0-9_@*\-]+(?:/[A-Za-z0-9_@*\-]+)*/?)#)?(?:(?P<stream>{_NAME})\.)?(?P<job>{_NAME})$"
 )
-_WILDCARDS = ("@", "*")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -76,15 +75,6 @@ def workstation_label(path: str) -> str:
     return value
 
 
-def qualified_workstation(path: str) -> str:
-    """The workstation with its folder path always (``/AGT01``); a bare server name stays bare."""
-    return str(path or "").strip()
-
-
-def has_folder(text: str) -> bool:
-    return workstation_key(text).startswith("/")
-
-
 def workstation_matches(wanted: str, actual: str) -> bool:
     """Whether the workstation the server sent (``/AGT01``, ``/ETL/X`` or bare ``AGT01``) is the one
     an operator typed (``AGT01``, ``/AGT01``, ``/ETL/X``; ``@``/``*`` wildcards allowed)."""
@@ -95,7 +85,3 @@ def workstation_matches(wanted: str, actual: str) -> bool:
     if not got.startswith("/"):  # a server without folders: only a root-level path can name it
         return want.count("/") == 1 and fnmatchcase(got, want[1:])
     return fnmatchcase(got, want)
-
-
-def has_wildcard(text: str) -> bool:
-    return any(w in text for w in _WILDCARDS)
