@@ -248,13 +248,21 @@ async def measure(slack: Slack, pid: int, names: list[str], args: argparse.Names
 
 
 async def job_names(base: str, count: int) -> list[str]:
-    """Names of jobs that occur once in the simulator's plan (so ``status`` needs one query)."""
+    """Names of jobs that occur once in the whole plan (so ``status`` needs one query, as the
+    bare app's does), paging through it."""
     basic = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+    names: list[str] = []
     async with aiohttp.ClientSession(headers={"Authorization": f"Basic {basic}"}) as session:
-        async with session.get(f"{base}/api/v2/plan/job", params={"limit": "1000"}) as response:
-            results = (await response.json())["results"]
-    names = [job["name"] for job in results]
+        while True:
+            async with session.get(f"{base}/api/v2/plan/job",
+                                   params={"limit": "500", "offset": str(len(names))}) as response:
+                results = (await response.json())["results"]
+            names += [job["name"] for job in results]
+            if len(results) < 500:
+                break
     unique = sorted(n for n in set(names) if names.count(n) == 1)
+    if len(unique) < count // 4:
+        raise SystemExit(f"only {len(unique)} job names are unique in the plan")
     return unique[:count]
 
 
