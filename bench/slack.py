@@ -26,26 +26,16 @@ Every event comes from its own channel, so per-channel pacing (one message a sec
 the figures. The machine is shared and noisy: each figure is printed for both with the ratio of
 each A/B pair (median and min-max over the repetitions), which is what the goals apply to.
 
-Where the time goes (``status JOB`` mention, one event, ms of CPU in the bot; py-spy
-``record --native -r 500`` over a 3,000-event run, see "Profiling again" below):
+Where the time goes, per answered event, and how to profile again: run the bot under cProfile
+through this benchmark and sum the stages with ``bench/slack_stages.py``::
 
-==============================  ======  ======  =====================================================
-stage                           before  after   what changed
-==============================  ======  ======  =====================================================
-HTTP + signature + body parse   0.25    0.12    slack-sdk SignatureVerifier, body parsed once
-bolt dispatch and ack           0.20    0.18    (bolt's own; unchanged)
-delivery claim (SQLite)         0.28    0.10    one thread hop (was up to three), no retry of work
-agent (understand, policy)      0.12    0.12    unchanged
-TWS query (resolve_job)         0.22    0.20    unchanged here (issue 8's read cache does the rest)
-reply post through slack_sdk    0.30    0.16    debug logging off (no payload formatting), no env reads
-logging (filtered debug lines)  0.10    0.01    structlog cache_logger_on_first_use
-==============================  ======  ======  =====================================================
+    python bench/slack.py --reps 1 --only resync --profile /tmp/after.prof
+    python bench/slack.py --reps 1 --only resync --profile /tmp/before.prof --root /path/to/old/checkout
+    python bench/slack_stages.py /tmp/before.prof /tmp/after.prof
 
-Profiling again: run ``python bench/slack.py --reps 1 --only resync --keep`` in one terminal; it
-prints the bot's pid and waits before the burst; attach ``py-spy record --pid PID -r 500 -o
-profile.svg --duration 20`` and press Enter. Sort by "own" time and group the frames by the
-stages above (aiohttp/slack_sdk.signature, slack_bolt, bot.store, bot.agent, bot.tws, slack_sdk.web,
-structlog).
+(``--keep`` pauses before the burst, e.g. to attach py-spy to the printed pid instead.) The
+before/after budget and the side-by-side figures measured on the development machine are in
+docs/slack-performance.md.
 """
 
 from __future__ import annotations
