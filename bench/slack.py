@@ -100,6 +100,19 @@ class Run:
 
 # --- the processes --------------------------------------------------------------------------
 
+# ``python -m bot`` under cProfile timed by the main thread's CPU clock: the event loop's own cost,
+# without the time spent waiting (for the GIL, the network, the SQLite thread).
+_PROFILED = """
+import cProfile, runpy, sys, time
+out = sys.argv[1]
+sys.argv = ["bot", *sys.argv[2:]]
+profile = cProfile.Profile(time.thread_time)
+try:
+    profile.runcall(runpy.run_module, "bot", run_name="__main__", alter_sys=True)
+finally:
+    profile.dump_stats(out)
+"""
+
 
 @asynccontextmanager
 async def fake_slack() -> AsyncIterator[tuple[str, str, str]]:
@@ -117,7 +130,7 @@ async def fake_slack() -> AsyncIterator[tuple[str, str, str]]:
 
 @asynccontextmanager
 async def bot(kind: str, root: Path, tws: str, api: str, data: str,
-              profile: Path | None = None) -> AsyncIterator[tuple[str, int]]:
+              profile: Path | None = None, redis: str | None = None) -> AsyncIterator[tuple[str, int]]:
     """The bot under test; yields (its /slack/events URL, its pid). ``profile``: run Resync under
     cProfile and write its statistics there when it stops."""
     port = free_port()
@@ -126,8 +139,10 @@ async def bot(kind: str, root: Path, tws: str, api: str, data: str,
     if kind == "resync":
         state = tempfile.mkdtemp(dir=data)
         env |= {"RESYNC_DATA_DIR": state, "RESYNC_POLICY": str(Path(data, "policy.toml")), "RESYNC_ALERTS": "false"}
+        if redis:
+            env["REDIS_URL"] = redis
         serve = ["serve", "--port", str(port), "--host", "127.0.0.1", "--no-poll"]
-        profiled = [sys.executable, "-m", "cProfile", "-o", str(profile), "-m", "bot", *serve] if profile else None
+        profiled = [sys.executable, "-c", _PROFILED, str(profile), *serve] if profile else None
         launch = resync_process(serve, env, f"http://127.0.0.1:{port}/healthz", root=root, command=profiled)
     else:
         launch = resync_process(["bare"], env, f"http://127.0.0.1:{port}/healthz", command=[
@@ -305,7 +320,7 @@ async def main(args: argparse.Namespace) -> int:
             async with aiohttp.ClientSession(connector=connector) as session:
                 for rep in range(args.reps):
                     for kind in kinds if rep % 2 == 0 else kinds[::-1]:
-                        async with bot(kind, args.root, tws, api, data, args.profile) as (url, pid):
+                        async with bot(kind, args.root, tws, api, data, args.profile, args.redis) as (url, pid):
                             run = await measure(Slack(session, url, stats, response_url), pid, names, args)
                         runs[kind].append(run)
                         print(f"  rep {rep + 1} {kind:6} " + "  ".join(f"{k} {v:.1f}" for k, v in run.figures.items()),
@@ -329,5 +344,6 @@ if __name__ == "__main__":
     parser.add_argument("--root", type=Path, default=ROOT, help="the Resync checkout to run (default: this one)")
     parser.add_argument("--only", choices=("resync", "bare"), help="run one side only (profiling)")
     parser.add_argument("--keep", action="store_true", help="pause before the burst, to attach a profiler")
+    parser.add_argument("--redis", help="REDIS_URL for Resync's store (default: SQLite in a temporary directory)")
     parser.add_argument("--profile", type=Path, help="run Resync under cProfile, statistics written to this file")
     sys.exit(asyncio.run(main(parser.parse_args())))

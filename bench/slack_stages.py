@@ -4,16 +4,16 @@
     python bench/slack.py --reps 1 --only resync --profile /tmp/before.prof --root /path/to/old/checkout
     python bench/slack_stages.py /tmp/before.prof /tmp/after.prof
 
-Each stage is the time spent running (not waiting) in its entry functions, divided by the events
-the bot answered during the run. cProfile slows everything down about twofold, so read the
-figures as shares and as before/after differences, not as absolute costs.
+Each stage is the event loop thread's CPU time in its entry functions (``--profile`` times the
+bot with ``time.thread_time``), divided by the events the bot answered during the run. cProfile
+slows everything down about twofold, so read the figures as shares and as before/after
+differences, not as absolute costs.
 """
 
 from __future__ import annotations
 
 import argparse
 import pstats
-from collections.abc import Iterable
 
 # stage -> (file suffix, function) entries whose cumulative time is the stage's
 STAGES: dict[str, tuple[tuple[str, str], ...]] = {
@@ -22,14 +22,16 @@ STAGES: dict[str, tuple[tuple[str, str], ...]] = {
                                ("adapters/slack.py", "_signed"), ("adapters/slack.py", "_parse"),
                                ("adapters/slack.py", "_bolt_request")),
     "bolt dispatch and ack": (("slack_bolt/app/async_app.py", "async_dispatch"),),
-    "delivery claim (store)": (("adapters/answers.py", "_claim"), ("adapters/slack.py", "_process")),
+    "delivery claim (store)": (("bot/store/sqlite.py", "claim"), ("bot/store/redis.py", "claim")),
     "agent (understand, policy, tools)": (("bot/agent.py", "handle"),),
     "  of which TWS query": (("bot/tws/client.py", "resolve_job"),),
-    "  of which store reads/writes": (("bot/store/sqlite.py", "get"), ("bot/store/sqlite.py", "put")),
+    "  of which store reads/writes": (("bot/store/sqlite.py", "get"), ("bot/store/sqlite.py", "put"),
+                                     ("bot/store/redis.py", "get"), ("bot/store/redis.py", "put")),
     "Block Kit rendering": (("adapters/slack_blocks.py", "render"),),
     "reply post (slack_sdk)": (("adapters/slack.py", "_call"), ("adapters/slack.py", "_respond")),
     "metrics middleware (own time)": (("bot/web.py", "_observed"),),
     "thread hand-offs (executor submit)": (("concurrent/futures/thread.py", "submit"),),
+    "everything (the event loop thread)": (("asyncio/base_events.py", "_run_once"),),
 }
 _OWN = {"metrics middleware (own time)"}
 
@@ -56,12 +58,12 @@ def _answered(stats: dict) -> int:
     return 0
 
 
-def main(paths: Iterable[str]) -> None:
+def main(paths: list[str]) -> None:
     columns = [stage_times(p) for p in paths]
-    print(f"{'stage (ms per answered event, under cProfile)':45}" + "".join(f"{p.split('/')[-1]:>16}" for p in paths))
+    print(f"{'stage (ms per answered event, under cProfile)':48}" + "".join(f"{p.split('/')[-1]:>20}" for p in paths))
     for stage in STAGES:
-        print(f"{stage:45}" + "".join(f"{c[0][stage]:16.3f}" for c in columns))
-    print(f"{'events answered':45}" + "".join(f"{c[1]:16d}" for c in columns))
+        print(f"{stage:48}" + "".join(f"{c[0][stage]:20.3f}" for c in columns))
+    print(f"{'events answered':48}" + "".join(f"{c[1]:20d}" for c in columns))
 
 
 if __name__ == "__main__":
