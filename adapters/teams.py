@@ -16,7 +16,7 @@ not an Activity (or ``deliveryMode: expectReplies``) 400, a bad or missing token
 an ``invoke`` at once (never the SDK's 501, which Teams shows as "Unable to reach app") and hands
 the event to ``Answers``: claimed once (``dedup:teams:<activity id>``, or the card submission's key),
 then the typing indicator, the core, the replies; when the core takes longer than ``ACK_AFTER``,
-a "working on it" goes out first. The HTTP answer never waits for the core, so Teams' 15 s window
+a "working on it" goes out first, and the answer replaces it in place. The HTTP answer never waits for the core, so Teams' 15 s window
 (after which it redelivers) is never at stake.
 
 Where answers go: a channel message is answered in its reply chain, personal and group chats in
@@ -136,7 +136,8 @@ class TeamsAdapter:
         self._warm = asyncio.ensure_future(self._keep_warm())
 
     async def healthy(self) -> bool:
-        return True
+        """False until the channel's signing keys were fetched once: every request would get 401."""
+        return self._auth.keys_known
 
     async def close(self) -> None:
         if self._warm is not None:
@@ -155,12 +156,14 @@ class TeamsAdapter:
     def handles(self, target: str) -> bool:
         return target.startswith("teams:") and len(target) > len("teams:")
 
-    async def post(self, target: str, reply: Reply, *, thread: str | None = None) -> Posted:
-        """Post to ``teams:<conversation id>`` (in the reply chain ``thread`` of a channel)."""
+    async def post(self, target: str, reply: Reply, *, thread: str | None = None,
+                   mention: tuple[str, str] | None = None) -> Posted:
+        """Post to ``teams:<conversation id>`` (in the reply chain ``thread`` of a channel),
+        @mentioning ``mention`` (AAD object id, name) when given."""
         conversation = await self._known(target.removeprefix("teams:"))
         in_channel = conversation.type == "channel"
         to = f"{conversation.id};messageid={thread}" if in_channel and thread else conversation.id
-        activity = Activity.deserialize(render(reply))
+        activity = Activity.deserialize(render(reply, mention=mention))
         sent = await self._call("send", conversation, lambda c: c.conversations.send_to_conversation(to, activity))
         message_id = getattr(sent, "id", None) or ""
         return Posted(target=target, message_ref=message_id, thread=(thread or message_id) if in_channel else None)
@@ -226,14 +229,14 @@ class TeamsAdapter:
 
     async def _seen(self, activity: Activity) -> None:
         """Store the conversation reference; an outage must not cost the user the answer."""
-        data = activity.channel_data or {}
+        data = activity.channel_data if isinstance(activity.channel_data, dict) else {}
         reference = TurnContext.get_conversation_reference(activity).serialize()
         reference.pop("activityId", None)
         reference["conversation"]["id"] = base_id(activity.conversation.id)
         conversation = Conversation(
             id=reference["conversation"]["id"], type=activity.conversation.conversation_type or "personal",
             tenant=tenant_of(activity), service_url=activity.service_url, reference=reference,
-            team=(data.get("team") or {}).get("name"), channel=(data.get("channel") or {}).get("name"))
+            team=_name(data.get("team")), channel=_name(data.get("channel")))
         try:
             await self._conversations.seen(conversation)
         except StoreError as exc:
@@ -241,22 +244,30 @@ class TeamsAdapter:
 
     # --- answering ---------------------------------------------------------------------------
     async def _answer(self, event: Event) -> list[Reply]:
-        """What ``Answers`` runs once per delivery: typing, the core, and an ack if it is slow."""
-        await self._quietly(self._typing(event))
+        """What ``Answers`` runs once per delivery: typing and the core at once, an ack if it is slow."""
+        typing = asyncio.ensure_future(self._quietly(self._typing(event)))
         work = asyncio.ensure_future(self._handle(await self._with_email(event)))
         try:
-            return await asyncio.wait_for(asyncio.shield(work), self._ack_after)
+            replies = await asyncio.wait_for(asyncio.shield(work), self._ack_after)
         except TimeoutError:
+            await typing
             lang = event.lang or "en"
-            await self._quietly(self._send(event, Reply(text=say(lang, "working"), lang=lang)))
-            return await work
+            ack = await self._quietly(self.post(f"teams:{event.channel}", Reply(text=say(lang, "working"), lang=lang),
+                                                thread=event.thread))
+            replies = await work
+            if ack is not None and replies and not replies[0].update and not replies[0].thread:
+                replies = [replace(replies[0], update=ack.message_ref), *replies[1:]]  # the answer replaces the ack
+        await typing  # the indicator goes out before the answer, never after it
+        return replies
 
     async def _send(self, event: Event, reply: Reply) -> None:
         target = f"teams:{event.channel}"
         if reply.update:
             await self.update(target, reply.update, reply)
         else:
-            await self.post(target, reply, thread=reply.thread or event.thread)
+            # Teams has no message only one person sees: outside a personal chat, name the requester.
+            mention = (event.user_id, event.user_name) if reply.ephemeral and event.kind != "dm" else None
+            await self.post(target, reply, thread=reply.thread or event.thread, mention=mention)
 
     async def _typing(self, event: Event) -> None:
         conversation = await self._known(event.channel)
@@ -279,11 +290,13 @@ class TeamsAdapter:
             cached = self._emails[event.user_id] = (email, time.monotonic() + EMAIL_TTL)
         return replace(event, user_email=cached[0]) if cached[0] else event
 
-    async def _quietly(self, sending: Any) -> None:
+    async def _quietly(self, sending: Any) -> Any:
+        """A courtesy (typing, "working on it"): its result, or None when Teams did not take it."""
         try:
-            await sending
+            return await sending
         except DeliveryError as exc:
             log.info("teams_courtesy_not_sent", reason=str(exc)[:200])
+            return None
 
     # --- outbound ----------------------------------------------------------------------------
     async def _known(self, conversation_id: str) -> Conversation:
@@ -323,6 +336,12 @@ class TeamsAdapter:
                 log.error("teams_conversation_gone", conversation=conversation.id, reason=exc.reason,
                           hint="install the bot there again, or route alerts elsewhere")
             raise
+
+
+def _name(part: Any) -> str | None:
+    """A team's or channel's name from channelData, when Teams sent one."""
+    name = part.get("name") if isinstance(part, dict) else None
+    return name if isinstance(name, str) and name else None
 
 
 def _error_code(exc: ErrorResponseException) -> str | None:
