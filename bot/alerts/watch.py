@@ -195,11 +195,19 @@ class FailureWatch:
         return report
 
     def _kind(self, job: Job) -> str | None:
+        """What is wrong with a job, if anything: failed, pend, late (TWS says so, or past its
+        deadline), long (running more than ``long_factor`` times its estimated duration)."""
         if job.status in self._settings.states:
             return "failed"
         if job.status == "PEND" and self._settings.notify_pend:
             return "pend"
-        if job.status == "EXEC" and job.late and self._settings.notify_late:
+        if job.status != "EXEC" or not self._settings.notify_late:
+            return None
+        now = self._clock()
+        if job.start is not None and job.estimated_duration:  # the more telling of the two: it has a Kill button
+            if now - job.start.timestamp() > self._settings.long_factor * job.estimated_duration:
+                return "long"
+        if job.late or (job.deadline is not None and job.deadline.timestamp() < now):
             return "late"
         return None
 
@@ -449,7 +457,7 @@ class FailureWatch:
             return None
 
     def _record(self, job: Job, kind: str, targets: tuple[str, ...], thread: str, details: JSON) -> JSON:
-        snap, now = compose.snapshot(job), self._clock()
+        snap, now = compose.snapshot(job, now=self._clock(), factor=self._settings.long_factor), self._clock()
         return {"job_id": job.id, "thread": thread, "targets": list(targets), "kind": kind, "state": "open",
                 "job": snap, "failure": snap, "runs": [_failure_key(job, kind)], "failures": 1,
                 "errors": details.get("errors") or [], "blocked": details.get("blocked"),
@@ -469,7 +477,7 @@ class FailureWatch:
     async def _repeat(self, record: JSON, job: Job, kind: str, details: JSON) -> None:
         """A later run of an alerted job failed too: same thread, root updated."""
         record = await self._promote(record)
-        snap = compose.snapshot(job)
+        snap = compose.snapshot(job, now=self._clock(), factor=self._settings.long_factor)
         record = {**record, "state": "open", "kind": kind, "job": snap, "failure": snap,
                   "runs": [*record["runs"], _failure_key(job, kind)][-20:], "failures": record["failures"] + 1,
                   "errors": details["errors"], "blocked": details["blocked"],

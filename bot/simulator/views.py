@@ -6,6 +6,7 @@ where the wire shapes of docs/tws-wire.md live on the simulator's side.
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Any
 
@@ -59,6 +60,7 @@ def job_json(plan: Plan, job: Job, now: float) -> dict[str, Any]:
         "jobNumber": plan.job_number(job, job.run) if job.start <= now else None, "priority": job.priority,
         "actualStart": iso(_started(job, now)), "actualEnd": iso(_ended(job, now)), "rerunCount": job.run,
         "runId": plan.run_id(job), "requiredConfirmation": job.confirm, "jobLate": is_late(job, now),
+        "estimatedDuration": estimated_duration(job),
         "dependencies": [
             {"dependencyType": "JOB" if pred.stream is stream else "EXTERNAL_JOB", "jobId": plan.job_id(pred),
              "jobName": pred.name,
@@ -67,6 +69,13 @@ def job_json(plan: Plan, job: Job, now: float) -> dict[str, Any]:
             for pred in job.preds
         ],
     }
+
+
+def estimated_duration(job: Job) -> int | None:
+    """What the plan expects a run to take, in seconds [I]: its usual time (a long runner takes 8x)."""
+    if math.isinf(job.start) or math.isinf(job.end):
+        return None
+    return max(1, round((job.end - job.start) / (8 if job.long else 1)))
 
 
 def stream_json(plan: Plan, stream: Stream, now: float) -> dict[str, Any]:
