@@ -771,12 +771,13 @@ def understand(text: str, *, lang: str | None = None) -> Intent:
     return _rules(_analyse(tokens), lang)
 
 
+# Names that exist in the demo plan (``resync demo``: 3000 jobs, seed 7), so every example works there.
 _EXAMPLES = {
-    "en": ["status PAYROLL_EXTRACT", "which jobs failed today?", "show me the log of DW_LOAD_CUST",
-           "rerun CPU1#PAYROLL_DAILY.EXTRACT01", "how is the PAYROLL_DAILY stream doing?",
+    "en": ["status GL_POST_03", "which jobs failed today?", "show me the log of CLOSE_AP_03",
+           "rerun AGT02#PAYROLL_DAILY.EXTRACT01", "how is the FECHAMENTO_MENSAL stream doing?",
            "is TWS up?", "how do I fix a database load that ended with RC 12?"],
-    "pt": ["qual o status do BKP_DIARIO?", "quais jobs falharam hoje?", "mostra o log do FTP_BANCO_RET",
-           "roda de novo o ETL_VENDAS_01", "como está a stream FECHAMENTO_MENSAL?",
+    "pt": ["qual o status do AGG_DIARIO_02?", "quais jobs falharam hoje?", "mostra o log do REFRESH_MV_02",
+           "roda de novo o AGT02#PAYROLL_DAILY.EXTRACT01", "como está a stream BKP_DIARIO?",
            "o TWS está no ar?", "como resolver erro de conexão recusada no FTP?"],
 }
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from bot.alerts.compose import error_lines
 from bot.errors import AmbiguousJob, JobNotFound, TwsError
-from bot.events import ACTION_CHOOSE, Button, Field, Reply, RunbookSearch
+from bot.events import ACTION_CHOOSE, Button, Field, Reply, RunbookAnswers, RunbookSearch
 from bot.places import PlaceIndex
 from bot.texts import has_text, say
 from bot.tws.client import TwsClient
@@ -182,7 +182,30 @@ async def resolve(ctx: ToolContext, tool: str, args: dict[str, str]) -> Job | Re
     except AmbiguousJob as exc:
         return await _choose(ctx, tool, ref, list(exc.candidates))
     except JobNotFound:
-        return await _not_found(ctx, tool, ref)
+        pass
+    if (swapped := await _other_place(ctx, ref)) is not None:  # "o X no AGT02": AGT02 is a workstation
+        return await resolve(ctx, tool, {**_job_args(swapped)})
+    return await _not_found(ctx, tool, ref)
+
+
+async def _other_place(ctx: ToolContext, ref: JobRef) -> JobRef | None:
+    """The same name with its stream read as a workstation (or the reverse), when the plan says so.
+
+    Grammar guessed which one "no X" / "on X" was; only a name that is the other kind is swapped.
+    """
+    if bool(ref.stream) == bool(ref.workstation) or not _TWS_NAME.fullmatch(ref.stream or ref.workstation or ""):
+        return None
+    name = ref.stream or ref.workstation or ""
+    kind = (await ctx.places.place(ctx.tws, name)).kind
+    if ref.stream and kind == "workstation":
+        return JobRef(job=ref.job, workstation=name)
+    if ref.workstation and kind == "stream":
+        return JobRef(job=ref.job, stream=name)
+    return None
+
+
+def _job_args(ref: JobRef) -> dict[str, str]:
+    return {k: v for k, v in (("job", ref.job), ("stream", ref.stream), ("workstation", ref.workstation)) if v}
 
 
 async def _choose(ctx: ToolContext, tool: str, ref: JobRef, candidates: list[Job]) -> Reply:
@@ -335,7 +358,15 @@ async def _job_log(ctx: ToolContext, args: dict[str, str]) -> Outcome:
     title = say(ctx.lang, "log_title", job=found.full_name, run=found.rerun_count + 1)
     text = f"`{found.full_name}`: *{found.status}*" + (f" rc={found.return_code}" if found.return_code is not None else "")
     if found.failed:  # answer "why did it fail?" first: the error lines, then the tail itself
-        text += "\n" + "\n".join(f"> {line}" for line in error_lines(log.text, limit=4))
+        errors = error_lines(log.text, limit=4)
+        text += "\n" + "\n".join(f"> {line}" for line in errors)
+        if ctx.runbooks is not None:  # the best runbook for this error, when one matches well enough
+            from bot.kb.answers import failure_query  # a plain function; no model or Qdrant import
+
+            hint = await ctx.runbooks(failure_query(found.name, found.stream, found.return_code,
+                                                    error_lines(log.text)))
+            if hint:
+                text += "\n" + say(ctx.lang, "kb_why", runbook=hint)
     return Outcome(job=found, replies=[Reply(title=title, text=text, code=log.text, code_title=note or None,
                                              level=_LEVEL.get(found.status, "info"))])  # type: ignore[arg-type]
 
@@ -480,6 +511,8 @@ async def _engine_health(ctx: ToolContext, args: dict[str, str]) -> Outcome:
 async def _search_runbooks(ctx: ToolContext, args: dict[str, str]) -> Outcome:
     if ctx.runbooks is None:
         return Outcome(replies=[Reply(text=say(ctx.lang, "no_kb"))])
+    if isinstance(ctx.runbooks, RunbookAnswers):  # passages with sources (and a grounded answer)
+        return Outcome(replies=await ctx.runbooks.answer(args.get("query") or ctx.text, lang=ctx.lang))
     answer = await ctx.runbooks(args.get("query") or ctx.text)
     return Outcome(replies=[Reply(text=answer or say(ctx.lang, "no_kb"))])
 

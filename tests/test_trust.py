@@ -279,3 +279,39 @@ async def test_an_expired_confirmation_is_audited_as_expired(world: World) -> No
     assert "expired" in reply.text
     last = (await audit.tail(world.store, 1))[0]
     assert last["action"] == "expired" and last["target"].endswith(job["name"])
+
+
+# --- 8. help examples work in the demo plan ------------------------------------------------------
+
+async def test_help_examples_name_jobs_and_streams_of_the_demo_plan() -> None:
+    from bot.nlu import examples, understand
+
+    async with run_simulator(jobs=3000, seed=7, failure_rate=0.06, speed=60.0) as (sim, _url):
+        jobs = sim.jobs_in_state()  # type: ignore[attr-defined]
+        full = {f"{j['workstation'].strip('/')}#{j['jobStreamName']}.{j['name']}" for j in jobs}
+        names, streams = {j["name"] for j in jobs}, {j["jobStreamName"] for j in jobs}
+    checked = 0
+    for lang in ("en", "pt"):
+        for example in examples(lang):
+            intent = understand(example)
+            if intent.args.get("job"):
+                ref = "#".join(filter(None, (intent.args.get("workstation"), ".".join(
+                    filter(None, (intent.args.get("stream"), intent.args["job"]))))))
+                assert ref in full or intent.args["job"] in names, example
+                checked += 1
+            if intent.tool == "stream_status":
+                assert intent.args["stream"] in streams, example
+                checked += 1
+    assert checked >= 8
+
+
+@pytest.mark.parametrize("template", ["qual o status do {job} no {ws}?", "status of {job} on {ws}", "o {job} na {ws} terminou?"])
+async def test_a_job_placed_on_a_workstation_by_any_preposition(world: World, template: str) -> None:
+    jobs = world.sim.jobs_in_state()  # type: ignore[attr-defined]
+    by_ws: dict[tuple[str, str], int] = {}
+    for j in jobs:
+        key = (j["name"], j["workstation"].strip("/"))
+        by_ws[key] = by_ws.get(key, 0) + 1
+    (name, ws) = next(k for k, n in by_ws.items() if n == 1 and sum(1 for j in jobs if j["name"] == k[0]) > 1)
+    [reply] = await world.say(template.format(job=name, ws=ws))
+    assert reply.title and reply.title.startswith(f"{ws}#") and reply.title.endswith(f".{name}"), reply.text
