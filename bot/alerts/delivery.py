@@ -104,6 +104,7 @@ class Outbox:
         self.stopping = False  # set at shutdown: finish the send under way, start no other
         self.more = False  # the last round left due items behind (see ``deliver_due``)
         self._notifiers = tuple(notifiers)
+        self.notifiers = self._notifiers  # for messages outside the outbox (the daily digest)
         self._render_root = render_root
         self._clock = clock
         self._seq = itertools.count()

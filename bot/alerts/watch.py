@@ -561,6 +561,8 @@ class FailureWatch:
             if settled:
                 await self._save(record)
             return
+        if state != "open" and record["state"] == "open":
+            record = {**record, "closed_at": self._clock()}  # time to recover, in the digest
         record = {**record, "state": state, "job": snap}
         label = LABEL_OF_STATE.get(state)
         failure = record["failure"]
@@ -819,6 +821,11 @@ class FailureWatch:
                           id="alerts-poll", **common)
         scheduler.add_job(self._scheduled_housekeeping, "interval", seconds=max(0.5, self._settings.lock_ttl / 3),
                           id="alerts-housekeeping", **common)
+        for index, digest in enumerate(self._settings.digests):
+            hour, minute = (int(part) for part in digest.at.split(":"))
+            scheduler.add_job(self._scheduled_digest, "cron", hour=hour, minute=minute, timezone=digest.timezone,
+                              args=[index], id=f"alerts-digest-{index}", max_instances=1, coalesce=True,
+                              replace_existing=True)
         self._delivery = asyncio.get_running_loop().create_task(self._delivery_loop(), name="alerts-delivery")
 
     async def stop(self) -> None:
@@ -862,6 +869,41 @@ class FailureWatch:
             await self.poll_once()
         except Exception:  # entry point: log, keep the schedule alive
             log.exception("alerts_poll_failed")
+
+    async def _scheduled_digest(self, index: int) -> None:
+        try:
+            await self.send_digest(index)
+        except Exception:  # entry point
+            log.exception("alerts_digest_failed")
+
+    async def send_digest(self, index: int) -> bool:
+        """Post digest ``index`` of ``[[alerts.digests]]`` (leader only, once a day across replicas)."""
+        from bot.alerts import digest as digests
+
+        settings = self._settings.digests[index]
+        if not await self._lead():
+            return False
+        day = await digests.collect(self._store, now=self._clock(), timezone=settings.timezone)
+        if not await self._store.claim(f"digestsent:{index}:{day.day}", 2 * digests.DAY):
+            return False  # another replica (or this one before a restart) sent it
+        message = digests.reply(day, lang=self._lang)
+        png = digests.chart_png(day, lang=self._lang)
+        for target in settings.targets:
+            notifier = next((n for n in self._outbox.notifiers if n.handles(target)), None)
+            if notifier is None:
+                log.error("alert_target_unhandled", target=target, item="digest")
+                continue
+            try:
+                await notifier.post(target, message)
+                upload = getattr(notifier, "upload", None)
+                if upload is not None:
+                    await upload(target, png, filename=f"resync-digest-{day.day}.png", title=message.title or "",
+                                 comment=None)
+            except ResyncError as exc:
+                log.warning("alerts_digest_not_delivered", target=target, error=str(exc)[:200])
+                continue
+            log.info("alerts_digest_sent", target=target, day=day.day, failures=day.failures)
+        return True
 
     async def _scheduled_housekeeping(self) -> None:
         try:
