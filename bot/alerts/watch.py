@@ -282,17 +282,19 @@ class FailureWatch:
         by_targets: dict[tuple[str, ...], list[tuple[Job, str]]] = {}
         for job, kind, targets in singles:
             by_targets.setdefault(targets, []).append((job, kind))
-        singles = []
+        singles, floods = [], []
         for targets, items in by_targets.items():
             alone, flood = await self._flood_guard(targets, items)
             singles += [(job, kind, targets) for job, kind in alone]
             if flood is not None:
-                await self._grouped(flood, items[len(alone):])
-                self._tally["flooded"] += len(items) - len(alone)
-                self._tally["grouped"] -= len(items) - len(alone)
+                floods.append((flood, items[len(alone):]))
         details = await self._details([(job, kind) for job, kind, _ in singles])
         for job, kind, targets in singles:
             await self._open(job, kind, targets, details[job.id])
+        for flood, rest in floods:  # after the ones alone: the channel reads them first, then the rest
+            await self._grouped(flood, rest)
+            self._tally["flooded"] += len(rest)
+            self._tally["grouped"] -= len(rest)
 
     async def _flood_guard(self, targets: tuple[str, ...],
                            items: list[tuple[Job, str]]) -> tuple[list[tuple[Job, str]], JSON | None]:
@@ -340,6 +342,8 @@ class FailureWatch:
                 await self._save(record)
             if summary is not None:
                 for target in targets:
+                    if target.startswith(INCIDENT_PREFIX):
+                        continue  # a summary of old failures is no incident to page anyone for
                     await self._queue(f"root:{summary}:{target}", op="root", target=target, thread=summary)
             self._tally["baselined"] += len(items)
             log.info("alerts_baselined", targets=list(targets), count=len(items), summary=summary)
@@ -394,7 +398,8 @@ class FailureWatch:
         for target in group["targets"]:
             await self._queue(f"root:{thread}:{target}", op="root", target=target, thread=thread,
                               reply=compose.group_root(group, records, earlier=earlier, lang=self._lang))
-            for record in records if not created else ():
+            for record in records if not created and group.get("kind") != "flood" else ():
+                # (a flood message only grows: one reply per failure would be the flood again)
                 await self._queue(f"reply:{record['job_id']}:{record['failure']['run']}:grouped:{target}",
                                   op="reply", target=target, thread=thread,
                                   reply=compose.new_in_group(record, lang=self._lang))
