@@ -166,7 +166,22 @@ def _serve(args: argparse.Namespace) -> None:
              slack=settings.slack is not None, teams=settings.teams is not None, llm=settings.llm is not None,
              poll=settings.alerts.enabled and not args.no_poll)
     web.run_app(create_app(settings, poll=not args.no_poll), host=web_settings.host, port=web_settings.port,
-                access_log=None, print=None, shutdown_timeout=1.0)  # SIGTERM: out within 2 s
+                access_log=None, print=None, shutdown_timeout=0.5)  # SIGTERM: out within 2 s
+    _exit_now()
+
+
+def _exit_now() -> None:
+    """Leave at once once the app has closed everything it opened (store, clients, outbox).
+
+    The interpreter's own teardown of the loaded libraries (litellm, onnxruntime...) takes seconds
+    on a busy host, and SIGTERM must end the process within 2 s: nothing is left to finalize.
+    """
+    import logging
+
+    sys.stdout.flush()
+    sys.stderr.flush()
+    logging.shutdown()
+    os._exit(0)
 
 
 async def _worker(args: argparse.Namespace) -> None:
