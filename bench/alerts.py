@@ -202,11 +202,11 @@ async def new_failures_lazily(tws: TwsClient, count: int) -> list[str]:
     return list(chosen.values())
 
 
-async def force_failures(base: str, tws: TwsClient, count: int, *, skip: set[str] = frozenset()) -> list[Any]:
+async def force_failures(base: str, tws: TwsClient, count: int, *, skip: Any = lambda job: False) -> list[Any]:
     """Fail ``count`` jobs of as many streams as possible (jobs not yet run included)."""
     picked, streams = [], set()
     async for job in tws.iter_jobs(page_size=1000):
-        if job.stream_id not in streams and job.stream not in skip:
+        if job.stream_id not in streams and not skip(job):
             streams.add(job.stream_id)
             picked.append(job)
             if len(picked) == count:
@@ -241,8 +241,9 @@ async def first_start(jobs: int, existing: int) -> None:
                 async with open_store(StoreSettings(data_dir=Path(data)), namespace="") as store, \
                         FakeSlackApi() as api:
                     slack = slack_for(api, store)
+                    before = {"channel_burst": 1_000_000} if mode == "alert" else {}  # as before: no flood guard
                     watch = FailureWatch(AlertSettings(default_targets=("slack:C_FIRST",), poll_interval=30.0,
-                                                       notify_pend=False, baseline=mode), tws=tws, store=store,
+                                                       notify_pend=False, baseline=mode, **before), tws=tws, store=store,
                                          notifiers=[slack], owner="bench", single_instance=True)
                     started = time.perf_counter()
                     report = await watch.poll_once()
@@ -271,7 +272,7 @@ async def detection_under_backlog(jobs: int, backlog: int, samples: int) -> None
         with tempfile.TemporaryDirectory() as data:
             async with open_store(StoreSettings(data_dir=Path(data)), namespace="") as store:
                 fresh = [job async for job in tws.iter_jobs(page_size=1000)]
-                target_stream = fresh[-1].stream
+                target_stream = "PIX_CONCILIA*"  # the new failures' channel; the backlog goes elsewhere
                 routes = (AlertRoute(stream=target_stream, targets=("slack:C_NEW",)),)
                 slack = slack_for(api, store)
                 watch = FailureWatch(AlertSettings(default_targets=("slack:C_BACKLOG",), routes=routes,
@@ -279,13 +280,14 @@ async def detection_under_backlog(jobs: int, backlog: int, samples: int) -> None
                                                    burst_threshold=100_000, channel_burst=100_000),
                                      tws=tws, store=store, notifiers=[slack], owner="bench", single_instance=True)
                 await watch.poll_once()  # the plan is known
-                await force_failures(base, tws, backlog, skip={target_stream})
+                await force_failures(base, tws, backlog, skip=lambda job: job.stream.startswith("PIX_CONCILIA"))
                 report = await watch.poll_once()
                 print(f"  queued by one poll: {report.queued} alerts for one channel")
                 scheduler = AsyncIOScheduler(timezone="UTC")
                 watch.schedule(scheduler)
                 scheduler.start()
-                candidates = [job for job in fresh if job.stream == target_stream][:samples]
+                candidates = list({job.stream_id: job for job in fresh if job.stream.startswith("PIX_CONCILIA")}
+                                  .values())[:samples]
                 detected, alerted = [], []
                 try:
                     for job in candidates:
