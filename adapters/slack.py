@@ -27,6 +27,7 @@ errors are retried with jittered backoff, and a message that finally fails is lo
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import html
 import logging
@@ -49,6 +50,7 @@ from adapters.answers import Answers
 from adapters.sending import Pacer, failed, paced, refusal, unreachable
 from adapters.slack_blocks import base_action_id, escape, render
 from adapters.slack_http import Rejected, SlackGuard
+from adapters.slack_users import SlackEmails
 from bot.config import SlackSettings
 from bot.errors import DeliveryError
 from bot.events import Event, EventKind, Handle, Posted, Reply
@@ -60,8 +62,13 @@ log = structlog.get_logger(__name__)
 PATH = "/slack/events"
 PACE = 1.0  # seconds between two messages to one channel
 TIMEOUT = 10  # seconds per Web API call
+USERS_TIMEOUT = 3.0  # seconds for users.info: the answer waits for it, once per user and hour
 START_TIMEOUT = 10.0  # how long start() waits for the first Socket Mode link
 SOCKET_PING = 10.0  # Socket Mode ping interval; 4 missed pongs and the link is replaced
+# slack-sdk formats a debug line with the whole payload on every call unless its logger's own
+# level (not the effective one) is above DEBUG: give it a logger that says so.
+_SDK_LOG = logging.getLogger("adapters.slack.sdk")
+_SDK_LOG.setLevel(logging.INFO)
 _TRANSIENT = frozenset({"internal_error", "fatal_error", "service_unavailable", "request_timeout", "ratelimited"})
 # Refusals that mean "the bot is not in that conversation": a response_url can still answer there.
 _NOT_IN_CHANNEL = frozenset({"not_in_channel", "channel_not_found"})
@@ -88,9 +95,11 @@ class SlackAdapter:
     def __init__(self, settings: SlackSettings, *, handle: Handle, store: Store) -> None:
         self._settings = settings
         self._client = AsyncWebClient(token=settings.bot_token, base_url=settings.api_url or AsyncWebClient.BASE_URL,
-                                      timeout=TIMEOUT, retry_handlers=[])  # retries are ours: adapters/sending.py
+                                      timeout=TIMEOUT, retry_handlers=[],  # retries are ours: adapters/sending.py
+                                      logger=_SDK_LOG)
         self._guard = SlackGuard(settings.signing_secret)
-        self._answers = Answers(handle, store, platform="slack")
+        self._emails = SlackEmails(self._user_info)
+        self._answers = Answers(self._identified(handle), store, platform="slack")
         self._pacer = Pacer(PACE)
         self._socket: AsyncSocketModeHandler | None = None
         # The guard verifies every HTTP request, and it must be the only check: bolt gets the
@@ -172,6 +181,19 @@ class SlackAdapter:
             raise
 
     # --- inbound ---------------------------------------------------------------------------
+    def _identified(self, handle: Handle) -> Handle:
+        """``handle`` for events that carry the user's e-mail, when Slack gives it (users.info)."""
+        async def identified(event: Event) -> list[Reply]:
+            email = await self._emails.of(event.user_id) if event.user_id else None
+            return await handle(dataclasses.replace(event, user_email=email) if email else event)
+
+        return identified
+
+    async def _user_info(self, user_id: str) -> Any:
+        self._session()
+        async with asyncio.timeout(USERS_TIMEOUT):
+            return (await self._client.users_info(user=user_id)).data
+
     async def _on_http(self, request: web.Request) -> web.StreamResponse:
         try:
             bolt_request = self._guard.accept(request.headers, request.content_type, await request.read(),
@@ -181,7 +203,14 @@ class SlackAdapter:
                         retry=request.headers.get("X-Slack-Retry-Num"))
             return web.json_response({"error": str(why)}, status=why.status)
         self._session()
-        return await to_aiohttp_response(await self._bolt.async_dispatch(bolt_request))
+        response = await self._bolt.async_dispatch(bolt_request)
+        if response.status == 404:
+            # No listener for it (app_rate_limited, an event we never subscribed to): acknowledge,
+            # or Slack retries it and eventually disables the app's event subscriptions.
+            log.info("slack_unhandled", type=bolt_request.body.get("type"),
+                     event_type=(bolt_request.body.get("event") or {}).get("type"))
+            return web.Response(status=200)
+        return await to_aiohttp_response(response)
 
     async def _on_mention(self, ack: Callable[..., Awaitable[Any]], body: dict[str, Any],
                           event: dict[str, Any], context: Any) -> None:
@@ -264,7 +293,8 @@ class SlackAdapter:
         """Answer through the event's response_url (valid 30 minutes, 5 uses)."""
         if not route.response_url:
             raise DeliveryError("response_url: missing", permanent=True, reason="missing")
-        webhook = AsyncWebhookClient(route.response_url, timeout=TIMEOUT, session=self._session(), retry_handlers=[])
+        webhook = AsyncWebhookClient(route.response_url, timeout=TIMEOUT, session=self._session(), retry_handlers=[],
+                                     logger=_SDK_LOG)
 
         async def attempt() -> None:
             try:
@@ -285,15 +315,20 @@ _MENTION = re.compile(r"<@([A-Z0-9]+)(?:\|[^>]*)?>")
 
 def _from_a_person(event: dict[str, Any]) -> bool:
     """Not a bot (ourselves included), not an edit, join or other message subtype."""
-    return bool(event.get("user")) and not event.get("bot_id") and not event.get("subtype") and bool(
-        event.get("channel"))
+    user, channel = event.get("user"), event.get("channel")
+    return (isinstance(user, str) and bool(user) and isinstance(channel, str) and bool(channel)
+            and not event.get("bot_id") and not event.get("subtype"))
 
 
 def _translate_message(body: dict[str, Any], event: dict[str, Any], bot_user_id: str | None, *, kind: EventKind,
                        thread: str | None) -> tuple[Event, _Route]:
     channel, user = event["channel"], event["user"]
-    text = _MENTION.sub(lambda m: "" if m[1] == bot_user_id else m[0], event.get("text", ""))
-    translated = Event(platform="slack", workspace=body.get("team_id", ""), channel=channel, user_id=user,
+    text = event.get("text") or ""
+    if bot_user_id:
+        text = text.replace(f"<@{bot_user_id}>", "")
+        if f"<@{bot_user_id}|" in text:  # a mention may carry a name: <@U0BOT|resync>
+            text = _MENTION.sub(lambda m: "" if m[1] == bot_user_id else m[0], text)
+    translated = Event(platform="slack", workspace=body.get("team_id") or "", channel=channel, user_id=user,
                        text=_unescape(text).strip(), kind=kind,
                        thread=thread, event_id=body.get("event_id"))
     return translated, _Route(channel=channel, user=user, thread=thread)
@@ -304,13 +339,15 @@ def _translate_action(body: dict[str, Any]) -> tuple[Event, _Route]:
     container = body.get("container") or {}
     message = body.get("message") or {}
     user = body.get("user") or {}
-    channel = (body.get("channel") or {}).get("id") or container.get("channel_id", "")
+    channel = (body.get("channel") or {}).get("id") or container.get("channel_id") or ""
     ts = message.get("ts") or container.get("message_ts")
     thread = message.get("thread_ts") or container.get("thread_ts") or ts
     value = action.get("value") or (action.get("selected_option") or {}).get("value")
-    event = Event(platform="slack", workspace=(body.get("team") or {}).get("id") or user.get("team_id", ""),
-                  channel=channel, user_id=user.get("id", ""), user_name=user.get("username") or user.get("name", ""),
-                  kind="action", action_id=base_action_id(action.get("action_id", "")), action_value=value,
+    team = body.get("team")
+    team_id = team.get("id") if isinstance(team, dict) else team
+    event = Event(platform="slack", workspace=team_id or user.get("team_id") or "",
+                  channel=channel, user_id=user.get("id") or "", user_name=user.get("username") or user.get("name") or "",
+                  kind="action", action_id=base_action_id(action["action_id"]), action_value=value,
                   message_ref=ts, thread=thread, event_id=body.get("trigger_id"))
     return event, _Route(channel=channel, user=event.user_id, thread=thread, response_url=body.get("response_url"),
                          source_ts=ts, ephemeral_source=bool(container.get("is_ephemeral")))

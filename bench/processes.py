@@ -8,6 +8,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -25,17 +26,21 @@ def free_port() -> int:
 
 
 @asynccontextmanager
-async def resync_process(args: list[str], env: dict[str, str], ready_url: str) -> AsyncIterator[None]:
-    """A ``resync`` subcommand in its own process, until ``ready_url`` answers 200."""
+async def resync_process(args: list[str], env: dict[str, str], ready_url: str, *, root: Path = ROOT,
+                         command: list[str] | None = None) -> AsyncIterator[subprocess.Popen[bytes]]:
+    """A ``resync`` subcommand (``python -m bot``, run from ``root``) in its own process, until
+    ``ready_url`` answers 200; ``command`` runs another program instead."""
     # ``python -m bot`` from the checkout: the same command whether or not the project is installed
-    process = subprocess.Popen([sys.executable, "-m", "bot", *args], cwd=ROOT,
+    errors = tempfile.TemporaryFile()  # not a pipe: a chatty child would block once it filled up
+    process = subprocess.Popen(command or [sys.executable, "-m", "bot", *args], cwd=root,
                                env={**os.environ, "LOG_LEVEL": "WARNING", **env},
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                               stdout=subprocess.DEVNULL, stderr=errors)
     try:
         async with aiohttp.ClientSession() as session:
             for _ in range(600):
                 if process.poll() is not None:
-                    why = process.stderr.read().decode()[-2000:] if process.stderr else ""
+                    errors.seek(0)
+                    why = errors.read().decode(errors="replace")[-2000:]
                     raise SystemExit(f"{args[0]} exited: {why}")
                 try:
                     async with session.get(ready_url) as response:
@@ -46,10 +51,11 @@ async def resync_process(args: list[str], env: dict[str, str], ready_url: str) -
                 await asyncio.sleep(0.1)
             else:
                 raise SystemExit(f"{args[0]} did not become ready at {ready_url}")
-        yield
+        yield process
     finally:
         process.terminate()
         process.wait(timeout=15)
+        errors.close()
 
 
 @asynccontextmanager

@@ -1,22 +1,51 @@
-"""Benchmark of the Slack adapter inside the real bot: acknowledgement latency and answer time.
+"""Resync's Slack event path side by side with a bare slack-bolt app, interleaved, in one run.
 
-    python bench/slack.py                        # 500 commands at 50 in flight, 50 mentions
-    python bench/slack.py --commands 1000 --in-flight 100 --mentions 100
+    python bench/slack.py                    # 3 repetitions of each, fresh processes, A/B interleaved
+    python bench/slack.py --reps 5 --events 2000
+    python bench/slack.py --root /path/to/other/checkout   # measure another Resync (before/after)
 
-Three processes, as in production: the TWS simulator (``resync simulator``), the bot
-(``resync serve --no-poll``: web app, agent core, Slack adapter, SQLite store) and this script,
-which plays Slack: it signs and sends requests, and hosts the loopback fake Slack Web API (and the
-response URLs) the bot answers to. It prints:
+Four processes, as in production: the TWS simulator (``python -m bot simulator``), the fake Slack
+Web API and response URLs (``bench/slack_fake.py``, the loopback fake of the tests), the bot under
+test, and this script, which plays Slack (it signs and sends requests). The bot is either
+``python -m bot serve --no-poll`` (web app, agent core, Slack adapter, SQLite store, default
+policy plus one operator) or ``bench/bare_bolt.py``: an ``AsyncApp`` doing the same job the
+idiomatic way (same web path, ack then answer, the same single TWS query, one reply posted), with
+nothing else (no dedup, policy, pacing or catch-all). Each repetition starts a fresh process of
+each, in alternating order, and runs the same phases against it:
 
-* slash commands: the latency of Slack's HTTP request until the bot's acknowledgement (the
-  ``ack`` with its short "working on it" answer), p50 / p99 / max over ``--commands`` signed
-  ``/tws status <job>`` requests with ``--in-flight`` outstanding at a time; then how long until
-  every full answer reached its response URL (each command runs a real TWS query);
-* mentions: for ``--mentions`` signed ``app_mention`` events asking ``status <job>``, one at a
-  time, the time from sending the event until the answer reaches the fake ``chat.postMessage``.
+* slash-command ack: ``--commands`` signed ``/tws status <job>`` at ``--in-flight`` outstanding,
+  latency until the HTTP 200 carrying the "working on it" ack (p50, p99); every full answer must
+  reach its response URL before the next phase;
+* answered events per second: ``--events`` signed ``app_mention`` events (``status <job>``, then
+  ``help``) at ``--in-flight``, from the first send until the last answer reached
+  ``chat.postMessage``; the bot's CPU time (user + system, /proc) over the phase per answered event;
+* RSS: after start (and warm-up), and after a burst of ``--burst`` mentions at 100 in flight,
+  once every one of them is answered.
 
-Every command and mention comes from its own channel, so the per-channel pacing (one message a
-second) does not enter the figures.
+Every event comes from its own channel, so per-channel pacing (one message a second) stays out of
+the figures. The machine is shared and noisy: each figure is printed for both with the ratio of
+each A/B pair (median and min-max over the repetitions), which is what the goals apply to.
+
+Where the time goes (``status JOB`` mention, one event, ms of CPU in the bot; py-spy
+``record --native -r 500`` over a 3,000-event run, see "Profiling again" below):
+
+==============================  ======  ======  =====================================================
+stage                           before  after   what changed
+==============================  ======  ======  =====================================================
+HTTP + signature + body parse   0.25    0.12    slack-sdk SignatureVerifier, body parsed once
+bolt dispatch and ack           0.20    0.18    (bolt's own; unchanged)
+delivery claim (SQLite)         0.28    0.10    one thread hop (was up to three), no retry of work
+agent (understand, policy)      0.12    0.12    unchanged
+TWS query (resolve_job)         0.22    0.20    unchanged here (issue 8's read cache does the rest)
+reply post through slack_sdk    0.30    0.16    debug logging off (no payload formatting), no env reads
+logging (filtered debug lines)  0.10    0.01    structlog cache_logger_on_first_use
+==============================  ======  ======  =====================================================
+
+Profiling again: run ``python bench/slack.py --reps 1 --only resync --keep`` in one terminal; it
+prints the bot's pid and waits before the burst; attach ``py-spy record --pid PID -r 500 -o
+profile.svg --duration 20`` and press Enter. Sort by "own" time and group the frames by the
+stages above (aiohttp/slack_sdk.signature, slack_bolt, bot.store, bot.agent, bot.tws, slack_sdk.web,
+structlog).
 """
 
 from __future__ import annotations
@@ -25,11 +54,17 @@ import argparse
 import asyncio
 import base64
 import json
+import os
+import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
@@ -38,106 +73,263 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.processes import PASSWORD, USER, free_port, resync_process  # noqa: E402
-from tests.fakes.slack_api import (  # noqa: E402
-    BOT_USER_ID, FakeSlackApi, event_callback, mention, sign, slash_command,
-)
+from tests.fakes.slack_api import BOT_USER_ID, event_callback, mention, sign, slash_command  # noqa: E402
 
 SECRET = "bench-signing-secret-0123456789"
 TOKEN = "xoxb-bench-0000-token"
 POLICY = '[roles.operator]\nactions = ["rerun"]\n[bindings]\n"slack:U0ANA" = ["operator"]\n'
+FORM, JSON_TYPE = "application/x-www-form-urlencoded", "application/json"
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Goal:
+    name: str
+    unit: str
+    better: str  # "lower" or "higher"
+    ratio_goal: float | None = None  # Resync / bare
+    absolute_goal: float | None = None  # Resync's own figure (RSS)
+
+
+GOALS = (
+    Goal(name="slash-command ack p50", unit="ms", better="lower"),
+    Goal(name="slash-command ack p99", unit="ms", better="lower", ratio_goal=1.3),
+    Goal(name="answered status/s", unit="/s", better="higher", ratio_goal=0.8),
+    Goal(name="answered help/s", unit="/s", better="higher", ratio_goal=0.8),
+    Goal(name="CPU per status", unit="ms", better="lower", ratio_goal=1.3),
+    Goal(name="CPU per help", unit="ms", better="lower", ratio_goal=1.3),
+    Goal(name="RSS after start", unit="MB", better="lower"),
+    Goal(name="RSS after burst", unit="MB", better="lower", absolute_goal=100.0),
+)
+
+
+@dataclass(slots=True)
+class Run:
+    figures: dict[str, float] = field(default_factory=dict)
+
+
+# --- the processes --------------------------------------------------------------------------
+
+
+@asynccontextmanager
+async def fake_slack() -> AsyncIterator[tuple[str, str, str]]:
+    """bench/slack_fake.py; yields (Web API URL, a response URL, stats base URL)."""
+    stats_port = free_port()
+    process = subprocess.Popen([sys.executable, str(ROOT / "bench" / "slack_fake.py"), "--stats-port",
+                                str(stats_port)], stdout=subprocess.PIPE, text=True)
+    try:
+        lines = dict(process.stdout.readline().split(" ", 1) for _ in range(2))  # type: ignore[union-attr]
+        yield lines["api"].strip(), lines["responses"].strip(), f"http://127.0.0.1:{stats_port}"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+@asynccontextmanager
+async def bot(kind: str, root: Path, tws: str, api: str, data: str,
+              profile: Path | None = None) -> AsyncIterator[tuple[str, int]]:
+    """The bot under test; yields (its /slack/events URL, its pid). ``profile``: run Resync under
+    cProfile and write its statistics there when it stops."""
+    port = free_port()
+    env = {"TWS_URL": tws, "TWS_USER": USER, "TWS_PASSWORD": PASSWORD, "SLACK_BOT_TOKEN": TOKEN,
+           "SLACK_SIGNING_SECRET": SECRET, "SLACK_API_URL": api}
+    if kind == "resync":
+        state = tempfile.mkdtemp(dir=data)
+        env |= {"RESYNC_DATA_DIR": state, "RESYNC_POLICY": str(Path(data, "policy.toml")), "RESYNC_ALERTS": "false"}
+        serve = ["serve", "--port", str(port), "--host", "127.0.0.1", "--no-poll"]
+        profiled = [sys.executable, "-m", "cProfile", "-o", str(profile), "-m", "bot", *serve] if profile else None
+        launch = resync_process(serve, env, f"http://127.0.0.1:{port}/healthz", root=root, command=profiled)
+    else:
+        launch = resync_process(["bare"], env, f"http://127.0.0.1:{port}/healthz", command=[
+            sys.executable, str(ROOT / "bench" / "bare_bolt.py"), "--port", str(port), "--tws", tws,
+            "--slack-api", api])
+    async with launch as process:
+        yield f"http://127.0.0.1:{port}/slack/events", process.pid
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def rss_mb(pid: int) -> float:
+    line = next(x for x in Path(f"/proc/{pid}/status").read_text().splitlines() if x.startswith("VmRSS:"))
+    return int(line.split()[1]) / 1024
+
+
+# --- playing Slack ----------------------------------------------------------------------------
+
+
+class Slack:
+    """Signs and sends Slack's requests; reads the fake's counts."""
+
+    def __init__(self, session: aiohttp.ClientSession, url: str, stats: str, response_url: str) -> None:
+        self.session, self.url, self.stats, self.response_url = session, url, stats, response_url
+
+    async def post(self, body: bytes, content_type: str) -> float:
+        headers = {**sign(body, SECRET), "Content-Type": content_type}
+        started = time.perf_counter()
+        async with self.session.post(self.url, data=body, headers=headers) as response:
+            await response.read()
+            if response.status != 200:
+                raise SystemExit(f"the bot answered {response.status}: {await response.text()}")
+        return time.perf_counter() - started
+
+    async def count(self, method: str) -> tuple[int, float]:
+        async with self.session.get(f"{self.stats}/stats", params={"method": method}) as response:
+            body = await response.json()
+        return body["ok"], body["last_at"]
+
+    async def reset(self) -> None:
+        async with self.session.post(f"{self.stats}/reset") as response:
+            await response.read()
+
+    async def answered(self, method: str, count: int, timeout: float = 300) -> float:
+        """Until ``count`` successful calls of ``method`` arrived; the arrival time of the last."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            ok, last = await self.count(method)
+            if ok >= count:
+                return last
+            await asyncio.sleep(0.02)
+        raise SystemExit(f"only {ok} of {count} answers reached {method}")
+
+
+async def in_flight(bodies: list[tuple[bytes, str]], slack: Slack, limit: int) -> list[float]:
+    gate = asyncio.Semaphore(limit)
+
+    async def one(body: bytes, content_type: str) -> float:
+        async with gate:
+            return await slack.post(body, content_type)
+
+    return list(await asyncio.gather(*(one(b, t) for b, t in bodies)))
+
+
+def mentions(texts: list[str]) -> list[tuple[bytes, str]]:
+    return [(json.dumps(event_callback(mention(f"<@{BOT_USER_ID}> {text}",
+                                               channel=f"CM{uuid.uuid4().hex[:10].upper()}"))).encode(), JSON_TYPE)
+            for text in texts]
+
+
+async def measure(slack: Slack, pid: int, names: list[str], args: argparse.Namespace) -> Run:
+    run = Run()
+    await in_flight(mentions([f"status {n}" for n in names[:5]] + ["help"] * 5), slack, 5)  # warm-up
+    await slack.answered("chat.postMessage", 10)
+    await asyncio.sleep(0.3)
+    run.figures["RSS after start"] = rss_mb(pid)
+
+    await slack.reset()
+    commands = [(slash_command(f"status {names[i % len(names)]}", channel=f"CC{i:05d}",
+                               response_url=slack.response_url), FORM) for i in range(args.commands)]
+    latencies = await in_flight(commands, slack, args.in_flight)
+    await slack.answered("response_url", args.commands)
+    cuts = statistics.quantiles(latencies, n=100, method="inclusive")
+    run.figures["slash-command ack p50"] = statistics.median(latencies) * 1000
+    run.figures["slash-command ack p99"] = cuts[98] * 1000
+
+    for label, texts in (("status", [f"status {names[i % len(names)]}" for i in range(args.events)]),
+                         ("help", ["help"] * args.events)):
+        await slack.reset()
+        bodies = mentions(texts)
+        cpu, started = cpu_seconds(pid), time.monotonic()
+        await in_flight(bodies, slack, args.in_flight)
+        last = await slack.answered("chat.postMessage", len(bodies))
+        run.figures[f"answered {label}/s"] = len(bodies) / (last - started)
+        run.figures[f"CPU per {label}"] = (cpu_seconds(pid) - cpu) * 1000 / len(bodies)
+
+    if args.keep:
+        input(f"bot pid {pid}: attach a profiler, then press Enter for the burst ")
+    await slack.reset()
+    await in_flight(mentions([f"status {names[i % len(names)]}" for i in range(args.burst)]), slack, 100)
+    await slack.answered("chat.postMessage", args.burst)
+    await asyncio.sleep(0.5)
+    run.figures["RSS after burst"] = rss_mb(pid)
+    return run
 
 
 async def job_names(base: str, count: int) -> list[str]:
-    """Names of real jobs in the simulator's plan, to ask about."""
+    """Names of jobs that occur once in the simulator's plan (so ``status`` needs one query)."""
     basic = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
     async with aiohttp.ClientSession(headers={"Authorization": f"Basic {basic}"}) as session:
-        async with session.get(f"{base}/api/v2/plan/job", params={"oql": "internalStatus = 'ABEND'",
-                                                                  "limit": "200"}) as response:
+        async with session.get(f"{base}/api/v2/plan/job", params={"limit": "1000"}) as response:
             results = (await response.json())["results"]
-    names = sorted({job["name"] for job in results})
-    return [names[i % len(names)] for i in range(count)]
+    names = [job["name"] for job in results]
+    unique = sorted(n for n in set(names) if names.count(n) == 1)
+    return unique[:count]
 
 
-def percentiles(values: list[float]) -> str:
-    cuts = statistics.quantiles(values, n=100, method="inclusive")
-    return (f"p50 {statistics.median(values) * 1000:7.1f} ms   p99 {cuts[98] * 1000:7.1f} ms   "
-            f"max {max(values) * 1000:7.1f} ms")
+# --- the table --------------------------------------------------------------------------------
 
 
-async def signed_post(session: aiohttp.ClientSession, url: str, body: bytes, content_type: str) -> float:
-    """Send one request as Slack does; the seconds until the bot's 200."""
-    headers = {**sign(body, SECRET), "Content-Type": content_type}
-    started = time.perf_counter()
-    async with session.post(url, data=body, headers=headers) as response:
-        await response.read()
-        if response.status != 200:
-            raise SystemExit(f"the bot answered {response.status}: {await response.text()}")
-    return time.perf_counter() - started
+def table(runs: dict[str, list[Run]]) -> bool:
+    """Print every figure for both with the pairwise ratio; True when every goal is met."""
+    def spread(values: list[float], fmt: Callable[[float], str]) -> str:
+        return f"{fmt(statistics.median(values))} ({fmt(min(values))}-{fmt(max(values))})"
+
+    number = lambda v: f"{v:,.1f}" if v < 100 else f"{v:,.0f}"  # noqa: E731
+    print(f"\n{'figure':24} {'Resync (min-max)':>24} {'bare bolt (min-max)':>24} {'ratio (min-max)':>20}  goal")
+    met = True
+    for goal in GOALS:
+        ours = [r.figures[goal.name] for r in runs.get("resync", [])]
+        bare = [r.figures[goal.name] for r in runs.get("bare", [])]
+        ratios = [a / b for a, b in zip(ours, bare) if b]
+        verdict = ""
+        if goal.ratio_goal is not None and ratios:
+            ok = (statistics.median(ratios) <= goal.ratio_goal if goal.better == "lower"
+                  else statistics.median(ratios) >= goal.ratio_goal)
+            verdict = f"{'≤' if goal.better == 'lower' else '≥'} {goal.ratio_goal:g}× {'ok' if ok else 'MISSED'}"
+            met &= ok
+        if goal.absolute_goal is not None and ours:
+            ok = max(ours) <= goal.absolute_goal
+            verdict = f"≤ {goal.absolute_goal:g} {goal.unit} {'ok' if ok else 'MISSED'}"
+            met &= ok
+        ratio = spread(ratios, lambda v: f"{v:.2f}") if ratios else "-"
+        print(f"{goal.name + ' (' + goal.unit + ')':24} {spread(ours, number) if ours else '-':>24} "
+              f"{spread(bare, number) if bare else '-':>24} {ratio:>20}  {verdict}")
+    return met
 
 
-async def commands(session: aiohttp.ClientSession, url: str, slack: FakeSlackApi, names: list[str],
-                   in_flight: int) -> None:
-    gate = asyncio.Semaphore(in_flight)
-
-    async def one(i: int) -> float:
-        body = slash_command(f"status {names[i]}", channel=f"CC{i:05d}", response_url=slack.response_url(f"c{i}"))
-        async with gate:
-            return await signed_post(session, url, body, "application/x-www-form-urlencoded")
-
-    started = time.perf_counter()
-    latencies = await asyncio.gather(*(one(i) for i in range(len(names))))
-    acked = time.perf_counter() - started
-    await slack.wait_for("response_url", len(names), timeout=300)
-    answered = time.perf_counter() - started
-    failed = sum(1 for c in slack.calls("response_url") if c.status != 200)
-    print(f"slash commands: {len(names)} signed /tws status, {in_flight} in flight")
-    print(f"  acknowledgement   {percentiles(latencies)}")
-    print(f"  all acked in {acked:.2f} s ({len(names) / acked:.0f}/s); every full answer delivered after "
-          f"{answered:.2f} s ({failed} failed)")
-
-
-async def mentions(session: aiohttp.ClientSession, url: str, slack: FakeSlackApi, names: list[str]) -> None:
-    times = []
-    for name in names:
-        channel = f"CM{uuid.uuid4().hex[:10].upper()}"
-        body = json.dumps(event_callback(mention(f"<@{BOT_USER_ID}> status {name}", channel=channel))).encode()
-        before = len(slack.calls("chat.postMessage"))
-        started = time.monotonic()
-        await signed_post(session, url, body, "application/json")
-        calls = await slack.wait_for("chat.postMessage", before + 1, timeout=30)
-        answer = next(c for c in calls if c.params.get("channel") == channel)
-        times.append(answer.at - started)
-    print(f"mentions: {len(names)} signed app_mention 'status <job>', one at a time")
-    print(f"  event -> chat.postMessage   {percentiles(times)}")
-
-
-async def main(args: argparse.Namespace) -> None:
-    sim_port, bot_port = free_port(), free_port()
-    base = f"http://127.0.0.1:{sim_port}/twsd"
+async def main(args: argparse.Namespace) -> int:
+    sim_port = free_port()
+    tws = f"http://127.0.0.1:{sim_port}/twsd"
+    kinds = [k for k in ("resync", "bare") if args.only in (None, k)]
+    runs: dict[str, list[Run]] = {k: [] for k in kinds}
     with tempfile.TemporaryDirectory() as data:
         Path(data, "policy.toml").write_text(POLICY)
-        async with FakeSlackApi() as slack, resync_process(
-                ["simulator", "--port", str(sim_port), "--jobs", str(args.jobs), "--seed", "11", "--speed", "1"],
-                {"TWS_USER": USER, "TWS_PASSWORD": PASSWORD}, f"{base}/sim/stats"):
-            env = {"TWS_URL": base, "TWS_USER": USER, "TWS_PASSWORD": PASSWORD, "RESYNC_DATA_DIR": data,
-                   "RESYNC_POLICY": str(Path(data, "policy.toml")), "RESYNC_ALERTS": "false",
-                   "SLACK_BOT_TOKEN": TOKEN, "SLACK_SIGNING_SECRET": SECRET, "SLACK_API_URL": slack.url}
-            async with resync_process(["serve", "--port", str(bot_port), "--host", "127.0.0.1", "--no-poll"], env,
-                             f"http://127.0.0.1:{bot_port}/healthz"):
-                url = f"http://127.0.0.1:{bot_port}/slack/events"
-                names = await job_names(base, max(args.commands, args.mentions))
-                connector = aiohttp.TCPConnector(limit=args.in_flight)
-                async with aiohttp.ClientSession(connector=connector) as session:
-                    await mentions(session, url, slack, names[:3])  # warm-up: auth.test, first TWS session
-                    print(f"(simulator: {args.jobs} jobs; bot: resync serve, SQLite store; warm-up done)")
-                    await commands(session, url, slack, names[: args.commands], args.in_flight)
-                    await mentions(session, url, slack, names[: args.mentions])
+        async with fake_slack() as (api, response_url, stats), resync_process(
+                ["simulator", "--port", str(sim_port), "--jobs", str(args.jobs), "--seed", "11", "--speed", "0"],
+                {"TWS_USER": USER, "TWS_PASSWORD": PASSWORD}, f"{tws}/sim/stats"):
+            names = await job_names(tws, 200)
+            print(f"simulator: {args.jobs} jobs; {args.reps} repetitions, fresh processes, interleaved; "
+                  f"{args.commands} commands and {args.events} mentions of each kind at {args.in_flight} in flight, "
+                  f"burst {args.burst}; Resync from {args.root}")
+            connector = aiohttp.TCPConnector(limit=args.in_flight + 110)
+            async with aiohttp.ClientSession(connector=connector) as session:
+                for rep in range(args.reps):
+                    for kind in kinds if rep % 2 == 0 else kinds[::-1]:
+                        async with bot(kind, args.root, tws, api, data, args.profile) as (url, pid):
+                            run = await measure(Slack(session, url, stats, response_url), pid, names, args)
+                        runs[kind].append(run)
+                        print(f"  rep {rep + 1} {kind:6} " + "  ".join(f"{k} {v:.1f}" for k, v in run.figures.items()),
+                              flush=True)
+    return 0 if table(runs) else 1
+
+
+def _interrupted(*_: object) -> None:
+    raise KeyboardInterrupt  # so that the child processes are stopped on the way out
 
 
 if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, _interrupted)
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--commands", type=int, default=500)
+    parser.add_argument("--events", type=int, default=1000)
+    parser.add_argument("--burst", type=int, default=3000)
     parser.add_argument("--in-flight", type=int, default=50)
-    parser.add_argument("--mentions", type=int, default=50)
     parser.add_argument("--jobs", type=int, default=2000)
-    asyncio.run(main(parser.parse_args()))
+    parser.add_argument("--root", type=Path, default=ROOT, help="the Resync checkout to run (default: this one)")
+    parser.add_argument("--only", choices=("resync", "bare"), help="run one side only (profiling)")
+    parser.add_argument("--keep", action="store_true", help="pause before the burst, to attach a profiler")
+    parser.add_argument("--profile", type=Path, help="run Resync under cProfile, statistics written to this file")
+    sys.exit(asyncio.run(main(parser.parse_args())))

@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     # Until a command reads its settings, log to stderr: stdout is for answers (e.g. --json).
     level = os.environ.get("LOG_LEVEL", "").upper()
-    configure_logging(LogSettings(level=level if level in _LEVELS else "WARNING", format="console"))
+    configure_logging(LogSettings(level=level if level in _LEVELS else "WARNING", format="console"), final=False)
     if not getattr(args, "run", None):
         parser.print_help()
         raise SystemExit(2)
@@ -118,6 +118,10 @@ def _parser() -> argparse.ArgumentParser:
     package = teams_sub.add_parser("package", help="write the Teams app package (manifest and icons) to upload")
     package.add_argument("--out", default="resync-teams.zip", help="where to write the zip (default resync-teams.zip)")
     package.set_defaults(run=_teams_package)
+
+    from bot.kb.cli import add_parser as add_kb_parser  # no heavy imports: those wait for a kb command
+
+    add_kb_parser(sub)
     return parser
 
 
@@ -181,12 +185,15 @@ async def _demo(args: argparse.Namespace) -> None:
                "TWS_URL": url, "TWS_USER": "resync", "TWS_PASSWORD": "resync"}
         settings = load_settings(env)
         configure_logging(settings.log, settings.secrets())
+        from bot.kb.cli import ingest_samples
+
+        runbooks = await asyncio.to_thread(ingest_samples, settings.kb)
         async with AsyncExitStack() as stack:
             terminal = Terminal()  # one screen for chat and alerts: alerts print above the prompt
             components = await assemble(settings, stack, poll=True, notifiers=[ConsoleNotifier(terminal=terminal)])
             failed = await components.tws.count_jobs(status="FAILED")
             banner = _DEMO_BANNER_PT if args.lang == "pt" else _DEMO_BANNER
-            print(banner.format(url=url, jobs=args.jobs, failed=failed, data=settings.store.data_dir))
+            print(banner.format(url=url, jobs=args.jobs, failed=failed, data=settings.store.data_dir) + runbooks)
             await Console(components.agent.handle, lang=args.lang, terminal=terminal).run()
 
 
@@ -198,6 +205,7 @@ State is kept in {data}; alerts for new failures appear here. Try:
   which jobs failed?            quais jobs abendaram?
   status EXTRACT01              why did <JOB> fail?
   rerun <JOB from the list>     e o log?
+  how do I fix ORA-00060?       o que fazer quando o SFTP falha?
   help                          (quit with Ctrl-D or 'exit'; `resync audit tail` shows what you did)
 """
 
@@ -208,6 +216,7 @@ O estado fica em {data}; alertas de novas falhas aparecem aqui. Experimente:
   quais jobs abendaram?         which jobs failed?
   status EXTRACT01              por que o <JOB> falhou?
   roda de novo o <JOB da lista> e o log?
+  o que fazer quando o SFTP falha?  how do I fix ORA-00060?
   o que você sabe fazer?        (saia com Ctrl-D ou 'sair'; `resync audit tail` mostra o que você fez)
 """
 

@@ -48,6 +48,19 @@ class StoreSettings:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class KbSettings:
+    """The runbook knowledge base (``bot.kb``): embedded Qdrant under the data dir, or a server."""
+
+    path: Path = Path(".resync") / "kb"  # embedded Qdrant folder (one process at a time)
+    qdrant_url: str | None = None  # a Qdrant server, shared by several processes
+    qdrant_api_key: str | None = field(default=None, repr=False)
+    alert_min_score: float = 0.55  # dense cosine below which a hit is not relevant (no runbook line)
+
+    def secrets(self) -> tuple[str | None, ...]:
+        return (self.qdrant_api_key,)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class LogSettings:
     level: str = "INFO"
     format: str = "json"  # "json" or "console"
@@ -171,6 +184,7 @@ class Settings:
     slack: SlackSettings | None = None
     llm: LlmSettings | None = None
     teams: TeamsSettings | None = None
+    kb: KbSettings = KbSettings()
 
     def secrets(self) -> tuple[str, ...]:
         """Every secret value, so the log pipeline can scrub them wherever they appear.
@@ -269,6 +283,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         slack=_slack(source),
         llm=_llm(source),
         teams=_teams(source),
+        kb=_kb(source),
     )
 
 
@@ -519,6 +534,19 @@ def _llm(s: _Source) -> LlmSettings | None:
         api_key=s.str("LLM_API_KEY", "llm.api_key") or None,
         timeout=s.number("LLM_TIMEOUT", "llm.timeout", 20.0, minimum=1),
     )
+
+
+def load_kb_settings(env: Mapping[str, str] | None = None) -> KbSettings:
+    """Only the knowledge-base slice: for ``resync kb``, which needs no TWS settings."""
+    env = os.environ if env is None else env
+    return _kb(_Source(env, _read_toml(env.get("RESYNC_CONFIG", ""))))
+
+
+def _kb(s: _Source) -> KbSettings:
+    url = s.str("QDRANT_URL", "kb.qdrant_url")
+    return KbSettings(path=_store(s).data_dir / "kb", qdrant_url=_url("QDRANT_URL", url) if url else None,
+                      qdrant_api_key=s.str("QDRANT_API_KEY", "kb.qdrant_api_key") or None,
+                      alert_min_score=s.number("RESYNC_KB_MIN_SCORE", "kb.min_score", 0.55))
 
 
 _TEAMS_APP_TYPES = {"multitenant": "MultiTenant", "singletenant": "SingleTenant", "userassignedmsi": "UserAssignedMSI"}

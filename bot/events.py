@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -133,6 +133,15 @@ Handle = Callable[[Event], Awaitable[list[Reply]]]
 
 #: A knowledge-base lookup: the best runbook answer for a query, or None.
 RunbookSearch = Callable[[str], Awaitable[str | None]]
+
+
+@runtime_checkable
+class RunbookAnswers(Protocol):
+    """A knowledge base that also answers chat questions with passages (``bot.kb.KnowledgeBase``)."""
+
+    async def __call__(self, query: str) -> str | None: ...
+
+    async def answer(self, question: str, *, lang: str) -> list[Reply]: ...
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

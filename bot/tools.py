@@ -18,7 +18,7 @@ from typing import Any
 
 from bot.alerts.compose import error_lines
 from bot.errors import AmbiguousJob, JobNotFound, TwsError
-from bot.events import ACTION_CHOOSE, Button, Field, Reply, RunbookSearch
+from bot.events import ACTION_CHOOSE, Button, Field, Reply, RunbookAnswers, RunbookSearch
 from bot.places import PlaceIndex
 from bot.texts import has_text, say
 from bot.tws.client import TwsClient
@@ -358,7 +358,15 @@ async def _job_log(ctx: ToolContext, args: dict[str, str]) -> Outcome:
     title = say(ctx.lang, "log_title", job=found.full_name, run=found.rerun_count + 1)
     text = f"`{found.full_name}`: *{found.status}*" + (f" rc={found.return_code}" if found.return_code is not None else "")
     if found.failed:  # answer "why did it fail?" first: the error lines, then the tail itself
-        text += "\n" + "\n".join(f"> {line}" for line in error_lines(log.text, limit=4))
+        errors = error_lines(log.text, limit=4)
+        text += "\n" + "\n".join(f"> {line}" for line in errors)
+        if ctx.runbooks is not None:  # the best runbook for this error, when one matches well enough
+            from bot.kb.answers import failure_query  # a plain function; no model or Qdrant import
+
+            hint = await ctx.runbooks(failure_query(found.name, found.stream, found.return_code,
+                                                    error_lines(log.text)))
+            if hint:
+                text += "\n" + say(ctx.lang, "kb_why", runbook=hint)
     return Outcome(job=found, replies=[Reply(title=title, text=text, code=log.text, code_title=note or None,
                                              level=_LEVEL.get(found.status, "info"))])  # type: ignore[arg-type]
 
@@ -503,6 +511,8 @@ async def _engine_health(ctx: ToolContext, args: dict[str, str]) -> Outcome:
 async def _search_runbooks(ctx: ToolContext, args: dict[str, str]) -> Outcome:
     if ctx.runbooks is None:
         return Outcome(replies=[Reply(text=say(ctx.lang, "no_kb"))])
+    if isinstance(ctx.runbooks, RunbookAnswers):  # passages with sources (and a grounded answer)
+        return Outcome(replies=await ctx.runbooks.answer(args.get("query") or ctx.text, lang=ctx.lang))
     answer = await ctx.runbooks(args.get("query") or ctx.text)
     return Outcome(replies=[Reply(text=answer or say(ctx.lang, "no_kb"))])
 

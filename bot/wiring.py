@@ -124,6 +124,13 @@ async def assemble(settings: Settings, stack: AsyncExitStack, *, poll: bool, wit
     agent = Agent(tws=tws, store=store, policy=policy, settings=settings.policy, llm=llm,
                   actions=_job_actions(settings, stack, tws, store))
     agent.hooks = replace(agent.hooks, observe_action=metrics.observe_action)
+    # The knowledge base costs nothing until used; an existing one is warmed in the background.
+    from bot.kb.answers import KnowledgeBase
+
+    kb = KnowledgeBase(settings.kb, llm=settings.llm)
+    stack.push_async_callback(kb.close)
+    kb.warm()
+    agent.hooks = replace(agent.hooks, runbooks=kb)
     adapters = _chat_adapters(settings, agent.handle, store) if with_chat else []
     for adapter in adapters:
         stack.push_async_callback(adapter.close)
@@ -134,7 +141,7 @@ async def assemble(settings: Settings, stack: AsyncExitStack, *, poll: bool, wit
         all_notifiers += pagers(settings.alerts, stack)
         _check_targets(settings.alerts, all_notifiers)
         watch = FailureWatch(settings.alerts, tws=tws, store=store, notifiers=all_notifiers, owner=owner,
-                             single_instance=store.kind != "redis", metrics=metrics)
+                             single_instance=store.kind != "redis", metrics=metrics, runbook_search=kb)
         # The watch needs the chat adapters, which need the agent: hook it into the agent last.
         agent.hooks = replace(agent.hooks, alert_actions=watch.on_action, on_job_action=watch.note_action)
         stack.push_async_callback(watch.resign)  # a restarted process need not wait out the lock TTL

@@ -117,7 +117,7 @@ async def test_mention_is_answered_in_its_thread(bot: Bot) -> None:
     [event] = bot.core.events
     assert event == Event(platform="slack", workspace=TEAM_ID, channel="C0OPS", user_id="U0ANA",
                           text="status EXTRACT01 & co", kind="message", thread="1700000000.000100",
-                          event_id="Ev0MENTION1")
+                          event_id="Ev0MENTION1", user_email="u0ana@example.com")
     assert call.params["channel"] == "C0OPS" and call.params["thread_ts"] == "1700000000.000100"
     assert call.params["text"] == "echo: status EXTRACT01 &amp; co"
     assert call.token == TOKEN and call.status == 200

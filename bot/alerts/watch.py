@@ -443,7 +443,9 @@ class FailureWatch:
         if self._runbook_search is None:
             return None
         try:
-            return await self._runbook_search(" ".join([job.name, job.stream, *errors[:2]]))
+            from bot.kb.answers import failure_query  # a plain function; no model or Qdrant import
+
+            return await self._runbook_search(failure_query(job.name, job.stream, job.return_code, errors))
         except ResyncError as exc:
             log.warning("alert_runbook_unavailable", job=job.full_name, error=type(exc).__name__)
             return None

@@ -7,7 +7,9 @@
         slack.calls("chat.postMessage")[0].params       # what was sent (form or JSON, merged)
 
 Methods: ``auth.test``, ``chat.postMessage``, ``chat.postEphemeral``, ``chat.update``,
-``users.info``, ``apps.connections.open``; any other method answers ``unknown_method``. Answers
+``users.info`` (the documented user object; ``slack.emails``, ``slack.missing_users`` and
+``slack.email_scope`` shape it), ``apps.connections.open``; any other method answers
+``unknown_method``. Answers
 have Slack's shape (``ok``, increasing ``ts``, ``channel``), and ``chat.*`` checks Block Kit's
 limits the way Slack does (``invalid_blocks``), so a rendering bug fails a test. Every call is
 recorded, failed ones too, with its arrival time (``time.monotonic()``).
@@ -77,6 +79,9 @@ class FakeSlackApi:
         self.team_id, self.bot_user_id, self.bot_id, self.locale = team_id, bot_user_id, bot_id, locale
         self.acks: list[JSON] = []
         self.links = 0  # Socket Mode connections accepted so far
+        self.emails: dict[str, str | None] = {}  # users.info: a user's e-mail (None: none); default <id>@example.com
+        self.missing_users: set[str] = set()  # users.info answers user_not_found for these
+        self.email_scope = True  # False: the app lacks users:read.email, profiles carry no e-mail
         self._calls: list[Call] = []
         self._failures: dict[str, deque[_Failure]] = defaultdict(deque)
         self._messages: dict[tuple[str, str], JSON] = {}
@@ -91,6 +96,7 @@ class FakeSlackApi:
     async def __aenter__(self) -> FakeSlackApi:
         app = web.Application()
         app.router.add_post("/api/{method}", self._api)
+        app.router.add_get("/api/{method}", self._api)  # Slack takes arguments as a query string too
         app.router.add_post("/response/{key}", self._response_url)
         app.router.add_get("/link", self._socket)
         self._runner = web.AppRunner(app, handle_signals=False)
@@ -200,9 +206,26 @@ class FakeSlackApi:
         return {"ok": True, "channel": params["channel"], "ts": params["ts"], "text": params.get("text", "")}
 
     def _users_info(self, params: JSON) -> JSON:
-        user = params.get("user", "")
-        return {"ok": True, "user": {"id": user, "team_id": self.team_id, "name": user.lower(), "locale": self.locale,
-                                     "profile": {"email": f"{user.lower()}@example.com", "real_name": user}}}
+        """users.info as documented: the user object; ``profile.email`` only with the
+        users:read.email scope (``email_scope``), ``locale`` only with ``include_locale=true``."""
+        user = str(params.get("user", ""))
+        if not user:
+            return {"ok": False, "error": "invalid_arguments"}
+        if user in self.missing_users:
+            return {"ok": False, "error": "user_not_found"}
+        name = user.lower()
+        profile: JSON = {"real_name": user, "display_name": name, "real_name_normalized": user,
+                         "display_name_normalized": name, "status_text": "", "status_emoji": "", "team": self.team_id}
+        email = self.emails.get(user, f"{name}@example.com")
+        if self.email_scope and email is not None:
+            profile["email"] = email
+        found: JSON = {"id": user, "team_id": self.team_id, "name": name, "deleted": False, "real_name": user,
+                       "tz": "America/Sao_Paulo", "tz_label": "Brasilia Standard Time", "tz_offset": -10800,
+                       "profile": profile, "is_admin": False, "is_owner": False, "is_bot": False,
+                       "is_app_user": False, "updated": self._epoch}
+        if str(params.get("include_locale", "")).lower() in ("true", "1"):
+            found["locale"] = self.locale
+        return {"ok": True, "user": found}
 
     def _connections_open(self, params: JSON) -> JSON:
         return {"ok": True, "url": f"ws://127.0.0.1:{self.port}/link"}
@@ -266,8 +289,10 @@ class FakeSlackApi:
 
 
 async def _params(request: web.Request) -> JSON:
-    """A Web API call's arguments, whether sent as a form or as JSON (blocks decoded)."""
-    if request.content_type == "application/json":
+    """A Web API call's arguments, whether sent as a query, a form or JSON (blocks decoded)."""
+    if request.method == "GET":
+        params: JSON = dict(request.query)
+    elif request.content_type == "application/json":
         raw = await request.text()
         params = json.loads(raw) if raw else {}
     else:

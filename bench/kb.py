@@ -1,0 +1,139 @@
+"""Knowledge-base benchmark: retrieval quality per method, ingest throughput, query latency, memory.
+
+    python bench/kb.py [--runbooks config/runbooks] [--eval bench/kb_eval.jsonl] [--repeat 5]
+
+Prints recall@1 and recall@3 (a hit is right when its source is the expected runbook) for dense
+only, sparse (BM25) only, hybrid with reciprocal rank fusion (what Resync uses) and hybrid with
+distribution-based score fusion, each with and without the cross-language glossary, on the tuning
+part and the held-out part of the eval set (questions about runbooks that the tuning never saw),
+split by whether question and runbook share a language. Then ingest chunks/s (the runbooks copied
+``--copies`` times, so there is enough to time), query p50/p99 and the peak RSS of this process.
+Everything runs offline against embedded Qdrant in a temporary folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bot.config import KbSettings  # noqa: E402
+from bot.kb.answers import error_codes, relevant  # noqa: E402
+from bot.kb.index import RunbookIndex  # noqa: E402
+from bot.kb.ingest import ingest  # noqa: E402
+
+MODES = ("dense", "sparse", "hybrid", "hybrid-dbsf")
+_PT_WORDS = {"ção", "não", "ões", "ão", "você", "está"}
+
+
+def runbook_lang(path: Path) -> str:
+    text = path.read_text(encoding="utf-8").lower()
+    pt = sum(text.count(w) for w in (" não ", " de ", "ção", " o ", " que ", " para "))
+    en = sum(text.count(w) for w in (" the ", " and ", " is ", " of ", " to "))
+    return "pt" if pt > en else "en"
+
+
+def recall(index: RunbookIndex, questions: list[dict], mode: str) -> tuple[float, float]:
+    at1 = at3 = 0
+    for q in questions:
+        sources: list[str] = []
+        for hit in index.search(q["q"], k=10, mode=mode):
+            if hit.source not in sources:
+                sources.append(hit.source)
+        at1 += sources[:1] == [q["expect"]]
+        at3 += q["expect"] in sources[:3]
+    n = max(len(questions), 1)
+    return at1 / n, at3 / n
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runbooks", default="config/runbooks")
+    parser.add_argument("--eval", default="bench/kb_eval.jsonl")
+    parser.add_argument("--repeat", type=int, default=5, help="latency: passes over the questions")
+    parser.add_argument("--copies", type=int, default=10, help="throughput: copies of the runbooks ingested")
+    args = parser.parse_args()
+    root = Path(args.runbooks)
+    questions = [json.loads(line) for line in Path(args.eval).read_text(encoding="utf-8").splitlines() if line.strip()]
+    langs = {p.relative_to(root).as_posix(): runbook_lang(p) for p in root.rglob("*.md")}
+    for q in questions:
+        q["cross"] = q["expect"] is not None and langs.get(q["expect"]) != q["lang"]
+    missing = sorted({q["expect"] for q in questions if q["expect"]} - set(langs))
+    if missing:
+        raise SystemExit(f"eval names runbooks that do not exist: {missing}")
+    negatives = [q for q in questions if q["split"] == "negative"]
+    questions = [q for q in questions if q["split"] != "negative"]
+    tune = [q for q in questions if q["split"] == "tune"]
+    held = [q for q in questions if q["split"] == "heldout"]
+    print(f"eval: {len(questions)} questions ({len(tune)} tuning, {len(held)} held-out; "
+          f"{sum(q['cross'] for q in questions)} cross-language; "
+          f"{sum(q['lang'] == 'pt' for q in questions)} in Portuguese) over {len(langs)} runbooks "
+          f"({sum(v == 'pt' for v in langs.values())} written in Portuguese)")
+    tmp = Path(tempfile.mkdtemp(prefix="resync-kb-bench-"))
+    try:
+        print(f"\n{'method':<22}{'tuning r@1':>11}{'r@3':>7}{'held-out r@1':>14}{'r@3':>7}"
+              f"{'cross r@1':>11}{'r@3':>7}{'same r@1':>10}{'r@3':>7}")
+        hybrid_index = None
+        for glossary in (False, True):
+            index = RunbookIndex(KbSettings(path=tmp / f"g{int(glossary)}"), glossary=glossary)
+            ingest(index, [str(root)])
+            for mode in MODES:
+                t1, t3 = recall(index, tune, mode)
+                h1, h3 = recall(index, held, mode)
+                c1, c3 = recall(index, [q for q in questions if q["cross"]], mode)
+                s1, s3 = recall(index, [q for q in questions if not q["cross"]], mode)
+                name = f"{mode}{' + glossary' if glossary else ''}"
+                print(f"{name:<22}{t1:>11.2f}{t3:>7.2f}{h1:>14.2f}{h3:>7.2f}{c1:>11.2f}{c3:>7.2f}{s1:>10.2f}{s3:>7.2f}")
+            if glossary:
+                hybrid_index = index
+            else:
+                index.close()
+        assert hybrid_index is not None
+        threshold = KbSettings().alert_min_score
+        kept = wrong = 0
+        for q in questions:
+            best = hybrid_index.search(q["q"], k=1)[0]
+            if relevant(best, error_codes(q["q"]), threshold):
+                kept += 1
+                wrong += best.source != q["expect"]
+        false_hits = [q["q"] for q in negatives
+                      if relevant(hybrid_index.search(q["q"], k=1)[0], error_codes(q["q"]), threshold)]
+        print(f"\nrelevance threshold (cosine {threshold}, or a matching error code): best hit kept for "
+              f"{kept}/{len(questions)} eval questions ({wrong} of them wrong); "
+              f"{len(false_hits)}/{len(negatives)} off-topic questions got a runbook {false_hits or ''}")
+        latencies = []
+        for _ in range(args.repeat):
+            for q in questions:
+                started = time.perf_counter()
+                hybrid_index.search(q["q"], k=5)
+                latencies.append((time.perf_counter() - started) * 1000)
+        latencies.sort()
+        p50 = statistics.median(latencies)
+        p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
+        print(f"\nquery latency (hybrid + glossary, k=5, {len(latencies)} queries): p50 {p50:.1f} ms, p99 {p99:.1f} ms")
+        hybrid_index.close()
+        copies = tmp / "copies"
+        for n in range(args.copies):
+            shutil.copytree(root, copies / f"copy{n}")
+        big = RunbookIndex(KbSettings(path=tmp / "big"))
+        report = ingest(big, [str(copies)])
+        again = ingest(big, [str(copies)])
+        big.close()
+        print(f"ingest: {len(report.added)} files, {report.chunks} chunks in {report.seconds:.2f} s = "
+              f"{report.chunks / report.seconds:.0f} chunks/s; re-ingest unchanged: {again.seconds * 1000:.0f} ms, "
+              f"{again.chunks} chunks embedded")
+        print(f"peak RSS of this process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
