@@ -16,7 +16,7 @@ not an Activity (or ``deliveryMode: expectReplies``) 400, a bad or missing token
 an ``invoke`` at once (never the SDK's 501, which Teams shows as "Unable to reach app") and hands
 the event to ``Answers``: claimed once (``dedup:teams:<activity id>``, or the card submission's key),
 then the typing indicator, the core, the replies; when the core takes longer than ``ACK_AFTER``,
-a "working on it" goes out first. The HTTP answer never waits for the core, so Teams' 15 s window
+a "working on it" goes out first, and the answer replaces it in place. The HTTP answer never waits for the core, so Teams' 15 s window
 (after which it redelivers) is never at stake.
 
 Where answers go: a channel message is answered in its reply chain, personal and group chats in
@@ -241,15 +241,21 @@ class TeamsAdapter:
 
     # --- answering ---------------------------------------------------------------------------
     async def _answer(self, event: Event) -> list[Reply]:
-        """What ``Answers`` runs once per delivery: typing, the core, and an ack if it is slow."""
-        await self._quietly(self._typing(event))
+        """What ``Answers`` runs once per delivery: typing and the core at once, an ack if it is slow."""
+        typing = asyncio.ensure_future(self._quietly(self._typing(event)))
         work = asyncio.ensure_future(self._handle(await self._with_email(event)))
         try:
-            return await asyncio.wait_for(asyncio.shield(work), self._ack_after)
+            replies = await asyncio.wait_for(asyncio.shield(work), self._ack_after)
         except TimeoutError:
+            await typing
             lang = event.lang or "en"
-            await self._quietly(self._send(event, Reply(text=say(lang, "working"), lang=lang)))
-            return await work
+            ack = await self._quietly(self.post(f"teams:{event.channel}", Reply(text=say(lang, "working"), lang=lang),
+                                                thread=event.thread))
+            replies = await work
+            if ack is not None and replies and not replies[0].update and not replies[0].thread:
+                replies = [replace(replies[0], update=ack.message_ref), *replies[1:]]  # the answer replaces the ack
+        await typing  # the indicator goes out before the answer, never after it
+        return replies
 
     async def _send(self, event: Event, reply: Reply) -> None:
         target = f"teams:{event.channel}"
@@ -279,11 +285,13 @@ class TeamsAdapter:
             cached = self._emails[event.user_id] = (email, time.monotonic() + EMAIL_TTL)
         return replace(event, user_email=cached[0]) if cached[0] else event
 
-    async def _quietly(self, sending: Any) -> None:
+    async def _quietly(self, sending: Any) -> Any:
+        """A courtesy (typing, "working on it"): its result, or None when Teams did not take it."""
         try:
-            await sending
+            return await sending
         except DeliveryError as exc:
             log.info("teams_courtesy_not_sent", reason=str(exc)[:200])
+            return None
 
     # --- outbound ----------------------------------------------------------------------------
     async def _known(self, conversation_id: str) -> Conversation:

@@ -34,6 +34,8 @@ from bot.texts import say
 
 CARD_WINDOW = 600  # seconds: the same card submission within one window is one delivery
 _AT = re.compile(r"<at[^>]*>(.*?)</at>", re.IGNORECASE | re.DOTALL)
+_BREAK = re.compile(r"<br\s*/?>|</p>\s*<p[^>]*>", re.IGNORECASE)
+_FORMATTING = re.compile(r"</?(?:p|div|span|b|i|u|s|em|strong|code|pre)(?:\s[^>]*)?>", re.IGNORECASE)
 
 
 def parse(body: Any) -> tuple[Activity | None, str]:
@@ -105,7 +107,8 @@ def _without_mentions(activity: Activity) -> str:
         if (entity.type or "").lower() == "mention" and mentioned.get("id") == bot:
             names.add(_AT.sub(r"\1", str(data.get("text") or "")).strip() or mentioned.get("name"))
     text = _AT.sub(lambda m: "" if m[1].strip() in names else m[1], activity.text or "")
-    return html.unescape(re.sub(r"[ \t]{2,}", " ", text)).strip()
+    text = _FORMATTING.sub("", _BREAK.sub("\n", text))  # rich messages arrive as HTML
+    return re.sub(r"[ \t]{2,}", " ", html.unescape(text).replace("\xa0", " ")).strip()
 
 
 def tenant_of(activity: Activity) -> str | None:

@@ -75,6 +75,7 @@ class Conversations:
         self._store = store
         self._clock = clock
         self._known: dict[str, Conversation] = {}
+        self._read: dict[str, float] = {}  # when each known conversation was last read or written
 
     async def seen(self, conversation: Conversation) -> None:
         """Remember a conversation just heard from; names already known are kept."""
@@ -90,16 +91,19 @@ class Conversations:
             self._known[conversation.id] = before
             return
         await self._store.put(PREFIX + conversation.id, merged.to_record())
-        self._known[conversation.id] = merged
+        self._known[conversation.id], self._read[conversation.id] = merged, now
 
     async def get(self, conversation_id: str) -> Conversation | None:
+        """The stored conversation; what this process read less than ``TOUCH_EVERY`` ago is reused
+        (another replica may have stored a newer reference since)."""
         known = self._known.get(conversation_id)
-        if known is not None:
+        if known is not None and self._read.get(conversation_id, 0.0) > self._clock() - TOUCH_EVERY:
             return known
         record = await self._store.get(PREFIX + conversation_id)
         if record is None:
             return None
         found = self._known[conversation_id] = Conversation.from_json(record)
+        self._read[conversation_id] = self._clock()
         return found
 
     async def gone(self, conversation_id: str, reason: str) -> bool:
@@ -109,7 +113,7 @@ class Conversations:
             return False
         marked = replace(current, gone=reason)
         await self._store.put(PREFIX + conversation_id, marked.to_record())
-        self._known[conversation_id] = marked
+        self._known[conversation_id], self._read[conversation_id] = marked, self._clock()
         return True
 
 

@@ -12,7 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import struct
+import subprocess
+import sys
 import time
+import zipfile
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +39,7 @@ from bot.store.sqlite import SqliteStore
 from tests.fakes.bot_connector import BOT_ID, TEAM, TENANT, FakeBotConnector, Member
 from tests.fakes.teams_idp import FakeIdentityProvider
 
+ROOT = Path(__file__).resolve().parents[1]
 APP_ID = "4f9a6c1e-0d7b-4e43-9a51-2f1d0c6b7e11"
 PASSWORD = "resync-teams-test-secret-0001"
 CHAIN = f"{TEAM};messageid=1700000000000"
@@ -177,7 +183,8 @@ async def test_an_email_typed_in_the_message_is_never_an_identity(bot: Bot) -> N
 
 async def test_group_chat_mention_is_answered_in_place(bot: Bot) -> None:
     entity = {"type": "mention", "text": "<at>Resync</at>", "mentioned": {"id": BOT_ID, "name": "Resync"}}
-    await bot.send(bot.connector.activity(text="<at>Resync</at> failures, ask <at>Bruno</at>", conversation="19:group@thread.v2",
+    await bot.send(bot.connector.activity(text="<p><at>Resync</at>&nbsp;failures, ask <at>Bruno</at></p>",
+                                          conversation="19:group@thread.v2", textFormat="xml",
                                           conversation_type="groupChat", entities=[entity]))
     sent = (await bot.connector.wait_for("send", 2))[1]
     [event] = bot.core.events
@@ -190,9 +197,12 @@ async def test_slow_work_is_acknowledged_then_answered(bot: Bot) -> None:
     started = time.monotonic()
     response = await bot.send(bot.connector.activity(text="failures"))
     assert response.status == 200 and time.monotonic() - started < 0.5  # the HTTP answer never waits
-    sends = await bot.connector.wait_for("send", 3, timeout=5)
-    assert [s.body["type"] for s in sends] == ["typing", "message", "message"]
-    assert "Working on it" in _card_text(sends[1]) and "echo: failures" in _card_text(sends[2])
+    typing, ack = await bot.connector.wait_for("send", 2, timeout=5)
+    assert typing.body["type"] == "typing" and "Working on it" in _card_text(ack)
+    [answer] = await bot.connector.wait_for("update", timeout=5)  # the answer replaces the acknowledgement
+    ack_id = next(i for i, m in bot.connector.messages.items() if m["conversation"]["id"] == ack.conversation)
+    assert answer.activity_id == ack_id and "echo: failures" in _card_text(answer)
+    assert len(bot.connector.calls("send")) == 2
 
 
 # --- cards -------------------------------------------------------------------------------------
@@ -428,3 +438,93 @@ async def test_references_survive_a_restart(idp: FakeIdentityProvider, connector
             await store.close()
     [sent] = await connector.wait_for("send")
     assert sent.conversation == "19:ops@thread.tacv2" and "after the restart" in _card_text(sent)
+
+
+# --- never a 500 -------------------------------------------------------------------------------
+
+_ODD = [None, 0, -1, "", "x", [], ["x"], {}, {"id": 5}, True]
+_FIELDS = ["id", "type", "serviceUrl", "channelId", "from", "recipient", "conversation", "channelData", "text",
+           "value", "entities", "locale", "replyToId", "attachments", "name", "membersAdded", "action", "timestamp"]
+
+
+async def test_odd_activities_never_get_a_500(bot: Bot) -> None:
+    """Every field of a valid Activity replaced by values of the wrong shape: 200, 400 or 401, never 500."""
+    good = bot.connector.activity(text="status X")
+    token = bot.idp.channel_token(APP_ID, bot.connector.url)
+    statuses = set()
+    for field in _FIELDS:
+        for odd in _ODD:
+            for kind in ("message", "invoke", "conversationUpdate"):
+                activity = {**good, "type": kind, field: odd}
+                status = (await bot.send(activity, token=token)).status
+                assert status in (200, 400, 401), (field, odd, kind, status)
+                statuses.add(status)
+    assert statuses >= {200, 400}
+
+
+# --- the state store: Redis too -----------------------------------------------------------------
+
+
+async def test_card_dedup_in_redis(idp: FakeIdentityProvider, connector: FakeBotConnector, store: Store) -> None:
+    """The claim lives in the configured store (both backends); a second adapter (another replica,
+    or a restart) sees it too."""
+    core = Scripted()
+    adapters = [TeamsAdapter(teams_settings(idp), handle=core, store=store) for _ in range(2)]
+    clients = [await _serve(adapter) for adapter in adapters]
+    try:
+        submit = connector.activity(text=None, value={"action_id": ACTION_CONFIRM, "value": "c-9", "nonce": "n-9"},
+                                    reply_to="1700000000001")
+        token = idp.channel_token(APP_ID, connector.url)
+        for i, client in enumerate(clients * 2):
+            response = await client.post("/api/messages", data=json.dumps({**submit, "id": f"f:{i}"}), headers={
+                "Content-Type": "application/json", "Authorization": f"Bearer {token}"})
+            assert response.status == 200
+        await connector.wait_for("send", 2)
+        await asyncio.sleep(0.3)
+        assert [e.action_value for e in core.events] == ["c-9"]
+    finally:
+        for client, adapter in zip(clients, adapters):
+            await client.close()
+            await adapter.close()
+
+
+# --- the command line ----------------------------------------------------------------------------
+
+
+def _resync(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("TWS_", "SLACK_", "RESYNC_", "REDIS_", "Microsoft"))}
+    return subprocess.run([sys.executable, "-m", "bot", *args], capture_output=True, text=True, cwd=ROOT,
+                          env={**clean, **env}, timeout=60)
+
+
+async def test_teams_conversations_lists_what_the_bot_can_post_in(bot: Bot, tmp_path: Path) -> None:
+    assert await _install(bot, "19:alerts@thread.tacv2", "channel")
+    assert await _install(bot, "a:1personal-chat", "personal")
+    result = _resync("teams", "conversations", "--json", env={"RESYNC_DATA_DIR": str(tmp_path)})
+    assert result.returncode == 0, result.stderr
+    rows = {row["id"]: row for row in map(json.loads, result.stdout.splitlines())}
+    assert set(rows) == {"19:alerts@thread.tacv2", "a:1personal-chat"}
+    channel = rows["19:alerts@thread.tacv2"]
+    assert (channel["target"], channel["type"], channel["team"], channel["tenant"]) == (
+        "teams:19:alerts@thread.tacv2", "channel", "Operations", TENANT)
+    assert channel["last_seen"].endswith("Z") and channel["gone"] is None
+    text = _resync("teams", "conversations", env={"RESYNC_DATA_DIR": str(tmp_path)}).stdout
+    assert "teams:a:1personal-chat  personal" in text
+
+
+def test_teams_package_writes_the_manifest_and_both_icons(tmp_path: Path) -> None:
+    out = tmp_path / "pkg" / "resync.zip"
+    result = _resync("teams", "package", "--out", str(out), env={
+        "MicrosoftAppId": APP_ID, "MicrosoftAppPassword": PASSWORD, "TEAMS_APP_NAME": "Ops Bot"})
+    assert result.returncode == 0, result.stderr
+    with zipfile.ZipFile(out) as package:
+        assert sorted(package.namelist()) == ["color.png", "manifest.json", "outline.png"]
+        manifest = json.loads(package.read("manifest.json"))
+        color, outline = package.read("color.png"), package.read("outline.png")
+    assert manifest["id"] == manifest["bots"][0]["botId"] == APP_ID and manifest["name"]["short"] == "Ops Bot"
+    assert manifest["manifestVersion"] == "1.22" and set(manifest["bots"][0]["scopes"]) == {"personal", "team", "groupChat"}
+    assert {c["title"] for c in manifest["bots"][0]["commandLists"][0]["commands"]} >= {"help", "status", "failures"}
+    assert struct.unpack(">II", color[16:24]) == (192, 192)
+    assert struct.unpack(">II", outline[16:24]) == (32, 32) and outline[25] == 6  # colour type 6: RGBA (transparent)
+    missing = _resync("teams", "package", env={"MicrosoftAppPassword": PASSWORD})
+    assert missing.returncode == 2 and "MicrosoftAppId" in missing.stderr.strip()
