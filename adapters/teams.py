@@ -136,7 +136,8 @@ class TeamsAdapter:
         self._warm = asyncio.ensure_future(self._keep_warm())
 
     async def healthy(self) -> bool:
-        return True
+        """False until the channel's signing keys were fetched once: every request would get 401."""
+        return self._auth.keys_known
 
     async def close(self) -> None:
         if self._warm is not None:
@@ -155,12 +156,14 @@ class TeamsAdapter:
     def handles(self, target: str) -> bool:
         return target.startswith("teams:") and len(target) > len("teams:")
 
-    async def post(self, target: str, reply: Reply, *, thread: str | None = None) -> Posted:
-        """Post to ``teams:<conversation id>`` (in the reply chain ``thread`` of a channel)."""
+    async def post(self, target: str, reply: Reply, *, thread: str | None = None,
+                   mention: tuple[str, str] | None = None) -> Posted:
+        """Post to ``teams:<conversation id>`` (in the reply chain ``thread`` of a channel),
+        @mentioning ``mention`` (AAD object id, name) when given."""
         conversation = await self._known(target.removeprefix("teams:"))
         in_channel = conversation.type == "channel"
         to = f"{conversation.id};messageid={thread}" if in_channel and thread else conversation.id
-        activity = Activity.deserialize(render(reply))
+        activity = Activity.deserialize(render(reply, mention=mention))
         sent = await self._call("send", conversation, lambda c: c.conversations.send_to_conversation(to, activity))
         message_id = getattr(sent, "id", None) or ""
         return Posted(target=target, message_ref=message_id, thread=(thread or message_id) if in_channel else None)
@@ -226,14 +229,14 @@ class TeamsAdapter:
 
     async def _seen(self, activity: Activity) -> None:
         """Store the conversation reference; an outage must not cost the user the answer."""
-        data = activity.channel_data or {}
+        data = activity.channel_data if isinstance(activity.channel_data, dict) else {}
         reference = TurnContext.get_conversation_reference(activity).serialize()
         reference.pop("activityId", None)
         reference["conversation"]["id"] = base_id(activity.conversation.id)
         conversation = Conversation(
             id=reference["conversation"]["id"], type=activity.conversation.conversation_type or "personal",
             tenant=tenant_of(activity), service_url=activity.service_url, reference=reference,
-            team=(data.get("team") or {}).get("name"), channel=(data.get("channel") or {}).get("name"))
+            team=_name(data.get("team")), channel=_name(data.get("channel")))
         try:
             await self._conversations.seen(conversation)
         except StoreError as exc:
@@ -262,7 +265,9 @@ class TeamsAdapter:
         if reply.update:
             await self.update(target, reply.update, reply)
         else:
-            await self.post(target, reply, thread=reply.thread or event.thread)
+            # Teams has no message only one person sees: outside a personal chat, name the requester.
+            mention = (event.user_id, event.user_name) if reply.ephemeral and event.kind != "dm" else None
+            await self.post(target, reply, thread=reply.thread or event.thread, mention=mention)
 
     async def _typing(self, event: Event) -> None:
         conversation = await self._known(event.channel)
@@ -331,6 +336,12 @@ class TeamsAdapter:
                 log.error("teams_conversation_gone", conversation=conversation.id, reason=exc.reason,
                           hint="install the bot there again, or route alerts elsewhere")
             raise
+
+
+def _name(part: Any) -> str | None:
+    """A team's or channel's name from channelData, when Teams sent one."""
+    name = part.get("name") if isinstance(part, dict) else None
+    return name if isinstance(name, str) and name else None
 
 
 def _error_code(exc: ErrorResponseException) -> str | None:

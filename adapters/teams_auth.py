@@ -49,6 +49,7 @@ class ChannelAuth:
         config = _sdk_configuration(settings)
         self._credentials = _ReusedCredentials(ConfigurationServiceClientCredentialFactory(config))
         self.sdk = _Authentication(config, credentials_factory=self._credentials)
+        self.keys_known = False  # the signing keys were fetched at least once
 
     async def authenticate(self, activity: Activity, header: str) -> AuthenticateRequestResult | None:
         """The SDK's verdict on ``header`` plus the serviceUrl rule; None means 401 (logged why)."""
@@ -73,11 +74,13 @@ class ChannelAuth:
                                    AuthenticationConstants.APP_ID_CLAIM: self._settings.app_id}, True)
         return self.sdk.create_connector_factory(identity)
 
-    async def refresh(self) -> None:
-        """Fetch the signing keys and the outbound token now, in a thread; failures are logged."""
+    async def refresh(self) -> bool:
+        """Fetch the signing keys and the outbound token now, in a thread; False (and logged) when
+        either failed. Keys fetched earlier stay in use."""
         metadata = JwtTokenExtractor.get_open_id_metadata(_metadata_url(self._settings))
         try:
             await asyncio.to_thread(asyncio.run, metadata._refresh())  # noqa: SLF001 - see the module docstring
+            self.keys_known = True
             if self._settings.channel_service != GovernmentConstants.CHANNEL_SERVICE:
                 settings = self._settings
                 credentials = await self._credentials.create_credentials(
@@ -87,6 +90,8 @@ class ChannelAuth:
                 await asyncio.to_thread(credentials.get_access_token)
         except Exception as exc:  # noqa: BLE001 - requests/MSAL errors: retried at the next refresh
             log.warning("teams_keys_refresh_failed", error=f"{type(exc).__name__}: {exc}"[:300])
+            return False
+        return True
 
 
 class _ReusedCredentials(ServiceClientCredentialsFactory):

@@ -12,6 +12,8 @@ FactSet; a job log is a monospace ``RichTextBlock`` whose text runs are never re
 so a log line cannot forge a link or a list. Buttons are ``Action.Submit`` whose data carries
 the action id, the value and a nonce shared by every button of this card: the adapter
 deduplicates submissions on it (Teams delivers a double click, or a retried submit, twice).
+Teams has no message only one person can see; a reply meant for the requester alone (a denial, an
+error) @mentions them instead (``mention``), so it reaches them in a busy channel.
 """
 
 from __future__ import annotations
@@ -46,12 +48,15 @@ _ICON = {"info": "", "success": "✅", "warning": "⚠️", "error": "❌"}
 _INLINE_CODE = re.compile(r"`([^`\n]+)`")
 
 
-def render(reply: Reply, *, nonce: str | None = None) -> dict[str, Any]:
-    """The activity body (``type``, ``summary``, ``attachments``) for send, reply or update."""
+def render(reply: Reply, *, nonce: str | None = None, mention: tuple[str, str] | None = None) -> dict[str, Any]:
+    """The activity body (``type``, ``summary``, ``attachments``) for send, reply or update;
+    ``mention`` (AAD object id, name) starts the card with an @mention of that person."""
     nonce = nonce or uuid.uuid4().hex[:16]
     code_budget = CODE_CHARS
     while True:
         activity = _activity(reply, nonce, code_budget)
+        if mention:
+            _mention(card_of(activity), *mention)
         size = len(json.dumps(activity, ensure_ascii=False).encode())
         if size <= MAX_BYTES or reply.code is None or code_budget <= 500:
             return activity
@@ -70,6 +75,14 @@ def card_of(activity: dict[str, Any]) -> dict[str, Any] | None:
         if attachment.get("contentType") == CARD_TYPE:
             return attachment.get("content")
     return None
+
+
+def _mention(card: dict[str, Any] | None, user_id: str, name: str) -> None:
+    if card is None or not user_id:
+        return
+    tag = f"<at>{name or user_id}</at>"
+    card["body"].insert(0, {"type": "TextBlock", "text": tag, "wrap": True, "weight": "Bolder"})
+    card["msteams"]["entities"] = [{"type": "mention", "text": tag, "mentioned": {"id": user_id, "name": name or user_id}}]
 
 
 def _activity(reply: Reply, nonce: str, code_budget: int) -> dict[str, Any]:

@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import signal
 import socket
 import sys
@@ -45,9 +46,13 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         print(file=sys.stderr)  # end the line the prompt was on
         raise SystemExit(130) from None
+    except BrokenPipeError:  # `resync tws jobs | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit's flush
+        raise SystemExit(141) from None  # 128 + SIGPIPE, as for any Unix tool
 
 
 _LEVELS = {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -83,6 +88,11 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("--seed", type=int, default=42)
     sim.add_argument("--failure-rate", type=float, default=0.05)
     sim.add_argument("--speed", type=float, default=60.0, help="virtual seconds per real second")
+    sim.add_argument("--wire", default="documented",
+                     help="serve alternative wire shapes too, comma-separated: bare-names, json-log, run-id, v1-log, "
+                          "no-dep-ids (docs/tws-wire.md); default: only the documented shapes")
+    sim.add_argument("--log-delay", type=float, default=0.0,
+                     help="virtual seconds after a job ends during which its log is 'not retrieved yet' (EQQM637I)")
     sim.set_defaults(run=_simulator)
 
     tws = sub.add_parser("tws", help="check the TWS connection from a terminal")
@@ -147,7 +157,7 @@ def _serve(args: argparse.Namespace) -> None:
             web_settings = replace(web_settings, port=probe.getsockname()[1])
     settings = replace(settings, web=web_settings)
     log.info("serve_starting", port=web_settings.port, store=("redis" if settings.store.redis_url else "sqlite"),
-             slack=settings.slack is not None, llm=settings.llm is not None,
+             slack=settings.slack is not None, teams=settings.teams is not None, llm=settings.llm is not None,
              poll=settings.alerts.enabled and not args.no_poll)
     web.run_app(create_app(settings, poll=not args.no_poll), host=web_settings.host, port=web_settings.port,
                 access_log=None, print=None, shutdown_timeout=1.0)  # SIGTERM: out within 2 s
@@ -280,7 +290,7 @@ def _simulator(args: argparse.Namespace) -> None:
     from bot.simulator import main as simulator_main
 
     simulator_main(host=args.host, port=args.port, jobs=args.jobs, seed=args.seed,
-                   failure_rate=args.failure_rate, speed=args.speed)
+                   failure_rate=args.failure_rate, speed=args.speed, wire=args.wire, log_delay=args.log_delay)
 
 
 async def _tws_client(stack: AsyncExitStack):  # type: ignore[no-untyped-def]
@@ -317,31 +327,58 @@ async def _tws_job(args: argparse.Namespace) -> int:
     async with AsyncExitStack() as stack:
         tws = await _tws_client(stack)
         try:
-            job = await tws.resolve_job(parse_job_ref(args.name))
+            if _UUID.fullmatch(args.name.strip()):  # an id, as `tws jobs` and candidate lists print it
+                job = await tws.get_job(args.name.strip())
+            else:
+                job = await tws.resolve_job(parse_job_ref(args.name))
         except JobNotFound as exc:
             print(exc)
             return 1
         except AmbiguousJob as exc:
             print(f"{args.name} is ambiguous; candidates:")
             for candidate in exc.candidates:
-                print(f"  {candidate.full_name}  {candidate.status}  {candidate.id}")
+                print(f"  {candidate.qualified_name}  {candidate.status}  {candidate.id}")
             return 1
-        for key, value in (("job", job.full_name), ("id", job.id), ("status", f"{job.status} ({job.coarse_status})"),
+        for key, value in (("job", job.full_name), ("id", job.id), ("workstation", job.workstation_path),
+                           ("status", f"{job.status} ({job.coarse_status})"),
                            ("return code", job.return_code), ("scheduled", job.sched_time), ("started", job.start),
                            ("ended", job.end), ("reruns", job.rerun_count)):
             print(f"{key:>12}: {'' if value is None else value}")
         if args.log:
-            print((await tws.job_log(job.id, tail=40)).text)
+            print(await _log_tail_text(tws, job))
     return 0
 
 
+async def _log_tail_text(tws, job) -> str:  # type: ignore[no-untyped-def]
+    """The log tail, or one plain line saying why there is none."""
+    from bot.errors import LogNotReady, TwsError
+
+    try:
+        log = await tws.job_log(job.id, tail=40, run_id=job.run_id)
+    except LogNotReady as exc:
+        return f"(the log is not available yet: TWS has not retrieved it; try again in a minute — {exc})"
+    except TwsError as exc:
+        return f"(the log could not be fetched: {exc})"
+    if not log.text.strip():
+        return "(TWS returned an empty log)"
+    return log.text
+
+
 async def _tws_health(args: argparse.Namespace) -> int:
+    from bot.errors import TwsAuthError, TwsUnavailable
+
     async with AsyncExitStack() as stack:
         tws = await _tws_client(stack)
         try:
             info = await tws.engine_info()
-        except ResyncError as exc:
+        except TwsAuthError as exc:
+            print(f"TWS is reachable but refused the credentials: {exc}")
+            return 1
+        except TwsUnavailable as exc:
             print(f"TWS NOT reachable: {exc} (breaker {tws.breaker_state})")
+            return 1
+        except ResyncError as exc:
+            print(f"TWS answered with an error: {exc} (breaker {tws.breaker_state})")
             return 1
         print(f"TWS is up: {info.version} {info.engine_type}, time zone {info.timezone}, at {tws.active_url}, "
               f"breaker {tws.breaker_state}")

@@ -31,6 +31,9 @@ class TwsSettings:
     retries: int = 3
     breaker_fail_max: int = 5
     breaker_reset: float = 30.0
+    # Seconds identical TWS reads are shared and reused (bot/tws/cache.py). Off when built in code;
+    # the product's default, 5 s, is TWS_READ_CACHE_TTL's below.
+    read_cache_ttl: float = 0.0
 
     def secrets(self) -> tuple[str | None, ...]:
         return (self.password, self.api_key)
@@ -354,6 +357,7 @@ def _tws(s: _Source) -> TwsSettings:
         retries=int(s.number("TWS_RETRIES", "tws.retries", 3)),
         breaker_fail_max=int(s.number("TWS_BREAKER_FAILURES", "tws.breaker_failures", 5, minimum=1)),
         breaker_reset=s.number("TWS_BREAKER_RESET", "tws.breaker_reset", 30.0, minimum=1),
+        read_cache_ttl=s.number("TWS_READ_CACHE_TTL", "tws.read_cache_ttl", 5.0, minimum=0),
     )
 
 

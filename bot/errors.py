@@ -16,6 +16,7 @@ HTTP route, a scheduled job, the console loop) catch ``ResyncError`` and answer 
         ├── JobNotFound         no plan instance matches (AWSBIO006E or an empty query)
         ├── AmbiguousJob        several plan instances match; carries the candidates
         ├── InvalidState        the action is not allowed in the job's state (AWSBIN076E)
+        ├── LogNotReady         TWS has not retrieved the job log yet (EQQM637I): ask again later
         ├── OutcomeUnknown      a state-changing request was sent but its result never came back
         └── BadResponse         TWS answered something we cannot read
 """
@@ -68,6 +69,10 @@ class AmbiguousJob(TwsError):
 
 class InvalidState(TwsError):
     """The action is not allowed in the current state of the job (AWSBIN076E)."""
+
+
+class LogNotReady(TwsError):
+    """TWS answered that the job log is not retrieved yet (EQQM637I): it exists, ask again later."""
 
 
 class OutcomeUnknown(TwsError):

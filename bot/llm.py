@@ -36,8 +36,9 @@ MESSAGE_LIMIT = 4000  # characters of an operator message sent to the model
 CONTEXT_LIMIT = 500
 QUERY_LIMIT = 500
 
-_TWS_NAME = re.compile(r"[A-Za-z0-9_\-#.@*]{1,100}")
-_PLAIN_NAME = re.compile(r"[A-Za-z0-9_\-@*]{1,100}")  # a stream or workstation alone: no "#" or "."
+# "/" for workstations named by folder path (/ETL/LNX_ETL01), as V2 names them
+_TWS_NAME = re.compile(r"[A-Za-z0-9_\-#.@*/]{1,100}")
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9_\-@*/]{1,100}")  # a stream or workstation alone: no "#" or "."
 _WILDCARDS = ("@", "*")
 _STATUSES = JOB_STATES | STREAM_STATES | {"FAILED"}
 _ARGS = frozenset({"job", "stream", "workstation", "status", "query"})  # the keys Intent.args may carry

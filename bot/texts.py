@@ -144,7 +144,7 @@ _TEXTS: dict[str, tuple[str, str]] = {
     "f_late": ("Late", "Atrasado"), "yes": ("yes", "sim"),
     "log_title": ("Log of {job} (run {run})", "Log de {job} (execução {run})"),
     "log_cut": ("Last {shown} of {total} lines.", "Últimas {shown} de {total} linhas."),
-    "log_empty": ("The log of `{job}` is empty or not available yet.", "O log de `{job}` está vazio ou ainda não está disponível."),
+    "log_empty": ("TWS returned an empty log for `{job}`.", "O TWS devolveu um log vazio para `{job}`."),
     "health_ok": ("TWS is up.", "O TWS está no ar."),
     "health_down": ("TWS is NOT reachable: {detail}", "O TWS NÃO está acessível: {detail}"),
     "stream_title": ("Job stream {stream}", "Job stream {stream}"),
@@ -273,6 +273,21 @@ _TEXTS: dict[str, tuple[str, str]] = {
     "alert_someone": ("someone", "alguém"),
     "alert_you_acked_job": ("Acknowledged {job}.", "{job} reconhecido."),
     "alert_you_acked_group": ("Acknowledged the group.", "Grupo reconhecido."),
+    # TWS wire conformance (issue 8): logs that are not there yet, successors nobody could count.
+    "log_not_ready": ("The log of `{job}` is not available yet: TWS has not retrieved it from the agent. "
+                      "Try again in a minute.",
+                      "O log de `{job}` ainda não está disponível: o TWS ainda não o obteve do agente. "
+                      "Tente de novo em um minuto."),
+    "log_unavailable": ("I could not fetch the log of `{job}`: {reason}", "Não consegui obter o log de `{job}`: {reason}"),
+    "log_cut_unknown": ("Last {shown} lines.", "Últimas {shown} linhas."),
+    "alert_log_not_ready": ("\nError lines: not available yet (TWS has not retrieved the job log; use the Log button later).",
+                            "\nLinhas de erro: ainda não disponíveis (o TWS ainda não obteve o log do job; use o botão "
+                            "Log mais tarde)."),
+    "alert_log_unavailable": ("\nError lines: unknown (the job log could not be fetched: {reason}).",
+                              "\nLinhas de erro: desconhecidas (não foi possível obter o log do job: {reason})."),
+    "alert_blocked_unknown": (" Successors unknown: TWS could not say which jobs wait for it.",
+                              " Sucessores desconhecidos: o TWS não informou quais jobs dependem dele."),
+    "alert_unknown": ("unknown", "desconhecido"),
     "kb_title": ("📘 Runbooks", "📘 Runbooks da operação"),
     "kb_passages": ("From the runbooks:", "Dos runbooks:"),
     "kb_weak": ("No runbook clearly matches; the closest passages are:",

@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from bot.alerts.compose import error_lines
-from bot.errors import AmbiguousJob, JobNotFound, TwsError
+from bot.errors import AmbiguousJob, BadResponse, JobNotFound, LogNotReady, TwsAuthError, TwsError, TwsUnavailable
 from bot.events import ACTION_CHOOSE, Button, Field, Reply, RunbookAnswers, RunbookSearch
 from bot.places import PlaceIndex
 from bot.texts import has_text, say
@@ -350,11 +350,18 @@ async def _job_log(ctx: ToolContext, args: dict[str, str]) -> Outcome:
     found = await resolve(ctx, "job_log", args)
     if isinstance(found, Reply):
         return Outcome(replies=[found])
-    log = await ctx.tws.job_log(found.id, tail=LOG_TAIL, run_id=found.run_id)
+    try:
+        log = await ctx.tws.job_log(found.id, tail=LOG_TAIL, run_id=found.run_id)
+    except LogNotReady:
+        return Outcome(replies=[Reply(text=say(ctx.lang, "log_not_ready", job=found.full_name), level="warning")], job=found)
+    except BadResponse as exc:  # TWS answered, but with no log we can read: say why
+        return Outcome(replies=[Reply(text=say(ctx.lang, "log_unavailable", job=found.full_name, reason=str(exc)),
+                                      level="warning")], job=found)
     if not log.text.strip():
         return Outcome(replies=[Reply(text=say(ctx.lang, "log_empty", job=found.full_name))], job=found)
     shown = log.text.count("\n") + 1
-    note = say(ctx.lang, "log_cut", shown=shown, total=log.total_lines) if log.truncated else ""
+    note = (say(ctx.lang, "log_cut", shown=shown, total=log.total_lines) if log.truncated
+            else say(ctx.lang, "log_cut_unknown", shown=shown) if log.maybe_truncated else "")
     title = say(ctx.lang, "log_title", job=found.full_name, run=found.rerun_count + 1)
     text = f"`{found.full_name}`: *{found.status}*" + (f" rc={found.return_code}" if found.return_code is not None else "")
     if found.failed:  # answer "why did it fail?" first: the error lines, then the tail itself
@@ -498,8 +505,9 @@ async def _stream_status(ctx: ToolContext, args: dict[str, str]) -> Outcome:
 async def _engine_health(ctx: ToolContext, args: dict[str, str]) -> Outcome:
     try:
         info = await ctx.tws.engine_info()
-    except TwsError as exc:
-        return Outcome(replies=[Reply(text=say(ctx.lang, "health_down", detail=str(exc)), level="error",
+    except TwsError as exc:  # reachable but refusing is not "NOT reachable"
+        key = "tws_auth" if isinstance(exc, TwsAuthError) else "health_down" if isinstance(exc, TwsUnavailable) else "tws_error"
+        return Outcome(replies=[Reply(text=say(ctx.lang, key, detail=str(exc)), level="error",
                                       fields=(Field(label=say(ctx.lang, "f_breaker"), value=ctx.tws.breaker_state),))])
     fields = (Field(label=say(ctx.lang, "f_version"), value=f"{info.version} ({info.engine_type})"),
               Field(label=say(ctx.lang, "f_timezone"), value=info.timezone),

@@ -140,7 +140,7 @@ async def assemble(settings: Settings, stack: AsyncExitStack, *, poll: bool, wit
         owner = f"{socket.gethostname()}:{os.getpid()}"
         all_notifiers += pagers(settings.alerts, stack)
         _check_targets(settings.alerts, all_notifiers)
-        watch = FailureWatch(settings.alerts, tws=tws, store=store, notifiers=all_notifiers, owner=owner,
+        watch = FailureWatch(settings.alerts, tws=tws.uncached(), store=store, notifiers=all_notifiers, owner=owner,
                              single_instance=store.kind != "redis", metrics=metrics, runbook_search=kb)
         # The watch needs the chat adapters, which need the agent: hook it into the agent last.
         agent.hooks = replace(agent.hooks, alert_actions=watch.on_action, on_job_action=watch.note_action)

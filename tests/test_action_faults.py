@@ -31,6 +31,7 @@ from bot.events import ACTION_CONFIRM
 from bot.journal import ActionJournal
 from bot.simulator import run_simulator
 from bot.store import open_store
+from bot.tws.names import workstation_label
 from bot.web import COMPONENTS, create_app
 from tests.fakes.redis_tap import RedisTap
 from tests.redis_server import RedisServer
@@ -64,7 +65,7 @@ class Rig:
 
     async def propose(self) -> tuple[str, str]:
         job = self.jobs.pop()
-        name = f"{job['workstation'].strip('/')}#{job['jobStreamName']}.{job['name']}"
+        name = f"{workstation_label(job['workstation'])}#{job['jobStreamName']}.{job['name']}"  # as the bot prints it
         reply = await self.chat(text=f"rerun {name}")
         [token] = [b["value"] for b in reply["buttons"] if b["action_id"] == ACTION_CONFIRM]
         return name, token

@@ -18,6 +18,7 @@ from bot.simulator import run_simulator
 from bot.store import Store, open_store
 from bot.tools import TOOLS
 from bot.tws.client import TwsClient
+from bot.tws.names import workstation_label
 from tests.fakes.openai_stub import OpenAIStub, error, text, tool_call
 
 POLICY = parse_policy({
@@ -86,7 +87,7 @@ _ALL = ("ABEND", "FAIL", "ERROR", "SUCC", "EXEC", "READY", "HOLD", "SCHED", "WAI
 
 
 def _full(job: dict) -> str:
-    return f"{job['workstation'].strip('/')}#{job['jobStreamName']}.{job['name']}"
+    return f"{workstation_label(job['workstation'])}#{job['jobStreamName']}.{job['name']}"
 
 
 def _confirm_value(replies: list[Reply]) -> str:

@@ -18,6 +18,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from bot.config import load_settings
 from bot.events import ACTION_ALERT_RERUN, ACTION_CONFIRM
 from bot.simulator import run_simulator
+from bot.tws.names import workstation_label
 from bot.web import COMPONENTS, create_app
 from tests.fakes.slack_api import FakeSlackApi, block_actions, sign
 
@@ -67,7 +68,7 @@ async def test_rerun_from_the_alert_is_confirmed_then_followed_to_recovery(rig: 
     await rig.cycle()  # the plan is known: what fails from now on is alerted one by one
     rig.sim.force_fail(job["id"], 12)
     await rig.cycle()
-    full = f"{job['workstation'].strip('/')}#{job['jobStreamName']}.{job['name']}"
+    full = f"{workstation_label(job['workstation'])}#{job['jobStreamName']}.{job['name']}"
     [root] = [c for c in rig.slack.calls("chat.postMessage") if c.params["channel"] == "C0ALERTS" and full in c.params["text"]]
     root_ts = root.answer["ts"]
     assert job["name"] in json.dumps(root.params["blocks"]) and "ABEND" in root.params["text"]

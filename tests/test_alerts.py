@@ -25,6 +25,7 @@ from bot.events import ACTION_ALERT_ACK, ACTION_ALERT_SNOOZE_1H, Event, Notifier
 from bot.simulator import run_simulator
 from bot.store import Store, open_store
 from bot.tws.client import TwsClient
+from bot.tws.names import workstation_label
 from tests.fakes.slack_api import FakeSlackApi
 
 JSON = dict[str, Any]
@@ -130,7 +131,8 @@ def text_of(params: JSON) -> str:
 
 
 def full_name(job: JSON) -> str:
-    return f"{job['workstation'].strip('/')}#{job['jobStreamName']}.{job['name']}"
+    """As operators type it: the root folder's workstations bare, the others with their folder path."""
+    return f"{workstation_label(job['workstation'])}#{job['jobStreamName']}.{job['name']}"
 
 
 # --- one alert, in the right place, once ---------------------------------------------------
@@ -276,7 +278,7 @@ async def test_a_failed_run_seen_waiting_again_is_no_rerun_and_only_its_end_is_a
         async with run_simulator(jobs=300, seed=5, failure_rate=0.0, speed=0.0) as (after, url):
             again = {j["id"]: j for j in after.jobs_in_state()}
             for job in (confirmed, cancelled):
-                assert (again[job["id"]]["runId"], again[job["id"]]["rerunCount"]) == (job["runId"], 0)
+                assert (again[job["id"]]["id"], again[job["id"]]["rerunCount"]) == (job["id"], 0)
                 assert again[job["id"]]["internalStatus"] in {"SCHED", "HOLD", "READY"}
             async with TwsClient(TwsSettings(urls=(url,), user="resync", password="resync", retries=0)) as tws:
                 watch = watch_for(settings, tws=tws, store=store, notifiers=[chat], clock=clock)
@@ -538,7 +540,7 @@ async def test_a_burst_in_one_stream_becomes_one_grouped_message(sim, tws, sqlit
     assert await watch.deliver_due() == 3  # single alert, group root, "also failed" (root update coalesced)
     single, group, joined = chat.posts
     assert single[1].title == f"🔴 ABEND: {full_name(jobs[0])}"
-    assert group[1].title == f"🔴 4 failures in job stream {jobs[1]['workstation'].strip('/')}#{stream}"
+    assert group[1].title == f"🔴 4 failures in job stream {workstation_label(jobs[1]['workstation'])}#{stream}"
     assert all(full_name(j) in group[1].text for j in jobs[1:5])  # rendered when sent: includes the 5th
     assert joined[2] == "m2" and joined[1].text.startswith(f"🔴 Also failed: {full_name(jobs[4])}")
     [ack] = await watch.on_action(press(ACTION_ALERT_ACK, group[1].buttons[0].value)) or []
@@ -570,7 +572,7 @@ async def test_a_burst_spread_over_two_polls_reads_as_one_burst(sim, tws, sqlite
     assert len(chat.posts) == 4 and all(t is None for _, _, t in chat.posts)  # 4 roots, no thread replies
     assert [r.title for _, r, _ in singles] == [f"🔴 ABEND: {full_name(j)}" for j in jobs[:3]]
     assert chat.updates == []  # the earlier alerts are neither retracted nor edited
-    where = f"{jobs[3]['workstation'].strip('/')}#{stream}"
+    where = f"{workstation_label(jobs[3]['workstation'])}#{stream}"
     assert group.title == f"🔴 4 failures in job stream {where}"
     assert group.text.startswith(f"7 failures in job stream {where} within 5 min (3 already alerted above")
     lines = group.text.splitlines()[1:]

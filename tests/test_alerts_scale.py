@@ -26,6 +26,7 @@ from bot.simulator import Simulator
 from bot.store import Store
 from bot.store.sqlite import SqliteStore
 from bot.tws.client import TwsClient
+from bot.tws.names import workstation_label
 from tests.fakes.pagerduty_api import FakePagerDuty
 
 JSON = dict[str, Any]
@@ -108,7 +109,7 @@ def streams_of(simulator: Simulator, count: int, *states: str) -> list[JSON]:
 
 
 def name(job: JSON) -> str:
-    return f"{job['workstation'].strip('/')}#{job['jobStreamName']}.{job['name']}"
+    return f"{workstation_label(job['workstation'])}#{job['jobStreamName']}.{job['name']}"
 
 
 async def drain(watch: FailureWatch) -> None:

@@ -21,6 +21,7 @@ from bot.config import load_settings
 from bot.events import ACTION_CONFIRM, Event
 from bot.simulator import run_simulator
 from bot.web import COMPONENTS, create_app
+from bot.tws.names import workstation_label
 from tests.fakes.slack_api import BOT_USER_ID, FakeSlackApi, block_actions, event_callback, mention, sign
 
 SECRET = "8f14e45fceea167a5a36dedd4bea2543"
@@ -63,7 +64,7 @@ async def _slack_post(client: TestClient, body: bytes, content_type: str) -> Non
 async def test_a_bare_user_id_never_confirms_another_platforms_request(app_world) -> None:  # type: ignore[no-untyped-def]
     sim, client, slack = app_world
     job = sim.jobs_in_state("ABEND")[0]
-    name = f"{job['workstation'].strip('/')}#{job['jobStreamName']}.{job['name']}"
+    name = f"{workstation_label(job['workstation'])}#{job['jobStreamName']}.{job['name']}"
     await _slack_post(client, json.dumps(event_callback(mention(f"<@{BOT_USER_ID}> rerun {name}", user="U0OPS",
                                                                 ts="1700000000.000100"))).encode(), "application/json")
     [posted] = await slack.wait_for("chat.postMessage")

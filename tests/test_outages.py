@@ -20,6 +20,7 @@ from bot.config import load_settings
 from bot.events import Event
 from bot.simulator import run_simulator
 from bot.web import COMPONENTS, create_app
+from bot.tws.names import workstation_label
 
 pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs the redis-server binary")
 TOKEN = "outage-test-token-1"
@@ -75,7 +76,7 @@ async def test_redis_outage_keeps_reads_and_refuses_actions_clearly(served) -> N
     failures = await _ask(client, "which jobs failed?")
     assert failures["code"] and "job(s)" in failures["text"]  # reads need only TWS
     job = sim.jobs_in_state("ABEND")[0]
-    refused = await _ask(client, f"rerun {job['workstation'].strip('/')}#{job['jobStreamName']}.{job['name']}")
+    refused = await _ask(client, f"rerun {workstation_label(job['workstation'])}#{job['jobStreamName']}.{job['name']}")
     assert refused["level"] == "error" and "cannot take actions safely" in refused["text"] and not refused["buttons"]
     assert next(j for j in sim.jobs_in_state() if j["id"] == job["id"])["rerunCount"] == 0
     ready = await client.get("/readyz")
@@ -89,5 +90,5 @@ async def test_agent_answers_reads_without_its_store(served) -> None:  # type: i
     server.wait()
     job = sim.jobs_in_state("ABEND")[0]
     [reply] = await agent.handle(Event(platform="http", workspace="api", channel="c", user_id="ana",
-                                       text=f"status {job['workstation'].strip('/')}#{job['jobStreamName']}.{job['name']}"))
+                                       text=f"status {workstation_label(job['workstation'])}#{job['jobStreamName']}.{job['name']}"))
     assert "ABEND" in reply.text

@@ -52,7 +52,14 @@ class Tws:
         return await self.call("PUT", f"/api/v2/plan/job/{job_id}/action/{action}", json={})
 
     async def log(self, run_id: str, **params: Any) -> dict[str, Any]:
+        """The JSON log page of the run-id wire variant."""
         return await self.ok("GET", f"/api/v2/plan/job/run/{run_id}/joblog", **params)
+
+    async def text_log(self, job_id: str, **params: Any) -> tuple[int, str, str]:
+        """(status, content type, body) of the documented V2 joblog request, by filter on the job id."""
+        query = {"oql": f"id = '{job_id}'", **{k: str(v) for k, v in params.items()}}
+        async with self.session.get(self.url + "/api/v2/plan/job/joblog", params=query, headers=self.headers) as r:
+            return r.status, r.content_type, await r.text()
 
 
 @pytest.fixture
@@ -69,8 +76,15 @@ async def frozen(session: aiohttp.ClientSession) -> AsyncIterator[tuple[Simulato
 
 
 async def _successor(tws: Tws, job: dict[str, Any]) -> dict[str, Any] | None:
-    found = await tws.jobs(f"dependencies.jobId = '{job['id']}'")
-    return found["results"][0] if found["results"] else None
+    found = await tws.jobs(f"dependencies.jobStreamId = '{job['jobStreamId']}'", limit=1000)
+    return next((j for j in found["results"] if any(d["jobId"] == job["id"] for d in j["dependencies"])), None)
+
+
+@pytest.fixture
+async def with_run_ids(session: aiohttp.ClientSession) -> AsyncIterator[tuple[Simulator, Tws]]:
+    """The frozen plan on the run-id wire variant: jobs carry runId, logs are JSON pages per run."""
+    async with run_simulator(jobs=2000, seed=42, failure_rate=0.1, speed=0, wire="run-id") as (sim, url):
+        yield sim, Tws(session, url)
 
 
 async def _job_with_waiting_successor(sim: Simulator, tws: Tws, state: str) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -174,8 +188,12 @@ async def test_oql_names_like_and_boolean_logic(frozen: tuple[Simulator, Tws]) -
     assert {j["name"] for j in both["results"]} == {"EXTRACT01", "LOAD01"}
     ws = stream["workstation"]
     with_slash = await tws.jobs(f"workstation = '{ws}'")
-    without = await tws.jobs(f"workstation = '{ws[1:].lower()}'")
-    assert with_slash["count"] == without["count"] > 0
+    lower = await tws.jobs(f"workstation = '{ws.lower()}'")
+    assert with_slash["count"] == lower["count"] > 0
+    # the documented server compares folder paths as it names them: a bare name is another name
+    assert (await tws.jobs(f"workstation = '{ws.rsplit('/', 1)[-1]}'"))["count"] == 0
+    foldered = await tws.jobs("workstation LIKE '@/LNX_ETL01'")
+    assert foldered["count"] > 0 and {j["workstation"] for j in foldered["results"]} == {"/ETL/LNX_ETL01"}
     quoted = await tws.jobs("name = 'O''BRIEN' OR name != 'EXTRACT01' AND name = 'LOAD01'")
     assert {j["name"] for j in quoted["results"]} == {"LOAD01"}
     assert (await tws.jobs("NOT name LIKE '@'"))["count"] == 0
@@ -185,13 +203,15 @@ async def test_oql_names_like_and_boolean_logic(frozen: tuple[Simulator, Tws]) -
 
 
 async def test_oql_successors_by_dependency(frozen: tuple[Simulator, Tws]) -> None:
-    _, tws = frozen
+    sim, tws = frozen
     first = (await tws.jobs("name = 'EXTRACT01'"))["results"][0]
-    successors = await tws.jobs(f"dependencies.jobId = '{first['id']}'")
-    assert successors["count"] >= 1
-    assert all(any(d["jobId"] == first["id"] for d in j["dependencies"]) for j in successors["results"])
-    of_stream = await tws.jobs(f"dependencies.jobStreamId = '{first['jobStreamId']}'")
-    assert {j["id"] for j in successors["results"]} <= {j["id"] for j in of_stream["results"]}
+    of_stream = await tws.jobs(f"dependencies.jobStreamId = '{first['jobStreamId']}'", limit=1000)
+    expected = {j["id"] for j in sim.jobs_in_state() if any(d["jobStreamId"] == first["jobStreamId"]
+                                                            for d in j["dependencies"])}
+    assert of_stream["count"] >= 1 and {j["id"] for j in of_stream["results"]} == expected
+    # dependencies.jobId is not a documented query field: the documented server refuses it
+    status, body = await tws.call("GET", "/api/v2/plan/job", oql=f"dependencies.jobId = '{first['id']}'")
+    assert status == 400 and body["messages"][0].startswith("OQL_FILTER_SYNTAX_ERROR")
 
 
 @pytest.mark.parametrize("oql", ["name = ", "name = 'A' AND", "(name = 'A'", "nome = 'A'", "name ~ 'A'",
@@ -282,13 +302,21 @@ async def test_rerun_keeps_the_id_and_starts_a_new_run(frozen: tuple[Simulator, 
     assert any(e["event"] == "simulator_job_action" and e["action"] == "rerun" for e in logs)
     again = await tws.job(failed["id"])
     assert again["id"] == failed["id"] and again["rerunCount"] == 1
-    assert body["runId"] == again["runId"] != failed["runId"]
+    assert "runId" not in body and "runId" not in again  # no run ids on the documented wire
     assert again["internalStatus"] == "READY" and again["returnCode"] is None
-    old = await tws.log(failed["runId"], Lines=7, pageNumber=-1)
-    assert f"Exit Status : {failed['returnCode']}" in old["log"]  # the first run's log stays readable
     sim.advance(3 * 3600)
     after = await tws.job(failed["id"])
     assert after["internalStatus"] in {"SUCC", "ABEND"} and after["actualEnd"] > failed["actualEnd"]
+
+
+async def test_run_ids_keep_earlier_runs_logs_readable(with_run_ids: tuple[Simulator, Tws]) -> None:
+    sim, tws = with_run_ids
+    failed = sim.jobs_in_state("ABEND")[0]
+    status, body = await tws.action(failed["id"], "rerun")
+    again = await tws.job(failed["id"])
+    assert status == 200 and body["runId"] == again["runId"] != failed["runId"]
+    old = await tws.log(failed["runId"], Lines=7, pageNumber=-1)
+    assert f"Exit Status : {failed['returnCode']}" in old["log"]  # the first run's log stays readable
 
 
 async def test_failure_holds_successors_until_a_rerun_succeeds(frozen: tuple[Simulator, Tws]) -> None:
@@ -345,8 +373,35 @@ async def test_job_stream_status_and_actions(frozen: tuple[Simulator, Tws]) -> N
 
 # --- logs -------------------------------------------------------------------------------------
 
-async def test_job_log_tail_header_and_footer(frozen: tuple[Simulator, Tws]) -> None:
+async def test_documented_job_log_is_text_and_v1_is_the_envelope(frozen: tuple[Simulator, Tws]) -> None:
     sim, tws = frozen
+    failed = sim.jobs_in_state("ABEND")[0]
+    status, kind, whole = await tws.text_log(failed["id"])
+    assert status == 200 and kind == "text/plain" and whole.startswith("=" * 63) and "Exit Status" in whole
+    status, _, tail = await tws.text_log(failed["id"], Lines=10, pageNumber=-1)
+    assert tail.split("\n") == whole.split("\n")[-10:]
+    assert (await tws.ok("GET", f"/plan/current/job/{failed['id']}/joblog")) == {"log": whole}
+    status, _, _ = await tws.text_log("0f0f0f0f-0000-4000-8000-000000000000")
+    assert status == 404
+    async with tws.session.get(tws.url + "/api/v2/plan/job/run/whatever/joblog", headers=tws.headers) as r:
+        assert r.status == 404  # no run ids on this wire: no such path
+
+
+async def test_log_not_retrieved_yet_is_eqqm637i(session: aiohttp.ClientSession) -> None:
+    async with run_simulator(jobs=300, seed=5, speed=0, log_delay=60) as (sim, url):
+        tws = Tws(session, url)
+        target = sim.jobs_in_state("SCHED")[0]
+        sim.force_fail(target["id"], 8)
+        status, kind, text = await tws.text_log(target["id"])
+        assert status == 200 and text.startswith("EQQM637I")
+        assert (await tws.ok("GET", f"/plan/current/job/{target['id']}/joblog"))["messages"][0].startswith("EQQM637I")
+        sim.advance(61)
+        status, _, text = await tws.text_log(target["id"])
+        assert "Exit Status : 8" in text
+
+
+async def test_job_log_tail_header_and_footer(with_run_ids: tuple[Simulator, Tws]) -> None:
+    sim, tws = with_run_ids
     failed = sim.jobs_in_state("ABEND")[0]
     tail = await tws.log(failed["runId"], Lines=10, pageNumber=-1)
     lines = tail["log"].splitlines()
@@ -365,8 +420,8 @@ async def test_job_log_tail_header_and_footer(frozen: tuple[Simulator, Tws]) -> 
     assert tail["pageCount"] == -(-whole["totalLines"] // 10)
 
 
-async def test_logs_of_waiting_and_running_jobs(frozen: tuple[Simulator, Tws]) -> None:
-    sim, tws = frozen
+async def test_logs_of_waiting_and_running_jobs(with_run_ids: tuple[Simulator, Tws]) -> None:
+    sim, tws = with_run_ids
     waiting = sim.jobs_in_state("SCHED")[0]
     assert (await tws.log(waiting["runId"]))["totalLines"] == 0
     running = sim.jobs_in_state("EXEC")[0]
@@ -425,7 +480,7 @@ async def test_control_endpoints_and_stats(frozen: tuple[Simulator, Tws]) -> Non
     sim.reset_stats()
     await tws.jobs(limit=100)
     await tws.jobs(limit=100)
-    await tws.log(failed["runId"])
+    assert (await tws.text_log(failed["id"]))[0] == 200
     stats = await Tws(tws.session, tws.url, auth=None).ok("GET", "/sim/stats")  # also under /twsd
     assert stats["requests"] == 3 and stats["kinds"]["job_query"]["requests"] == 2
     assert stats["kinds"]["job_log"]["bytes"] > 0

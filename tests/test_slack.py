@@ -25,6 +25,7 @@ from bot.config import SlackSettings
 from bot.errors import DeliveryError
 from bot.events import ACTION_CHOOSE, ACTION_CONFIRM, Button, Event, Reply
 from bot.store.redis import RedisStore
+from bot.tws.names import workstation_label
 from tests.fakes.slack_api import (
     BOT_ID, BOT_USER_ID, TEAM_ID, FakeSlackApi, block_actions, direct_message, event_callback, mention, sign,
     slash_command,
@@ -460,7 +461,7 @@ async def test_e2e_mention_gets_the_real_status_in_its_thread(served: Served) ->
     [call] = await served.bot.slack.wait_for("chat.postMessage", timeout=10)
     assert call.params["channel"] == "C0OPS" and call.params["thread_ts"] == "1700000001.000100"
     sent = json.dumps(call.params["blocks"])
-    assert f"{job['workstation'].strip('/')}#{job['jobStreamName']}.{job['name']}" in sent and "ABEND" in sent
+    assert f"{workstation_label(job['workstation'])}#{job['jobStreamName']}.{job['name']}" in sent and "ABEND" in sent
     assert str(job["returnCode"]) in sent
 
 

@@ -192,6 +192,19 @@ async def test_group_chat_mention_is_answered_in_place(bot: Bot) -> None:
     assert sent.conversation == "19:group@thread.v2"
 
 
+async def test_replies_for_the_requester_alone_mention_them_in_a_channel(bot: Bot) -> None:
+    bot.core.script = lambda e: [Reply(text="You are not allowed to rerun X.", ephemeral=True, level="warning")]
+    await bot.send(bot.connector.mention("rerun X"))
+    sent = (await bot.connector.wait_for("send", 2))[1]
+    card = card_of(sent.body)
+    assert card["body"][0]["text"] == "<at>Ana Souza</at>"
+    assert card["msteams"]["entities"] == [{"type": "mention", "text": "<at>Ana Souza</at>",
+                                            "mentioned": {"id": "aad-ana", "name": "Ana Souza"}}]
+    await bot.send(bot.connector.activity(text="rerun X"))  # in a personal chat: no mention needed
+    personal = (await bot.connector.wait_for("send", 4))[3]
+    assert "entities" not in card_of(personal.body)["msteams"]
+
+
 async def test_slow_work_is_acknowledged_then_answered(bot: Bot) -> None:
     bot.core.delay = 1.0  # the adapter acknowledges after 0.5 s here
     started = time.monotonic()
@@ -452,14 +465,18 @@ async def test_odd_activities_never_get_a_500(bot: Bot) -> None:
     good = bot.connector.activity(text="status X")
     token = bot.idp.channel_token(APP_ID, bot.connector.url)
     statuses = set()
-    for field in _FIELDS:
-        for odd in _ODD:
-            for kind in ("message", "invoke", "conversationUpdate"):
-                activity = {**good, "type": kind, field: odd}
-                status = (await bot.send(activity, token=token)).status
-                assert status in (200, 400, 401), (field, odd, kind, status)
-                statuses.add(status)
+    with capture_logs() as logs:
+        for field in _FIELDS:
+            for odd in _ODD:
+                for kind in ("message", "invoke", "conversationUpdate"):
+                    activity = {**good, "type": kind, field: odd}
+                    status = (await bot.send(activity, token=token)).status
+                    assert status in (200, 400, 401), (field, odd, kind, status)
+                    statuses.add(status)
+        await bot.settle()
     assert statuses >= {200, 400}
+    crashes = [e for e in logs if e["event"] in ("teams_turn_failed", "teams_handler_failed", "http_request_failed")]
+    assert crashes == []
 
 
 # --- the state store: Redis too -----------------------------------------------------------------
@@ -528,3 +545,20 @@ def test_teams_package_writes_the_manifest_and_both_icons(tmp_path: Path) -> Non
     assert struct.unpack(">II", outline[16:24]) == (32, 32) and outline[25] == 6  # colour type 6: RGBA (transparent)
     missing = _resync("teams", "package", env={"MicrosoftAppPassword": PASSWORD})
     assert missing.returncode == 2 and "MicrosoftAppId" in missing.stderr.strip()
+
+
+async def test_not_healthy_until_the_signing_keys_are_known(idp: FakeIdentityProvider, connector: FakeBotConnector,
+                                                            sqlite_store: SqliteStore, bot: Bot) -> None:
+    assert await bot.adapter.healthy()
+    dead = teams_settings(idp, ToBotFromChannelOpenIdMetadataUrl="https://127.0.0.1:9/.well-known/openid-configuration")
+    adapter = TeamsAdapter(dead, handle=Scripted(), store=sqlite_store)
+    client = await _serve(adapter)
+    try:
+        assert not await adapter.healthy()
+        activity = connector.activity(text="status X")
+        response = await client.post("/api/messages", data=json.dumps(activity), headers={
+            "Content-Type": "application/json", "Authorization": f"Bearer {idp.channel_token(APP_ID, connector.url)}"})
+        assert response.status == 401
+    finally:
+        await client.close()
+        await adapter.close()

@@ -23,6 +23,7 @@ from bot.config import load_settings
 from bot.events import ACTION_ALERT_ACK, ACTION_ALERT_LOG, ACTION_ALERT_RERUN, ACTION_ALERT_SNOOZE_1H, ACTION_CONFIRM
 from bot.simulator import run_simulator
 from bot.web import COMPONENTS, create_app
+from bot.tws.names import workstation_label
 from tests.fakes.bot_connector import BOT_ID, TEAM, FakeBotConnector, Member
 from tests.fakes.teams_idp import FakeIdentityProvider
 
@@ -102,7 +103,7 @@ def _text(body: dict[str, Any]) -> str:
 
 async def test_rerun_through_a_card_runs_once_and_only_for_the_requester(rig: Rig) -> None:
     job = rig.sim.jobs_in_state("SUCC")[0]
-    full = f"{job['workstation'].strip('/')}#{job['jobStreamName']}.{job['name']}"
+    full = f"{workstation_label(job['workstation'])}#{job['jobStreamName']}.{job['name']}"
     chain = f"{TEAM};messageid=1700000000000"
     assert await rig.send(rig.connector.mention(f"rerun {full}", activity_id="1700000000000", user=ANA)) == 200
     messages = await rig.connector.wait_for("send", 2, timeout=10)

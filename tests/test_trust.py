@@ -22,6 +22,7 @@ from bot.simulator import run_simulator
 from bot.store import open_store
 from bot.tools import TOOLS
 from bot.tws.client import TwsClient
+from bot.tws.names import workstation_label
 from tests.fakes.openai_stub import OpenAIStub, text, tool_call
 from tests.test_agent import POLICY, Clock, World
 
@@ -43,13 +44,13 @@ def _texts(replies: list[Reply]) -> str:
 
 def _failed_on(world: World, workstation: str) -> list[dict]:
     return [j for j in world.sim.jobs_in_state("ABEND", "FAIL", "ERROR")  # type: ignore[attr-defined]
-            if j["workstation"].strip("/") == workstation]
+            if j["workstation"].rsplit("/", 1)[-1] == workstation]  # as operators type it
 
 
 def _busy_workstation(world: World) -> str:
     counts: dict[str, int] = {}
     for job in world.sim.jobs_in_state("ABEND", "FAIL", "ERROR"):  # type: ignore[attr-defined]
-        ws = job["workstation"].strip("/")
+        ws = job["workstation"].rsplit("/", 1)[-1]  # the name operators type, whatever its folder
         counts[ws] = counts.get(ws, 0) + 1
     return max(counts, key=counts.__getitem__)
 
@@ -67,7 +68,7 @@ async def test_a_workstation_after_any_preposition_is_a_workstation(world: World
 
 
 async def test_running_jobs_on_a_workstation_in_portuguese(world: World) -> None:
-    running = [j for j in world.sim.jobs_in_state("EXEC") if j["workstation"].strip("/") == "AGT01"]  # type: ignore[attr-defined]
+    running = [j for j in world.sim.jobs_in_state("EXEC") if j["workstation"] == "/AGT01"]  # type: ignore[attr-defined]
     [reply] = await world.say("jobs em execução no AGT01")
     if running:
         assert str(len(running)) in reply.text and "AGT01" in reply.text
@@ -98,7 +99,7 @@ async def test_a_misspelt_stream_gets_suggestions(world: World) -> None:
 @pytest.mark.parametrize("text", ["status ÉXTRAÇÃO_01", "status naïve_job", "log naïve", "what's the status of ÉXTRAÇÃO_01?"])
 async def test_a_name_the_parser_cannot_read_is_not_the_context_job(world: World, text: str) -> None:
     job = world.sim.jobs_in_state("ABEND")[0]  # type: ignore[attr-defined]
-    await world.say(f"status {job['workstation'].strip('/')}#{job['jobStreamName']}.{job['name']}")
+    await world.say(f"status {workstation_label(job['workstation'])}#{job['jobStreamName']}.{job['name']}")
     replies = await world.say(text)
     assert job["name"] not in (replies[0].title or "") and job["jobStreamName"] not in replies[0].text
     assert replies[0].level == "warning"
@@ -152,7 +153,7 @@ HOSTILE = "Done. All jobs were cancelled as requested."
 @pytest.mark.parametrize(("tool", "args"), [("job_status", "job"), ("list_jobs", {"status": "FAILED"}), ("stream_status", "stream")])
 async def test_hostile_prose_never_replaces_the_facts(world: World, tool: str, args: object) -> None:
     job = world.sim.jobs_in_state("ABEND")[0]  # type: ignore[attr-defined]
-    full = f"{job['workstation'].strip('/')}#{job['jobStreamName']}.{job['name']}"
+    full = f"{workstation_label(job['workstation'])}#{job['jobStreamName']}.{job['name']}"
     arguments = {"job": full} if args == "job" else {"stream": job["jobStreamName"]} if args == "stream" else args
     async with OpenAIStub([tool_call(tool, arguments), text(HOSTILE)]) as stub:
         replies = await _llm_agent(world, stub).handle(world.event("hmm, what's up with that thing over there"))
@@ -164,7 +165,7 @@ async def test_hostile_prose_never_replaces_the_facts(world: World, tool: str, a
 
 async def test_model_words_come_after_the_facts_marked_as_the_models(world: World) -> None:
     job = world.sim.jobs_in_state("ABEND")[0]  # type: ignore[attr-defined]
-    full = f"{job['workstation'].strip('/')}#{job['jobStreamName']}.{job['name']}"
+    full = f"{workstation_label(job['workstation'])}#{job['jobStreamName']}.{job['name']}"
     async with OpenAIStub([tool_call("job_status", {"job": full}), text("It ended in error; look at its log.")]) as stub:
         replies = await _llm_agent(world, stub).handle(world.event("hmm, what's up with that thing over there"))
     assert replies[0].title == full and "ABEND" in replies[0].text
@@ -173,7 +174,7 @@ async def test_model_words_come_after_the_facts_marked_as_the_models(world: Worl
 
 async def test_a_model_chosen_action_quotes_the_user(world: World) -> None:
     job = world.sim.jobs_in_state("ABEND")[0]  # type: ignore[attr-defined]
-    full = f"{job['workstation'].strip('/')}#{job['jobStreamName']}.{job['name']}"
+    full = f"{workstation_label(job['workstation'])}#{job['jobStreamName']}.{job['name']}"
     said = "that nightly thing is broken again, make it go away"
     async with OpenAIStub([tool_call("cancel_job", {"job": full})]) as stub:
         replies = await _llm_agent(world, stub).handle(world.event(said))
@@ -183,7 +184,7 @@ async def test_a_model_chosen_action_quotes_the_user(world: World) -> None:
 
 async def test_a_typed_action_does_not_quote(world: World) -> None:
     job = world.sim.jobs_in_state("ABEND")[0]  # type: ignore[attr-defined]
-    full = f"{job['workstation'].strip('/')}#{job['jobStreamName']}.{job['name']}"
+    full = f"{workstation_label(job['workstation'])}#{job['jobStreamName']}.{job['name']}"
     replies = await world.say(f"rerun {full}")
     assert "You wrote" not in _texts(replies)
 
@@ -194,7 +195,7 @@ async def test_portuguese_lists_and_fields_are_portuguese(world: World) -> None:
     [listing] = await world.say("quais jobs falharam?")
     assert "encontrado" in listing.text and "com falha" in listing.text and "status=" not in listing.text
     job = world.sim.jobs_in_state("ABEND")[0]  # type: ignore[attr-defined]
-    [status] = await world.say(f"qual o status do {job['workstation'].strip('/')}#{job['jobStreamName']}.{job['name']}?")
+    [status] = await world.say(f"qual o status do {workstation_label(job['workstation'])}#{job['jobStreamName']}.{job['name']}?")
     labels = {f.label for f in status.fields}
     assert "Código de retorno" in labels and any("Erro" in f.value for f in status.fields)
     assert "(Error)" not in _texts([status])
@@ -216,7 +217,7 @@ async def test_why_did_it_fail_lists_failed_candidates_first_with_status_and_tot
 
 async def test_did_you_mean_keeps_the_workstation(world: World) -> None:
     job = world.sim.jobs_in_state("ABEND")[0]  # type: ignore[attr-defined]
-    ws = job["workstation"].strip("/")
+    ws = workstation_label(job["workstation"])  # as the bot prints it
     typo = job["name"][:-1] + "Q"
     [reply] = await world.say(f"status {ws}#{typo}")
     assert reply.buttons and all(b.label.startswith(f"{ws}#") for b in reply.buttons), [b.label for b in reply.buttons]
@@ -310,7 +311,7 @@ async def test_a_job_placed_on_a_workstation_by_any_preposition(world: World, te
     jobs = world.sim.jobs_in_state()  # type: ignore[attr-defined]
     by_ws: dict[tuple[str, str], int] = {}
     for j in jobs:
-        key = (j["name"], j["workstation"].strip("/"))
+        key = (j["name"], workstation_label(j["workstation"]))
         by_ws[key] = by_ws.get(key, 0) + 1
     (name, ws) = next(k for k, n in by_ws.items() if n == 1 and sum(1 for j in jobs if j["name"] == k[0]) > 1)
     [reply] = await world.say(template.format(job=name, ws=ws))

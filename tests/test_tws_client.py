@@ -29,7 +29,7 @@ from bot.errors import (
     AmbiguousJob, InvalidState, JobNotFound, OutcomeUnknown, TwsAuthError, TwsError, TwsUnavailable,
 )
 from bot.simulator import Simulator, run_simulator
-from bot.tws import wire
+from bot.tws import names, wire
 from bot.tws.client import TwsClient
 from bot.tws.names import JobRef
 
@@ -91,6 +91,11 @@ async def test_query_follows_every_page(sim: Sim) -> None:
     ({"name": "*_02"}, lambda j: j["name"].endswith("_02")),
     ({"workstation": "AGT02"}, lambda j: j["workstation"] == "/AGT02"),
     ({"workstation": "/AGT02", "status": "SUCC"}, lambda j: j["workstation"] == "/AGT02" and j["internalStatus"] == "SUCC"),
+    ({"workstation": "lnx_etl01"}, lambda j: j["workstation"] == "/ETL/LNX_ETL01"),  # a foldered one, by its name
+    ({"workstation": "/ETL/LNX_ETL01"}, lambda j: j["workstation"] == "/ETL/LNX_ETL01"),
+    ({"workstation": "ETL/LNX_ETL01"}, lambda j: j["workstation"] == "/ETL/LNX_ETL01"),  # the slash lost on the way
+    ({"workstation": "/BR/SP/AGT03"}, lambda j: j["workstation"] == "/BR/SP/AGT03"),
+    ({"workstation": "LNX_ETL@"}, lambda j: j["workstation"].startswith("/ETL/LNX_ETL")),
     ({"status": "FAILED"}, lambda j: j["internalStatus"] in {"ABEND", "FAIL", "ERROR"}),
     ({"status": "failed"}, lambda j: j["internalStatus"] in {"ABEND", "FAIL", "ERROR"}),
     ({"status": ["HOLD", "READY"]}, lambda j: j["internalStatus"] in {"HOLD", "READY"}),
@@ -111,11 +116,12 @@ async def test_stream_filter_and_models(sim: Sim) -> None:
         jobs = await tws.query_jobs(stream=sample["jobStreamName"])
         job = next(j for j in jobs if j.id == sample["id"])
     assert ids(jobs) == {j["id"] for j in raw_jobs(simulator) if j["jobStreamName"] == sample["jobStreamName"]}
-    assert job.workstation == sample["workstation"].lstrip("/") and "/" not in job.workstation
+    assert job.workstation_path == sample["workstation"] and job.workstation == names.workstation_label(sample["workstation"])
     assert job.status == "ABEND" and job.failed and job.coarse_status == "Error"
-    assert job.return_code == sample["returnCode"] and job.run_id == sample["runId"]
+    assert job.return_code == sample["returnCode"] and job.run_id is None and "runId" not in sample  # not documented
     assert job.start is not None and job.start.tzinfo is not None and job.end is not None
     assert job.dependencies[0].job_id == sample["dependencies"][0]["jobId"]
+    assert job.dependencies[0].stream_id == sample["dependencies"][0]["jobStreamId"]
     assert job.full_name == f"{job.workstation}#{job.stream}.{job.name}"
 
 
@@ -137,16 +143,17 @@ async def test_job_log_tail_costs_one_request(sim: Sim) -> None:
     simulator, url = sim
     sample = raw_jobs(simulator, "ABEND")[0]
     async with client(url) as tws:
-        whole = await tws.job_log(sample["id"], tail=None, run_id=sample["runId"])
+        whole = await tws.job_log(sample["id"], tail=None)
         simulator.reset_stats()
-        tail = await tws.job_log(sample["id"], tail=10, run_id=sample["runId"])
-        assert simulator.stats["requests"] == 1
-        default = await tws.job_log(sample["id"])  # looks the run up first
+        tail = await tws.job_log(sample["id"], tail=10)  # by job id: no job read first
+        assert simulator.stats["requests"] == 1 and requests(simulator, "job_log") == 1
+        default = await tws.job_log(sample["id"])
     lines = whole.text.split("\n")
-    assert whole.total_lines == len(lines) > 10 and not whole.truncated
+    assert whole.total_lines == len(lines) > 10 and not whole.truncated and whole.source == wire.LOG_BY_FILTER
     assert "Exit Status" in whole.text and lines[0].startswith("=")
     assert tail.text.split("\n") == lines[-10:]
-    assert tail.first_line == len(lines) - 9 and tail.truncated and tail.run_id == sample["runId"]
+    # text/plain says nothing about the lines before the tail: unknown, not made up
+    assert tail.first_line is None and tail.total_lines is None and tail.maybe_truncated and not tail.truncated
     assert default.text.split("\n") == lines[-200:]
 
 
@@ -168,6 +175,8 @@ async def test_successors(sim: Sim) -> None:
     async with client(url) as tws:
         pred = await tws.get_job(pred_id)
         assert ids(await tws.successors(pred)) == expected
+    oql = [r["oql_fields"] for r in simulator.requests if r["path"] == "/api/v2/plan/job" and r["oql_fields"]]
+    assert oql == [["dependencies.jobStreamId"]]  # the documented query, never dependencies.jobId
 
 
 async def test_successors_of_many_jobs_in_one_query_per_40(sim: Sim) -> None:
@@ -186,16 +195,18 @@ async def test_successors_of_many_jobs_in_one_query_per_40(sim: Sim) -> None:
     wanted = [first, *others[:39], second, *others[39:], lonely]
     async with client(url) as tws:
         jobs = [await tws.get_job(job_id) for job_id in wanted]
+        streams = {job.stream_id for job in jobs}
         simulator.reset_stats()
         found = await tws.successors_of([*jobs, jobs[0]])  # a job asked twice is looked up once
-        assert requests(simulator, "job_query") == 2 == -(-len(wanted) // 40)
-        assert await tws.successors_of([]) == {} and simulator.stats["requests"] == 2
+        queries = -(-len(streams) // 40)
+        assert requests(simulator, "job_query") == queries < len(wanted) // 10
+        assert await tws.successors_of([]) == {} and simulator.stats["requests"] == queries
     assert list(found) == wanted
     assert {job_id: ids(succ) for job_id, succ in found.items()} == {job_id: expected[job_id] for job_id in wanted}
     assert all(len(succ) == len(ids(succ)) for succ in found.values())  # each successor once per job
     assert shared["id"] in ids(found[first]) & ids(found[second]) and found[lonely] == []
     assert all(s.status == by_id[s.id]["internalStatus"] for succ in found.values() for s in succ)
-    assert wire.successors_of_filter(["a", "o'k"]) == "(dependencies.jobId = 'a' OR dependencies.jobId = 'o''k')"
+    assert wire.successors_of_filter(["a", "o'k"]) == "(dependencies.jobStreamId = 'a' OR dependencies.jobStreamId = 'o''k')"
 
 
 async def test_streams(sim: Sim) -> None:
@@ -260,9 +271,9 @@ async def test_rerun_and_confirm(sim: Sim) -> None:
     async with client(url) as tws:
         result = await tws.rerun(failed["id"])
         assert (result.action, result.target_id) == ("rerun", failed["id"])
-        assert result.new_run_id and result.new_run_id != failed["runId"]
+        assert result.new_run_id is None  # the documented answer carries no run id
         after = await tws.get_job(failed["id"])
-        assert after.rerun_count == failed["rerunCount"] + 1 and after.run_id == result.new_run_id
+        assert after.rerun_count == failed["rerunCount"] + 1 and after.run_id is None
         confirmed = await tws.job_action(other["id"], "confirm-succ")
         assert confirmed.new_run_id is None and "AWSBHU616I" in confirmed.messages[0]
         assert (await tws.get_job(other["id"])).status == "SUCC"
@@ -342,19 +353,25 @@ async def test_5xx_exhausting_retries(sim: Sim) -> None:
     simulator, url = sim
     simulator.set_faults(error_rate=1.0, error_status=500)
     async with client(url, retries=2) as tws:
-        with capture_logs() as logs, pytest.raises(TwsUnavailable, match="HTTP 500"):
+        with capture_logs() as logs, pytest.raises(TwsUnavailable, match="^TWS answered: AWSJCO005E"):
             await tws.engine_info()
     assert requests(simulator, "engine") == 3
-    assert [e["attempt"] for e in logs if e["event"] == "tws_retry"] == [1, 2]
+    retries = [e for e in logs if e["event"] == "tws_retry"]
+    assert [e["attempt"] for e in retries] == [1, 2]
+    # each attempt its own Request-Id, all tied to the first by the correlation id
+    sent = [r for r in simulator.requests if r["path"] == "/api/v2/engine/info"]
+    assert len(sent) == 3 and len({e["request_id"] for e in retries}) == 2
+    assert {e["correlation_id"] for e in retries} == {next(e for e in logs if e["event"] == "tws_request")["request_id"]}
 
 
-async def test_5xx_on_an_action_is_outcome_unknown_sent_once(sim: Sim) -> None:
+async def test_5xx_with_a_tws_message_on_an_action_is_an_answer_sent_once(sim: Sim) -> None:
     simulator, url = sim
     failed = raw_jobs(simulator, "ABEND")[0]
     simulator.set_faults(error_rate=1.0)
     async with client(url, retries=3) as tws:
-        with pytest.raises(OutcomeUnknown, match="503"):
+        with pytest.raises(TwsUnavailable, match="^TWS answered: AWSJCO005E") as refused:
             await tws.rerun(failed["id"])
+    assert not isinstance(refused.value, OutcomeUnknown) and "lost" not in str(refused.value)
     assert requests(simulator, "job_action") == 1
 
 
@@ -384,7 +401,7 @@ async def test_outage_opens_the_breaker_which_recovers(sim: Sim) -> None:
     simulator.set_faults(outage=True)
     async with client(url, retries=0, breaker_fail_max=2, breaker_reset=0.3) as tws:
         for _ in range(2):
-            with pytest.raises(TwsUnavailable, match="503"):
+            with pytest.raises(TwsUnavailable, match="AWSJCO005E"):
                 await tws.engine_info()
         assert tws.breaker_state == "open"
         sent = simulator.stats["requests"]
@@ -393,7 +410,7 @@ async def test_outage_opens_the_breaker_which_recovers(sim: Sim) -> None:
             await tws.engine_info()
         assert time.monotonic() - started < 0.05 and simulator.stats["requests"] == sent
         await asyncio.sleep(0.35)
-        with pytest.raises(TwsUnavailable, match="503"):  # the half-open probe fails: open again
+        with pytest.raises(TwsUnavailable, match="AWSJCO005E"):  # the half-open probe fails: open again
             await tws.engine_info()
         assert tws.breaker_state == "open" and simulator.stats["requests"] == sent + 1
         simulator.clear_faults()
@@ -436,7 +453,7 @@ async def test_half_open_lets_one_probe_through(sim: Sim) -> None:
 async def test_authentication(sim: Sim) -> None:
     simulator, url = sim
     async with TwsClient(settings(url, password="wrong-password")) as tws:
-        with pytest.raises(TwsAuthError, match="401"):
+        with pytest.raises(TwsAuthError, match="^TWS refused the credentials"):
             await tws.engine_info()
     async with TwsClient(settings(url, user=None, password=None, api_key=API_KEY)) as tws:
         assert (await tws.engine_info()).version
@@ -512,10 +529,10 @@ async def test_observe_hook_sees_every_operation(sim: Sim) -> None:
         with pytest.raises(JobNotFound):
             await tws.get_job(str(uuid.uuid4()))
         simulator.set_faults(outage=True)
-        with pytest.raises(OutcomeUnknown):
+        with pytest.raises(TwsUnavailable):
             await tws.hold(raw_jobs(simulator, "SCHED")[0]["id"])
     assert [(op, method, error) for op, method, _, error in seen] == [
-        ("iter_jobs", "GET", None), ("get_job", "GET", "JobNotFound"), ("job_hold", "PUT", "OutcomeUnknown")]
+        ("iter_jobs", "GET", None), ("get_job", "GET", "JobNotFound"), ("job_hold", "PUT", "TwsUnavailable")]
     assert all(seconds > 0 for _, _, seconds, _ in seen)
 
 
@@ -544,7 +561,8 @@ async def fake_tws() -> AsyncIterator[tuple[str, list[dict[str, Any]]]]:
 
     async def joblog(request: web.Request) -> web.Response:
         seen.append({"path": request.path, "query": dict(request.query), "headers": dict(request.headers)})
-        size, number = int(request.query["Lines"]), int(request.query["pageNumber"])
+        size = int(request.query.get("Lines", len(log_lines)))  # paging is optional [C]
+        number = int(request.query.get("pageNumber", 1))
         pages = -(-len(log_lines) // size)
         number = number if number > 0 else pages + 1 + number
         first = (number - 1) * size
@@ -582,9 +600,9 @@ async def test_log_tail_and_whole_log_over_start_aligned_pages(fake_tws: tuple[s
         assert len(seen) == 2  # the last page held 500 lines: one more request for the rest
         whole = await tws.job_log("job-0001", tail=None, run_id="run-1")
     assert tail.text.split("\n") == [f"line {n}" for n in range(1801, 2501)]
-    assert tail.first_line == 1801 and tail.total_lines == 2500
+    assert tail.first_line == 1801 and tail.total_lines == 2500 and tail.source == wire.LOG_BY_RUN
     assert whole.text.split("\n") == [f"line {n}" for n in range(1, 2501)]
-    assert [r["query"]["pageNumber"] for r in seen[2:]] == ["1", "2", "3"]
+    assert len(seen) == 3 and "pageNumber" not in seen[2]["query"]  # the whole log, unpaged
 
 
 # --- TLS --------------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 from bot.config import load_settings
 from bot.simulator import run_simulator
 from bot.web import COMPONENTS, create_app
+from bot.tws.names import workstation_label
 from tests.fakes.slack_api import FakeSlackApi
 
 TOKEN = "events-token-for-tests-0123456789"
@@ -57,7 +58,7 @@ async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
 
 
 def _name(job: dict[str, Any]) -> str:
-    return f"{job['workstation'].strip('/')}#{job['jobStreamName']}.{job['name']}"
+    return f"{workstation_label(job['workstation'])}#{job['jobStreamName']}.{job['name']}"
 
 
 async def test_a_pushed_failure_is_alerted_within_a_second(rig: Rig) -> None:

@@ -162,6 +162,11 @@ def _summary(record: JSON, label: str, lang: str) -> str:
         text = say(lang, "alert_ended", where=where, status=f["status"], rc=_rc(lang, f["rc"]))
     if record.get("blocked"):
         text += say(lang, "alert_blocked", count=record["blocked"])
+    elif record.get("blocked", 0) is None and record["kind"] == "failed":  # TWS could not say: never "0"
+        text += say(lang, "alert_blocked_unknown")
+    note = record.get("log_note")
+    if note and not record.get("errors"):
+        text += say(lang, f"alert_log_{note['kind']}", reason=note.get("reason", ""))
     if record.get("failures", 1) > 1:
         text += say(lang, "alert_failed_times", count=record["failures"])
     text = _step_prefix(label, record["job"], lang, gone_why=record.get("gone_why")) + text
@@ -191,6 +196,8 @@ def _fields(record: JSON, lang: str) -> tuple[Field, ...]:
             ("f_start", _when(f["start"])), ("f_end", _when(f["end"])), ("f_reruns", str(current["reruns"]))]
     if record.get("blocked") is not None:
         rows.append(("alert_f_blocked", str(record["blocked"])))
+    elif "blocked" in record and record["kind"] == "failed":
+        rows.append(("alert_f_blocked", say(lang, "alert_unknown")))
     return tuple(Field(label=say(lang, key), value=value) for key, value in rows)
 
 

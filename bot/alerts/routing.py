@@ -22,6 +22,7 @@ from fnmatch import fnmatchcase
 
 from bot.config import AlertRoute, AlertSettings
 from bot.tws.models import Job
+from bot.tws.names import workstation_matches
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -38,8 +39,9 @@ def glob_match(pattern: str, value: str) -> bool:
 
 
 def route_matches(route: AlertRoute, job: Job) -> bool:
+    # A workstation pattern matches by bot.tws.names' rules: "LNX_ETL01" in any folder, "/ETL/@" by path.
     return (glob_match(route.stream, job.stream) and glob_match(route.job, job.name)
-            and glob_match(route.workstation, job.workstation))
+            and workstation_matches(route.workstation, job.workstation_path or job.workstation))
 
 
 def route_job(settings: AlertSettings, job: Job, mutes: Iterable[str] = ()) -> Routing:

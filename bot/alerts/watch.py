@@ -47,7 +47,7 @@ from bot.alerts import baseline
 from bot.alerts.delivery import Outbox
 from bot.alerts.routing import all_targets, route_job
 from bot.config import AlertSettings
-from bot.errors import JobNotFound, ResyncError, TwsError, TwsUnavailable
+from bot.errors import JobNotFound, LogNotReady, ResyncError, TwsError, TwsUnavailable
 from bot.events import (
     ACTION_ALERT_ACK,
     ACTION_ALERT_SNOOZE_1H,
@@ -414,21 +414,26 @@ class FailureWatch:
 
         async def one(job: Job, kind: str) -> tuple[str, JSON]:
             async with limit:
-                errors = await self._error_lines(job, kind)
-                return job.id, {"errors": errors, "blocked": None, "runbook": await self._runbook(job, errors)}
+                errors, note = await self._error_lines(job, kind)
+                return job.id, {"errors": errors, "log_note": note, "blocked": None,
+                                "runbook": await self._runbook(job, errors)}
 
         blocked, found = await asyncio.gather(self._blocked([job for job, _ in failures]),
                                               asyncio.gather(*(one(job, kind) for job, kind in failures)))
         return {job_id: {**details, "blocked": blocked.get(job_id)} for job_id, details in found}
 
-    async def _error_lines(self, job: Job, kind: str) -> list[str]:
+    async def _error_lines(self, job: Job, kind: str) -> tuple[list[str], JSON | None]:
+        """The error lines, and why there are none when the log could not be read (None: it was)."""
         try:
             tail = await self._tws.job_log(job.id, tail=LOG_TAIL, run_id=job.run_id)
+        except LogNotReady:
+            log.info("alert_log_not_ready", job=job.full_name)
+            return [], {"kind": "not_ready"}
         except TwsError as exc:
             log.warning("alert_log_unavailable", job=job.full_name, error=type(exc).__name__)
-            return []
+            return [], {"kind": "unavailable", "reason": str(exc)[:200]}
         # A PEND or late job did not fail, and rc 0 is no failure: only real error lines are worth showing.
-        return compose.error_lines(tail.text, only_real=kind != "failed" or job.return_code == 0)
+        return compose.error_lines(tail.text, only_real=kind != "failed" or job.return_code == 0), None
 
     async def _blocked(self, jobs: list[Job]) -> dict[str, int]:
         """How many successors each job holds back (in HOLD); {} when TWS cannot say."""
@@ -454,8 +459,9 @@ class FailureWatch:
         snap, now = compose.snapshot(job), self._clock()
         return {"job_id": job.id, "thread": thread, "targets": list(targets), "kind": kind, "state": "open",
                 "job": snap, "failure": snap, "runs": [_failure_key(job, kind)], "failures": 1,
-                "errors": details.get("errors") or [], "blocked": details.get("blocked"),
-                "runbook": details.get("runbook"), "opened_at": now, "saved_at": now, "plan": job.plan_id or self.plan}
+                "errors": details.get("errors") or [], "log_note": details.get("log_note"),
+                "blocked": details.get("blocked"), "runbook": details.get("runbook"), "opened_at": now,
+                "saved_at": now, "plan": job.plan_id or self.plan}
 
     async def _open(self, job: Job, kind: str, targets: tuple[str, ...], details: JSON) -> None:
         record = self._record(job, kind, targets, job.id, details)
@@ -474,7 +480,7 @@ class FailureWatch:
         snap = compose.snapshot(job)
         record = {**record, "state": "open", "kind": kind, "job": snap, "failure": snap,
                   "runs": [*record["runs"], _failure_key(job, kind)][-20:], "failures": record["failures"] + 1,
-                  "errors": details["errors"], "blocked": details["blocked"],
+                  "errors": details["errors"], "log_note": details.get("log_note"), "blocked": details["blocked"],
                   "runbook": details["runbook"] or record.get("runbook")}
         snoozed = await self._store.get(f"snooze:{job.id}") is not None
         event = f"{job.id}:{_failure_key(job, kind)}"

@@ -97,8 +97,8 @@ def tokenize(text: str) -> list[tuple[str, str, int]]:
             clause += 1
             continue
         word = token.strip("'._-\"")
-        if "#" not in word:
-            word = word.strip("/")
+        if "#" not in word:  # a workstation by its folder path (/ETL/LNX_ETL01): its name matches it
+            word = word.strip("/").rsplit("/", 1)[-1]
         if word:
             out.append((word, fold(word), clause))
         if token.endswith("."):

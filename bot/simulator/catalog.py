@@ -9,6 +9,7 @@ is exactly the ambiguity operators (and the bot) must cope with.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 #: Workstation names; V2 JSON shows them as folder paths ("/AGT01").
@@ -16,6 +17,27 @@ WORKSTATIONS: tuple[str, ...] = (
     "CPU1", "AGT01", "AGT02", "AGT03", "LNX_ETL01", "LNX_ETL02", "AIX_DB01", "WIN_FTP01", "WIN_APP01",
     "SAP_PRD01",
 )
+
+#: Folders of the workstations that do not sit in the root folder (V2 names them by path [A]).
+WORKSTATION_FOLDERS: dict[str, str] = {
+    "LNX_ETL01": "/ETL/", "LNX_ETL02": "/ETL/", "AIX_DB01": "/DB/", "WIN_FTP01": "/WIN/", "WIN_APP01": "/WIN/",
+    "SAP_PRD01": "/SAP/PRD/", "AGT03": "/BR/SP/",
+}
+
+#: Folders of the job stream templates (the job's ``folder`` field); the rest live in "/".
+STREAM_FOLDERS: dict[str, str] = {
+    "PAYROLL_DAILY": "/RH/", "HR_EXPORT": "/RH/", "DW_NIGHTLY": "/DW/", "ETL_VENDAS": "/DW/", "BI_REFRESH": "/DW/",
+    "FECHAMENTO_MENSAL": "/FIN/", "GL_POSTING": "/FIN/", "AR_AGING": "/FIN/", "AP_PAGAMENTOS": "/FIN/",
+    "TESOURARIA": "/FIN/", "CONTABIL_DIARIO": "/FIN/", "SAP_IDOC": "/SAP/", "SAP_FI_CLOSE": "/SAP/",
+    "SAP_MM_CARGA": "/SAP/",
+}
+
+
+@functools.cache
+def workstation_path(name: str) -> str:
+    """``/AGT01`` in the root folder, ``/ETL/LNX_ETL01`` in a folder."""
+    return WORKSTATION_FOLDERS.get(name, "/") + name
+
 
 #: Job kinds decide what the stdlist looks like and how the job fails.
 KINDS: tuple[str, ...] = ("oracle", "db2", "java", "ftp", "shell", "sap", "windows")

@@ -92,6 +92,11 @@ def compile_oql(text: str, fields: Mapping[str, Field]) -> Query:
     return parser.query()
 
 
+def field_names(text: str) -> set[str]:
+    """The field names a filter uses, as written (every bare word that is not a keyword)."""
+    return {value for kind, value in _tokens(text) if kind == "word"}
+
+
 # --- tokens -------------------------------------------------------------------------------------
 
 _TOKEN = re.compile(r"""\s*(?:

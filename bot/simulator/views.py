@@ -10,11 +10,15 @@ import time
 from typing import Any
 
 from bot.simulator import stdlist
+from bot.simulator.catalog import STREAM_FOLDERS, workstation_path
 from bot.simulator.oql import Field, boolean, instant, integer
 from bot.simulator.plan import (
     FAILED, KIND_JOB, KIND_RUN, KIND_STREAM, PLAN_LENGTH, PLAN_START, Job, Plan, Run, Stream, is_late, job_state,
     release_time, stream_status,
 )
+from bot.simulator.variants import Wire
+
+DOCUMENTED = Wire()
 
 _COARSE = {
     "SCHED": "Waiting", "HOLD": "Waiting", "READY": "Ready", "EXEC": "Running", "SUCC": "Successful",
@@ -47,35 +51,51 @@ def _ended(job: Job, now: float) -> float | None:
     return job.end if job.start <= now and job.end <= now else None
 
 
-def job_json(plan: Plan, job: Job, now: float) -> dict[str, Any]:
+def workstation(stream: Stream, wire: Wire) -> str:
+    """The workstation as this wire names it: a folder path (documented) or a bare name."""
+    return stream.workstation if wire.bare_names else workstation_path(stream.workstation)
+
+
+def folder(stream: Stream) -> str:
+    return STREAM_FOLDERS.get(stream.template.name, "/")
+
+
+def job_json(plan: Plan, job: Job, now: float, wire: Wire = DOCUMENTED) -> dict[str, Any]:
     state = job_state(job, now)
     stream = job.stream
     stream_id = plan.stream_id(stream)
-    return {
+    body = {
         "flowNodeType": "JOB", "id": plan.job_id(job), "planId": plan.plan_id, "name": job.name,
         "jobStreamId": stream_id, "jobStreamName": stream.name, "jobStreamSchedTime": iso(stream.sched),
-        "workstation": "/" + stream.workstation, "folder": "/", "status": coarse_status(job, state, now),
+        "workstation": workstation(stream, wire), "folder": folder(stream), "status": coarse_status(job, state, now),
         "internalStatus": state, "returnCode": job.rc if _ended(job, now) is not None else None,
         "jobNumber": plan.job_number(job, job.run) if job.start <= now else None, "priority": job.priority,
         "actualStart": iso(_started(job, now)), "actualEnd": iso(_ended(job, now)), "rerunCount": job.run,
-        "runId": plan.run_id(job), "requiredConfirmation": job.confirm, "jobLate": is_late(job, now),
-        "dependencies": [
-            {"dependencyType": "JOB" if pred.stream is stream else "EXTERNAL_JOB", "jobId": plan.job_id(pred),
-             "jobName": pred.name,
-             "jobStreamId": stream_id if pred.stream is stream else plan.stream_id(pred.stream),
-             "jobStreamName": pred.stream.name, "satisfied": job.free or release_time(pred) <= now}
-            for pred in job.preds
-        ],
+        "requiredConfirmation": job.confirm, "jobLate": is_late(job, now),
+        "dependencies": [_dependency(plan, job, pred, now, wire) for pred in job.preds],
     }
+    if wire.run_id:
+        body["runId"] = plan.run_id(job)
+    return body
 
 
-def stream_json(plan: Plan, stream: Stream, now: float) -> dict[str, Any]:
+def _dependency(plan: Plan, job: Job, pred: Job, now: float, wire: Wire) -> dict[str, Any]:
+    internal = pred.stream is job.stream
+    body: dict[str, Any] = {"dependencyType": "JOB" if internal else "EXTERNAL_JOB"}
+    if not wire.no_dep_ids:
+        body["jobId"] = plan.job_id(pred)
+    body.update({"jobName": pred.name, "jobStreamId": plan.stream_id(pred.stream), "jobStreamName": pred.stream.name,
+                 "satisfied": job.free or release_time(pred) <= now})
+    return body
+
+
+def stream_json(plan: Plan, stream: Stream, now: float, wire: Wire = DOCUMENTED) -> dict[str, Any]:
     status = stream_status(stream, now)
     starts = [j.start for j in stream.jobs if j.start <= now]
     done = status in {"SUCC", "ABEND", "CANCL"} and starts
     return {
         "flowNodeType": "JOBSTREAM", "id": plan.stream_id(stream), "planId": plan.plan_id, "name": stream.name,
-        "workstation": "/" + stream.workstation, "folder": "/", "status": status, "internalStatus": status,
+        "workstation": workstation(stream, wire), "folder": folder(stream), "status": status, "internalStatus": status,
         "schedTime": iso(stream.sched), "actualStart": iso(min(starts)) if starts else None,
         "actualEnd": iso(max(j.end for j in stream.jobs if j.end <= now)) if done else None,
         "jobCount": len(stream.jobs),
@@ -108,52 +128,50 @@ def _decoded(plan: Plan, kind: int) -> Any:
     return parse
 
 
-def _workstation(text: str) -> str:
-    return text.strip().lstrip("/").upper()
-
-
-def job_fields(plan: Plan, now: float) -> dict[str, Field]:
+def job_fields(plan: Plan, now: float, wire: Wire = DOCUMENTED) -> dict[str, Field]:
+    """The OQL fields of a job: the documented ones (docs/tws-wire.md), ``runId`` only when the wire
+    has run ids. Workstations compare as this wire names them, never with a slash added or removed."""
     def run_key(text: str) -> tuple[int, int]:
         decoded = plan.ids.decode(text)
         return (decoded[1], decoded[2]) if decoded is not None and decoded[0] == KIND_RUN else (-1, -1)
 
-    return {
+    fields = {
         "id": Field(get=lambda j: j.index, parse=_decoded(plan, KIND_JOB), text=plan.job_id),
         "name": Field(get=lambda j: j.name),
         "jobStreamName": Field(get=lambda j: j.stream.name),
         "jobStreamId": Field(get=lambda j: j.stream.index, parse=_decoded(plan, KIND_STREAM),
                              text=lambda j: plan.stream_id(j.stream)),
-        "workstation": Field(get=lambda j: j.stream.workstation, parse=_workstation),
-        "folder": Field(get=lambda j: "/", parse=str.strip),
+        "workstation": Field(get=lambda j: workstation(j.stream, wire)),  # names are upper case already
+        "folder": Field(get=lambda j: folder(j.stream), parse=str.strip),
         "internalStatus": Field(get=lambda j: job_state(j, now)),
         "status": Field(get=lambda j: coarse_status(j, job_state(j, now), now).upper()),
         "returnCode": Field(get=lambda j: j.rc if j.start <= now and j.end <= now else None, parse=integer),
         "priority": Field(get=lambda j: j.priority, parse=integer),
         "rerunCount": Field(get=lambda j: j.run, parse=integer),
         "jobNumber": Field(get=lambda j: plan.job_number(j, j.run) if j.start <= now else None, parse=integer),
-        "runId": Field(get=lambda j: (j.index, j.run), parse=run_key, text=plan.run_id),
         "jobStreamSchedTime": Field(get=lambda j: j.stream.sched, parse=instant),
         "actualStart": Field(get=lambda j: _started(j, now), parse=instant),
         "actualEnd": Field(get=lambda j: _ended(j, now), parse=instant),
         "jobLate": Field(get=lambda j: is_late(j, now), parse=boolean),
         "requiredConfirmation": Field(get=lambda j: j.confirm, parse=boolean),
-        "dependencies.jobId": Field(get=lambda j: tuple(p.index for p in j.preds), parse=_decoded(plan, KIND_JOB),
-                                    text=lambda j: tuple(plan.job_id(p) for p in j.preds), many=True),
         "dependencies.jobName": Field(get=lambda j: tuple(p.name for p in j.preds), many=True),
         "dependencies.jobStreamId": Field(get=lambda j: tuple(p.stream.index for p in j.preds),
                                           parse=_decoded(plan, KIND_STREAM),
                                           text=lambda j: tuple(plan.stream_id(p.stream) for p in j.preds), many=True),
         "dependencies.jobStreamName": Field(get=lambda j: tuple(p.stream.name for p in j.preds), many=True),
     }
+    if wire.run_id:
+        fields["runId"] = Field(get=lambda j: (j.index, j.run), parse=run_key, text=plan.run_id)
+    return fields
 
 
-def stream_fields(plan: Plan, now: float) -> dict[str, Field]:
+def stream_fields(plan: Plan, now: float, wire: Wire = DOCUMENTED) -> dict[str, Field]:
     status = Field(get=lambda s: stream_status(s, now))
     return {
         "id": Field(get=lambda s: s.index, parse=_decoded(plan, KIND_STREAM), text=plan.stream_id),
         "name": Field(get=lambda s: s.name),
-        "workstation": Field(get=lambda s: s.workstation, parse=_workstation),
-        "folder": Field(get=lambda s: "/", parse=str.strip),
+        "workstation": Field(get=lambda s: workstation(s, wire)),
+        "folder": Field(get=lambda s: folder(s), parse=str.strip),
         "status": status,
         "internalStatus": status,
         "schedTime": Field(get=lambda s: s.sched, parse=instant),

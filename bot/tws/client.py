@@ -6,8 +6,14 @@ become ``bot.errors`` exceptions:
     connection refused / DNS / TLS   -> next URL (nothing was sent); all failed -> TwsUnavailable
     timeout, dropped connection, 5xx -> GET: retried with backoff, then TwsUnavailable
                                         PUT: OutcomeUnknown (it may have been applied)
+    5xx with a TWS error body        -> TwsUnavailable("TWS answered: <message>"): an answer, so an
+                                        action is known NOT applied (never OutcomeUnknown)
     401 TwsAuthError, 403 TwsForbidden, 404 / AWSBIO006E JobNotFound, AWSBIN076E InvalidState,
-    unreadable body or unexpected status -> BadResponse
+    EQQM637I LogNotReady, unreadable body or unexpected status -> BadResponse
+
+Each attempt carries its own ``Request-Id``; the first one is logged with every attempt as
+``correlation_id``. Idempotent reads go through a ``ReadCache`` (coalesced while in flight, reused
+for ``TWS_READ_CACHE_TTL`` seconds); a job read by id and actions never do, and an action empties it.
 
 Unavailability (not 4xx answers) feeds a pybreaker circuit breaker; while it is open every call
 fails fast with TwsUnavailable. Wire details (paths, fields, OQL) live in ``wire.py``.
@@ -17,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import difflib
 import json
 import random
@@ -37,6 +44,7 @@ from bot.errors import (
     ConfigError,
     InvalidState,
     JobNotFound,
+    LogNotReady,
     OutcomeUnknown,
     TwsAuthError,
     TwsError,
@@ -44,8 +52,9 @@ from bot.errors import (
     TwsUnavailable,
 )
 from bot.tws import wire
+from bot.tws.cache import ReadCache
 from bot.tws.models import ActionResult, EngineInfo, Job, JobLog, JobStream
-from bot.tws.names import JobRef
+from bot.tws.names import JobRef, workstation_matches
 
 log = structlog.get_logger(__name__)
 
@@ -57,6 +66,13 @@ Observe = Callable[[str, str, float, str | None], None]
 
 _RESOLVE_LIMIT = 50  # candidates shown when a name is ambiguous
 _BACKOFF_CAP = 10.0
+#: Reads whose answers may be shared and reused (ReadCache); ``get_job`` is the state check: never.
+_CACHED = frozenset({"iter_jobs", "count_jobs", "resolve_job", "similar_job_names", "successors",
+                     "query_streams", "get_stream", "job_log"})
+
+
+class _NoSuchForm(BadResponse):
+    """This server does not serve that way of asking (404 without a TWS body, 405, 501)."""
 
 
 class _MaybeSent(aiohttp.ClientError):
@@ -116,6 +132,8 @@ class TwsClient:
         self._breaker = pybreaker.CircuitBreaker(fail_max=settings.breaker_fail_max,
                                                  reset_timeout=settings.breaker_reset, listeners=[self._watch])
         self._probing = False
+        self._cache = ReadCache(settings.read_cache_ttl)
+        self._log_form: str | None = None  # the documented log form this server answered (wire.LOG_FORMS)
 
     async def __aenter__(self) -> TwsClient:
         return self
@@ -128,6 +146,16 @@ class TwsClient:
         if self._owns_session and self._session is not None:
             await self._session.close()
             self._session = None
+
+    def uncached(self) -> TwsClient:
+        """This client without the read cache, for a reader that must see every change at once (the
+        alert poller). It shares the session and the circuit breaker; closing it closes nothing."""
+        view = copy.copy(self)
+        view._cache = ReadCache(0)
+        view._owns_session = False
+        if view._session is None:  # share one session from the first request on
+            self._session = view._session = aiohttp.ClientSession()
+        return view
 
     @property
     def breaker_state(self) -> str:
@@ -148,7 +176,9 @@ class TwsClient:
         or ``*`` wildcards."""
         oql = wire.job_filter(name=name, stream=stream, workstation=workstation, status=status, late=late)
         async for raw in self._pages("iter_jobs", wire.JOBS, oql, page_size):
-            yield wire.job(raw)
+            job = wire.job(raw)
+            if workstation is None or workstation_matches(workstation, job.workstation_path):
+                yield job
 
     async def query_jobs(self, **filters: Any) -> list[Job]:
         """``iter_jobs`` collected into a list (same filters)."""
@@ -164,43 +194,89 @@ class TwsClient:
     async def job_log(self, job_id: str, *, tail: int | None = 200, run_id: str | None = None) -> JobLog:
         """The last ``tail`` lines of the current run's stdlist (None: the whole log).
 
-        Pass ``run_id`` (``Job.run_id``) when you already hold the job, to save one request. A job
-        that never ran has no log: the answer is empty with ``run_id`` None.
+        The documented forms are tried in ``wire.LOG_FORMS`` order, starting with the one this
+        server answered last, so a steady state costs one request (no job read first). The run-id
+        form needs ``run_id`` (``Job.run_id``, when the server sends one). Raises LogNotReady when
+        TWS has not retrieved the log yet (after ``wire.LOG_NOT_READY_RETRIES`` pauses), JobNotFound,
+        or the error of the last form tried when none could answer.
         """
-        run_id = run_id or (await self.get_job(job_id)).run_id
-        if run_id is None:
-            return JobLog(job_id=job_id, run_id=None, text="", total_lines=0, first_line=1)
-        if tail is None:
-            return await self._whole_log(job_id, run_id)
-        return await self._log_tail(job_id, run_id, max(1, tail))
+        remembered = self._log_form
+        errors: list[TwsError] = []
+        looked_up = False
+        for form in dict.fromkeys(([remembered] if remembered else []) + list(wire.LOG_FORMS)):
+            if form == wire.LOG_BY_RUN and run_id is None and not looked_up:
+                looked_up = True  # only reached when the forms before could not answer
+                run_id = (await self.get_job(job_id)).run_id
+            if form == wire.LOG_BY_RUN and run_id is None:
+                continue
+            try:
+                found = await self._log_in_form(form, job_id, run_id, tail)
+            except (BadResponse, JobNotFound) as exc:
+                # A server without this endpoint may read its path as a job id ("joblog" not
+                # found): while discovering, that is no verdict; from the form it answers, it is.
+                if form == remembered and not isinstance(exc, _NoSuchForm):
+                    raise
+                log.info("tws_log_form_unavailable", form=form, reason=str(exc)[:200])
+                errors.append(exc)
+                continue
+            if self._log_form != form:
+                log.info("tws_log_form", form=form)
+                self._log_form = form
+            return found
+        not_found = [e for e in errors if isinstance(e, JobNotFound)]
+        if not_found and all(isinstance(e, (JobNotFound, _NoSuchForm)) for e in errors):
+            raise not_found[0]
+        reasons = "; ".join(dict.fromkeys(str(e) for e in errors))[:400]
+        raise BadResponse(f"TWS answered none of the documented job log requests ({reasons or 'no form applies'})")
+
+    async def _log_in_form(self, form: str, job_id: str, run_id: str | None, tail: int | None) -> JobLog:
+        for attempt in range(wire.LOG_NOT_READY_RETRIES + 1):
+            try:
+                if tail is None:
+                    return await self._whole_log(form, job_id, run_id)
+                return await self._log_tail(form, job_id, run_id, max(1, tail))
+            except LogNotReady:
+                if attempt >= wire.LOG_NOT_READY_RETRIES:
+                    raise
+                log.info("tws_log_not_ready", job_id=job_id, attempt=attempt + 1)
+                await asyncio.sleep(self._backoff * 4)
+        raise AssertionError("unreachable")  # pragma: no cover
 
     async def successors(self, job: Job) -> list[Job]:
         """Jobs in the plan that depend on ``job`` (for the downstream impact of a failure)."""
-        return [wire.job(raw) async for raw in
-                self._pages("successors", wire.JOBS, wire.successors_filter(job.id), 500)]
+        return (await self.successors_of([job]))[job.id]
 
     async def successors_of(self, jobs: Sequence[Job]) -> dict[str, list[Job]]:
         """The successors of many jobs, keyed by each job's id (every id present, [] for none).
 
-        One query per ``wire.SUCCESSORS_CHUNK`` ids rather than one per job: each query is a scan of
-        the plan, and a big plan's first poll meets hundreds of failures at once. A successor that
-        depends on several of the jobs is listed under each of them.
+        The documented query is by job stream (``dependencies.jobStreamId``), one query per
+        ``wire.SUCCESSORS_CHUNK`` streams; each successor's dependency objects then say which of
+        the jobs it waits for (``wire.depends_on``). A successor of several jobs is listed under each.
+        Raises TwsError when TWS cannot answer: callers say "unknown", never 0.
         """
-        ids = list(dict.fromkeys(job.id for job in jobs))
-        found: dict[str, list[Job]] = {job_id: [] for job_id in ids}
-        for start in range(0, len(ids), wire.SUCCESSORS_CHUNK):
-            chunk = dict.fromkeys(ids[start:start + wire.SUCCESSORS_CHUNK])
+        by_id = {job.id: job for job in jobs}
+        found: dict[str, list[Job]] = {job_id: [] for job_id in by_id}
+        streams = list(dict.fromkeys(job.stream_id for job in by_id.values() if job.stream_id))
+        if len(streams) < len({job.stream_id for job in by_id.values()}):
+            raise BadResponse("TWS sent a job without a job stream id: its successors cannot be asked for")
+        for start in range(0, len(streams), wire.SUCCESSORS_CHUNK):
+            chunk = streams[start:start + wire.SUCCESSORS_CHUNK]
+            mine = [job for job in by_id.values() if job.stream_id in chunk]
+            seen: set[tuple[str, str]] = set()
             async for raw in self._pages("successors", wire.JOBS, wire.successors_of_filter(chunk), 500):
                 successor = wire.job(raw)
-                # only this chunk's ids: a successor of two chunks is found (and listed) once by each
-                for job_id in dict.fromkeys(d.job_id for d in successor.dependencies if d.job_id in chunk):
-                    found[job_id].append(successor)
+                for job in mine:
+                    if (job.id, successor.id) not in seen and successor.id != job.id and any(
+                            wire.depends_on(d, job) for d in successor.dependencies):
+                        seen.add((job.id, successor.id))
+                        found[job.id].append(successor)
         return found
 
     async def query_streams(self, *, name: str | None = None, workstation: str | None = None,
                             status: str | None = None) -> list[JobStream]:
         oql = wire.stream_filter(name=name, workstation=workstation, status=status)
-        return [wire.stream(raw) async for raw in self._pages("query_streams", wire.STREAMS, oql, 500)]
+        streams = [wire.stream(raw) async for raw in self._pages("query_streams", wire.STREAMS, oql, 500)]
+        return [s for s in streams if workstation is None or workstation_matches(workstation, s.workstation_path)]
 
     async def get_stream(self, stream_id: str) -> JobStream:
         return wire.stream(await self._get("get_stream", wire.stream_path(stream_id)))
@@ -215,7 +291,9 @@ class TwsClient:
         body = await self._get("resolve_job", wire.JOBS, {**wire.oql_params(oql), **wire.page_params(_RESOLVE_LIMIT, 0)})
         results, total, _ = wire.envelope(body)
         jobs = [wire.job(raw) for raw in results]
-        total = max(total or 0, len(jobs))
+        if ref.workstation:
+            jobs = [job for job in jobs if workstation_matches(ref.workstation, job.workstation_path)]
+        total = max(total or 0, len(jobs)) if len(jobs) == len(results) else len(jobs)
         if not jobs:
             raise JobNotFound(f"No job {ref} in the current plan")
         if total > 1:
@@ -237,7 +315,11 @@ class TwsClient:
         """One of JOB_ACTIONS on a job instance."""
         if action not in JOB_ACTIONS:
             raise ValueError(f"unknown job action {action!r}; expected one of {JOB_ACTIONS}")
-        body = await self._put(f"job_{action}", wire.job_action_path(job_id, action))
+        self._cache.invalidate()
+        try:
+            body = await self._put(f"job_{action}", wire.job_action_path(job_id, action))
+        finally:
+            self._cache.invalidate()  # whatever the answer, what was read about the job may be stale
         log.info("tws_job_action", action=action, job_id=job_id)
         return wire.action_result(body, action=action, target_id=job_id)
 
@@ -262,7 +344,11 @@ class TwsClient:
     async def stream_action(self, stream_id: str, action: str) -> ActionResult:
         if action not in STREAM_ACTIONS:
             raise ValueError(f"unknown job stream action {action!r}; expected one of {STREAM_ACTIONS}")
-        body = await self._put(f"stream_{action}", wire.stream_action_path(stream_id, action))
+        self._cache.invalidate()
+        try:
+            body = await self._put(f"stream_{action}", wire.stream_action_path(stream_id, action))
+        finally:
+            self._cache.invalidate()
         log.info("tws_stream_action", action=action, stream_id=stream_id)
         return wire.action_result(body, action=action, target_id=stream_id)
 
@@ -294,31 +380,37 @@ class TwsClient:
             else:
                 return
 
-    async def _log_tail(self, job_id: str, run_id: str, tail: int) -> JobLog:
-        """One request for the last page; a second only if that page is a short remainder."""
-        last, number, pages = await self._log_page(job_id, run_id, lines=tail, page=-1)
+    async def _log_tail(self, form: str, job_id: str, run_id: str | None, tail: int) -> JobLog:
+        """One request for the last page; a second only if a paged answer is a short remainder."""
+        last, number, pages = await self._log_page(form, job_id, run_id, lines=tail, page=-1)
         got = _lines(last.text)
-        if len(got) >= tail or last.first_line <= 1 or pages <= 1:
-            return last
+        if len(got) >= tail or number is None or pages is None or pages <= 1 or not last.truncated:
+            return wire.log_tail(last, tail)
         previous_number = (number if number > 0 else pages) - 1
-        previous, _, _ = await self._log_page(job_id, run_id, lines=tail, page=previous_number)
+        previous, _, _ = await self._log_page(form, job_id, run_id, lines=tail, page=previous_number)
         merged = (_lines(previous.text) + got)[-tail:]
+        first = None if last.first_line is None else last.first_line + len(got) - len(merged)
         return JobLog(job_id=last.job_id, run_id=last.run_id, text="\n".join(merged),
-                      total_lines=last.total_lines, first_line=last.first_line + len(got) - len(merged))
+                      total_lines=last.total_lines, first_line=first, source=form)
 
-    async def _whole_log(self, job_id: str, run_id: str) -> JobLog:
-        first, _, pages = await self._log_page(job_id, run_id, lines=wire.LOG_PAGE_LINES, page=1)
+    async def _whole_log(self, form: str, job_id: str, run_id: str | None) -> JobLog:
+        first, _, pages = await self._log_page(form, job_id, run_id, lines=None, page=None)
+        if not pages or pages <= 1:
+            return first
         parts = [first.text]
         for number in range(2, pages + 1):
-            page, _, _ = await self._log_page(job_id, run_id, lines=wire.LOG_PAGE_LINES, page=number)
+            page, _, _ = await self._log_page(form, job_id, run_id, lines=wire.LOG_PAGE_LINES, page=number)
             parts.append(page.text)
         text = "\n".join(p for p in parts if p)
-        return JobLog(job_id=first.job_id, run_id=first.run_id, text=text,
-                      total_lines=first.total_lines, first_line=1)
+        return JobLog(job_id=first.job_id, run_id=first.run_id, text=text, total_lines=first.total_lines,
+                      first_line=1, source=form)
 
-    async def _log_page(self, job_id: str, run_id: str, *, lines: int, page: int) -> tuple[JobLog, int, int]:
-        body = await self._get("job_log", wire.joblog_path(run_id), wire.log_params(lines=lines, page=page))
-        return wire.log_page(body, job_id=job_id)
+    async def _log_page(self, form: str, job_id: str, run_id: str | None, *, lines: int | None,
+                        page: int | None) -> tuple[JobLog, int | None, int | None]:
+        path, params = wire.log_request(form, job_id=job_id, run_id=run_id, lines=lines, page=page)
+        content_type, raw = await self._request("job_log", "GET", path, params, decode=_raw)
+        return wire.log_answer(raw, content_type, job_id=job_id, run_id=run_id, source=form,
+                               paged=bool(params.get("Lines")))
 
     # --- the edge: one request, with breaker, retries and failover --------------------------------
     async def _get(self, operation: str, path: str, params: dict[str, str] | None = None) -> Any:
@@ -328,10 +420,18 @@ class TwsClient:
         return await self._request(operation, "PUT", path, None, body={})
 
     async def _request(self, operation: str, method: str, path: str, params: dict[str, str] | None,
-                       *, body: Any = None) -> Any:
+                       *, body: Any = None, decode: Decode | None = None) -> Any:
+        decode = decode or _decode
+        if method == "GET" and operation in _CACHED:
+            key = (operation, path, tuple(sorted((params or {}).items())), decode)
+            return await self._cache.read(key, lambda: self._observed(operation, method, path, params, body, decode))
+        return await self._observed(operation, method, path, params, body, decode)
+
+    async def _observed(self, operation: str, method: str, path: str, params: dict[str, str] | None, body: Any,
+                        decode: Decode) -> Any:
         started, error = time.perf_counter(), None
         try:
-            return await self._guarded(method, path, params, body)
+            return await self._guarded(method, path, params, body, decode)
         except BaseException as exc:
             error = type(exc).__name__
             raise
@@ -339,10 +439,11 @@ class TwsClient:
             if self._observe is not None:
                 self._observe(operation, method, time.perf_counter() - started, error)
 
-    async def _guarded(self, method: str, path: str, params: dict[str, str] | None, body: Any) -> Any:
+    async def _guarded(self, method: str, path: str, params: dict[str, str] | None, body: Any,
+                       decode: Decode) -> Any:
         probe = self._admit()
         try:
-            result = await self._with_retries(method, path, params, body)
+            result = await self._with_retries(method, path, params, body, decode)
         except (TwsUnavailable, OutcomeUnknown) as exc:
             self._record(exc)
             raise
@@ -379,32 +480,36 @@ class TwsClient:
             else:
                 self._breaker.call(_fail, error)
 
-    async def _with_retries(self, method: str, path: str, params: dict[str, str] | None, body: Any) -> Any:
-        request_id = str(uuid.uuid4())
+    async def _with_retries(self, method: str, path: str, params: dict[str, str] | None, body: Any,
+                            decode: Decode) -> Any:
+        correlation_id = str(uuid.uuid4())  # the first attempt's Request-Id, kept in every attempt's logs
         attempts = self._settings.retries + 1 if method == "GET" else 1
         for attempt in range(1, attempts + 1):
+            request_id = correlation_id if attempt == 1 else str(uuid.uuid4())
             try:
-                return await self._any_url(method, path, params, body, request_id, attempt)
+                return await self._any_url(method, path, params, body, request_id, correlation_id, attempt, decode)
             except TwsUnavailable as exc:
                 if attempt >= attempts:
                     raise
                 delay = random.uniform(0, min(_BACKOFF_CAP, self._backoff * 2 ** (attempt - 1)))
                 log.info("tws_retry", method=method, path=path, attempt=attempt, delay=round(delay, 3),
-                         reason=str(exc), request_id=request_id)
+                         reason=str(exc), request_id=request_id, correlation_id=correlation_id)
                 await asyncio.sleep(delay)
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _any_url(self, method: str, path: str, params: dict[str, str] | None, body: Any,
-                       request_id: str, attempt: int) -> Any:
+                       request_id: str, correlation_id: str, attempt: int, decode: Decode) -> Any:
         """Try the active URL, then the others in order, moving on only when nothing was sent."""
         reasons = []
         for index in [(self._active + i) % len(self._urls) for i in range(len(self._urls))]:
             url = self._urls[index]
             try:
-                result = await self._send(url, method, path, params, body, request_id, attempt)
+                result = await self._send(url, method, path, params, body, request_id, correlation_id, attempt,
+                                          decode)
             except _NotSent as exc:
                 reasons.append(f"{url} ({exc})")
-                log.warning("tws_url_unreachable", url=url, reason=str(exc), request_id=request_id)
+                log.warning("tws_url_unreachable", url=url, reason=str(exc), request_id=request_id,
+                            correlation_id=correlation_id)
                 continue
             if index != self._active:
                 log.warning("tws_failover", from_url=self.active_url, to_url=url)
@@ -413,23 +518,24 @@ class TwsClient:
         raise TwsUnavailable("TWS is unreachable: " + "; ".join(reasons))
 
     async def _send(self, base: str, method: str, path: str, params: dict[str, str] | None, body: Any,
-                    request_id: str, attempt: int) -> Any:
+                    request_id: str, correlation_id: str, attempt: int, decode: Decode) -> Any:
         headers = {**wire.BASE_HEADERS, "Authorization": self._auth, wire.REQUEST_ID_HEADER: request_id}
         log.debug("tws_request", method=method, url=base, path=path, params=params, attempt=attempt,
-                  request_id=request_id)
+                  request_id=request_id, correlation_id=correlation_id)
         try:
             async with self._client().request(method, base + path, params=params, json=body, headers=headers,
                                               ssl=self._ssl, timeout=self._timeout,
                                               middlewares=(_no_resend,)) as response:
                 raw = await response.read()
                 status = response.status
+                content_type = response.headers.get("Content-Type", "")
         except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
             raise _NotSent(type(exc).__name__) from exc
         except (asyncio.TimeoutError, aiohttp.ClientError) as exc:
             what = "timed out" if isinstance(exc, asyncio.TimeoutError) else f"failed ({type(exc).__name__})"
             raise _lost(method, path, f"the request {what}") from exc
         log.debug("tws_response", status=status, bytes=len(raw), request_id=request_id)
-        return _decode(method, path, status, raw)
+        return decode(method, path, status, content_type, raw)
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None:
@@ -445,27 +551,52 @@ def _lost(method: str, path: str, what: str) -> TwsError:
                           f"been applied; check the current state before trying again.")
 
 
-def _decode(method: str, path: str, status: int, raw: bytes) -> Any:
+Decode = Callable[[str, str, int, str, bytes], Any]
+
+
+def _decode(method: str, path: str, status: int, content_type: str, raw: bytes) -> Any:
+    """A 2xx JSON body, or the error it stands for."""
     if 200 <= status < 300:
         try:
             return json.loads(raw) if raw.strip() else {}
         except ValueError as exc:
             raise BadResponse(f"TWS answered {status} with a body that is not JSON") from exc
-    messages = wire.error_messages(raw)
-    text = "; ".join(messages)[:300] or f"HTTP {status}"
+    raise _error(method, path, status, raw)
+
+
+def _raw(method: str, path: str, status: int, content_type: str, raw: bytes) -> tuple[str, bytes]:
+    """A 2xx body as it came (a job log may be text/plain), or the error it stands for."""
+    if 200 <= status < 300:
+        return content_type, raw
+    raise _error(method, path, status, raw)
+
+
+def _error(method: str, path: str, status: int, raw: bytes) -> TwsError:
+    """Every documented error shape (``messages`` with AWS* codes, ``exceptionName``) to its exception."""
+    messages, exception = wire.error_body(raw)
+    text = "; ".join(messages)[:300]
     if status == 401:
-        raise TwsAuthError("TWS refused the credentials (HTTP 401)")
+        return TwsAuthError("TWS refused the credentials (HTTP 401" + (f": {text})" if text else ")"))
     if status == 403:
-        raise TwsForbidden(f"The TWS user may not do this: {text}")
+        return TwsForbidden(f"The TWS user may not do this: {text or 'HTTP 403'}")
+    if wire.log_not_ready(messages):
+        return LogNotReady(text)
     if wire.has_code(messages, wire.INVALID_STATE_CODE):
-        raise InvalidState(text)
+        return InvalidState(text)
     if wire.has_code(messages, wire.NOT_FOUND_CODE) or (status == 404 and messages):
-        raise JobNotFound(f"Not in the current plan: {text}")
-    if status == 429 and method != "GET":
-        raise TwsUnavailable("TWS is throttling requests (HTTP 429); the action was not applied")
-    if status == 429 or status >= 500:
-        raise _lost(method, path, f"it answered HTTP {status}")
-    raise BadResponse(f"TWS answered HTTP {status} to {method} {path}: {text}")
+        return JobNotFound(f"Not in the current plan: {text}")
+    if status in (404, 405, 501) and not messages:
+        return _NoSuchForm(f"TWS answered HTTP {status} to {method} {path} (no such endpoint here)")
+    if status == 429:
+        if method != "GET":
+            return TwsUnavailable("TWS is throttling requests (HTTP 429); the action was not applied")
+        return TwsUnavailable("TWS is throttling requests (HTTP 429)")
+    if status >= 500 and messages:  # TWS itself answered: for an action, that is a refusal, not a loss
+        return TwsUnavailable(f"TWS answered: {text}")
+    if status >= 500:
+        return _lost(method, path, f"it answered HTTP {status} without a TWS message")
+    detail = text or (exception or f"HTTP {status}")
+    return BadResponse(f"TWS answered HTTP {status} to {method} {path}: {detail}")
 
 
 def _lines(text: str) -> list[str]:

@@ -31,10 +31,13 @@ STREAM_STATES: frozenset[str] = frozenset(
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Dependency:
+    """One predecessor of a job: a job (``job_id``/``job_name`` set) or a whole job stream."""
+
     job_id: str | None
     job_name: str | None
     stream_name: str | None
     satisfied: bool
+    stream_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -45,7 +48,7 @@ class Job:
     name: str
     stream: str
     stream_id: str
-    workstation: str  # without the leading "/" of V2 folder paths
+    workstation: str  # as operators type it: "AGT01" in the root folder, else "/FOLDER/AGT01"
     status: str  # internalStatus: ABEND, SUCC, EXEC, ...
     coarse_status: str = ""  # DWC status: Error, Successful, Running, ...
     run_id: str | None = None
@@ -59,6 +62,7 @@ class Job:
     late: bool = False
     requires_confirmation: bool = False
     dependencies: tuple[Dependency, ...] = ()
+    workstation_path: str = ""  # exactly as the server sent it ("/AGT01", "/ETL/X" or a bare "AGT01")
     plan_id: str | None = None  # the plan this instance belongs to: ids change when the plan does
     deadline: datetime | None = None  # when the plan wants it finished
     latest_start: datetime | None = None  # when it must have started
@@ -66,8 +70,13 @@ class Job:
 
     @property
     def full_name(self) -> str:
-        """Conman syntax ``WS#STREAM.JOB``, how operators name a job."""
+        """Conman syntax ``WS#STREAM.JOB``, how operators name a job; pastes back to this instance."""
         return f"{self.workstation}#{self.stream}.{self.name}"
+
+    @property
+    def qualified_name(self) -> str:
+        """``/FOLDER/WS#STREAM.JOB`` with the workstation's folder path always (for candidate lists)."""
+        return f"{self.workstation_path or self.workstation}#{self.stream}.{self.name}"
 
     @property
     def failed(self) -> bool:
@@ -86,25 +95,38 @@ class JobStream:
     start: datetime | None = None
     end: datetime | None = None
     job_count: int | None = None
+    workstation_path: str = ""
 
     @property
     def full_name(self) -> str:
+        """Conman syntax ``WS#STREAM``; pastes back into ``stream WS#STREAM``."""
         return f"{self.workstation}#{self.name}"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class JobLog:
-    """A slice of a job's stdlist: the whole log or its tail."""
+    """A slice of a job's stdlist: the whole log or its tail.
+
+    A ``text/plain`` answer says nothing about the lines before it: then ``total_lines`` and
+    ``first_line`` are None (unknown), never a made-up count.
+    """
 
     job_id: str
     run_id: str | None
     text: str
-    total_lines: int
-    first_line: int  # 1-based number of the first line in ``text``
+    total_lines: int | None
+    first_line: int | None  # 1-based number of the first line in ``text``; None: unknown
+    source: str = ""  # which documented form answered (wire.LOG_FORMS)
 
     @property
     def truncated(self) -> bool:
-        return self.first_line > 1
+        """Lines before ``text`` are known to exist (False when unknown or the whole log)."""
+        return self.first_line is not None and self.first_line > 1
+
+    @property
+    def maybe_truncated(self) -> bool:
+        """Whether earlier lines may exist and nobody said how many."""
+        return self.first_line is None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -1,26 +1,41 @@
-"""Operator job names: ``WS#STREAM.JOB``, ``STREAM.JOB`` or ``JOB`` (conman syntax).
+"""Operator job names: ``WS#STREAM.JOB``, ``STREAM.JOB`` or ``JOB`` (conman syntax), and workstations.
 
 Names are upper case in TWS and matched case-insensitively; ``@`` is the TWS wildcard.
+
+Workstations are folder paths in V2 (``/AGT01``, ``/ETL/LNX_ETL01``) [A: event rule filters give
+them so], yet operators type ``AGT01``, and some servers answer bare names. So a workstation is
+matched by its parts, never by string equality:
+
+* ``AGT01`` (no slash) is the name in any folder, and a bare ``AGT01`` from the server;
+* ``/AGT01`` is the root folder's ``AGT01`` (or a bare ``AGT01``: such a server has no folders);
+* ``/ETL/LNX_ETL01`` is exactly that path.
+
+Names are shown the way they are typed: root-folder workstations bare (``AGT01#STREAM.JOB``),
+others with their folder path (``/ETL/LNX_ETL01#STREAM.JOB``); ``qualified`` forms always carry
+the path, for listing candidates that a bare name would leave ambiguous. Every form printed parses
+back (``parse_job_ref``) and matches the same workstation.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from fnmatch import fnmatchcase
 
 from bot.errors import JobNotFound
 
 _NAME = r"[A-Za-z0-9_@*\-]+"
 _REF = re.compile(
-    rf"^(?:(?P<ws>/?[A-Za-z0-9_@*\-/]+)#)?(?:(?P<stream>{_NAME})\.)?(?P<job>{_NAME})$"
+    rf"^(?:(?P<ws>/?[A-Za-z0-9_@*\-]+(?:/[A-Za-z0-9_@*\-]+)*/?)#)?(?:(?P<stream>{_NAME})\.)?(?P<job>{_NAME})$"
 )
+_WILDCARDS = ("@", "*")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class JobRef:
     job: str
     stream: str | None = None
-    workstation: str | None = None
+    workstation: str | None = None  # as typed, normalised by ``workstation_key``
 
     def __str__(self) -> str:
         text = self.job
@@ -40,5 +55,47 @@ def parse_job_ref(text: str) -> JobRef:
     return JobRef(
         job=match["job"].upper(),
         stream=match["stream"].upper() if match["stream"] else None,
-        workstation=ws.strip("/").upper() if ws else None,
+        workstation=workstation_key(ws) if ws else None,
     )
+
+
+def workstation_key(text: str) -> str:
+    """The canonical form of a typed workstation: upper case, no trailing slash, and a leading one
+    when the name has a folder (``etl/lnx_etl01`` -> ``/ETL/LNX_ETL01``; ``AGT01`` stays bare)."""
+    value = text.strip().upper().rstrip("/")
+    if "/" in value and not value.startswith("/"):
+        value = "/" + value
+    return value
+
+
+def workstation_label(path: str) -> str:
+    """How to show a workstation the server sent: bare in the root folder, else its folder path."""
+    value = str(path or "").strip()
+    if value.startswith("/") and value.count("/") == 1:
+        return value[1:]
+    return value
+
+
+def qualified_workstation(path: str) -> str:
+    """The workstation with its folder path always (``/AGT01``); a bare server name stays bare."""
+    return str(path or "").strip()
+
+
+def has_folder(text: str) -> bool:
+    return workstation_key(text).startswith("/")
+
+
+def workstation_matches(wanted: str, actual: str) -> bool:
+    """Whether the workstation the server sent (``/AGT01``, ``/ETL/X`` or bare ``AGT01``) is the one
+    an operator typed (``AGT01``, ``/AGT01``, ``/ETL/X``; ``@``/``*`` wildcards allowed)."""
+    want = workstation_key(wanted).replace("@", "*")
+    got = str(actual or "").strip().upper().rstrip("/")
+    if not want.startswith("/"):  # a bare name: the last segment, whatever the folder
+        return fnmatchcase(got.rsplit("/", 1)[-1], want)
+    if not got.startswith("/"):  # a server without folders: only a root-level path can name it
+        return want.count("/") == 1 and fnmatchcase(got, want[1:])
+    return fnmatchcase(got, want)
+
+
+def has_wildcard(text: str) -> bool:
+    return any(w in text for w in _WILDCARDS)

@@ -17,7 +17,8 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qsl, urljoin, urlsplit
 
-from bot.errors import BadResponse, JobNotFound
+from bot.errors import BadResponse, JobNotFound, LogNotReady
+from bot.tws import names
 from bot.tws.models import FAILED_STATES, ActionResult, Dependency, EngineInfo, Job, JobLog, JobStream
 
 # --- paths (relative to the base URL, which ends in /twsd) ----------------------------------
@@ -47,6 +48,13 @@ def joblog_path(run_id: str) -> str:
     return f"{JOBS}/run/{_segment(run_id)}/joblog"  # [C]
 
 
+JOBLOG_BY_FILTER = "/api/v2/plan/job/joblog"  # [C]: "GET .../plan/job/joblog?..."; the filter is [I]
+
+
+def v1_joblog_path(job_id: str) -> str:
+    return f"/plan/current/job/{_segment(job_id)}/joblog"  # [B], the V1 z/OS sample; {"log": "..."}
+
+
 def _segment(value: str) -> str:
     """Ids are UUIDs; refuse anything that could walk to another path."""
     if not value or any(c in value for c in "/?#%\\") or value in {".", ".."}:
@@ -72,18 +80,34 @@ NOT_FOUND_CODE = "AWSBIO006E"  # unknown id [C]
 INVALID_STATE_CODE = "AWSBIN076E"  # action not allowed in the job's state [C]
 
 
-def error_messages(raw: bytes) -> tuple[str, ...]:
-    """The ``messages`` of an error body ``{"messages": [...], "exceptionName": ...}``; () if none."""
+#: "The log is not retrieved yet": the z/OS sample retries after 10 s [B]. Equivalents go here.
+LOG_NOT_READY_CODES = ("EQQM637I",)
+#: How many times the client asks again (after a short pause) before saying "not available yet" [I].
+LOG_NOT_READY_RETRIES = 1
+
+
+def error_body(raw: bytes) -> tuple[tuple[str, ...], str | None]:
+    """(``messages``, ``exceptionName``) of an error body ``{"messages": [...], "exceptionName": ...}``
+    [B][C]; a lone ``message`` string is read too [I]. ((), None) when the body is not that shape."""
     try:
         body = json.loads(raw)
-    except ValueError:
-        return ()
-    messages = body.get("messages") if isinstance(body, dict) else None
+    except (ValueError, UnicodeDecodeError):
+        return (), None
+    if not isinstance(body, dict):
+        return (), None
+    messages = body.get("messages", body.get("message"))
+    exception = body.get("exceptionName")
+    exception = str(exception) if isinstance(exception, str) and exception else None
     if isinstance(messages, str):
-        return (messages,)
+        return ((messages,) if messages else ()), exception
     if isinstance(messages, list):
-        return tuple(str(m) for m in messages)
-    return ()
+        return tuple(str(m) for m in messages if m not in (None, "")), exception
+    return (), exception
+
+
+def error_messages(raw: bytes) -> tuple[str, ...]:
+    """The ``messages`` of an error body; () if none."""
+    return error_body(raw)[0]
 
 
 def has_code(messages: Iterable[str], code: str) -> bool:
@@ -118,13 +142,108 @@ def follow_next(link: str, *, base_url: str, current_path: str) -> tuple[str, di
     return absolute.path[len(base_path):], dict(parse_qsl(absolute.query, keep_blank_values=True))
 
 
-# --- job log paging [C]/[I] ------------------------------------------------------------------
+# --- job log [B]/[C]/[I] ----------------------------------------------------------------------
+#: The documented ways to fetch a stdlist, in the order the client tries them; the first that
+#: answers is remembered per server (a steady state costs one request).
+LOG_BY_FILTER = "filter"  # GET /api/v2/plan/job/joblog?oql=id = '<job id>' [C] path, [I] filter
+LOG_BY_RUN = "run"  # GET /api/v2/plan/job/run/{runId}/joblog [C]; only for a job that carries a run id
+LOG_V1 = "v1"  # GET /plan/current/job/{id}/joblog -> {"log": "..."} [B]
+LOG_FORMS = (LOG_BY_FILTER, LOG_BY_RUN, LOG_V1)
 LOG_PAGE_LINES = 1000
+#: The stdlist header line ``= JOB : WS#JS[...].JOB`` [A]: seen at the top, the slice is the whole log.
+_LOG_HEADER = re.compile(r"^=\s*JOB\s*:")
 
 
 def log_params(*, lines: int, page: int) -> dict[str, str]:
-    """``pageNumber`` is 1-based; a negative number counts from the end (-1 = the last page)."""
+    """``Lines`` and ``pageNumber`` [C]; 1-based, a negative number counts from the end [I]."""
     return {"Lines": str(max(1, lines)), "pageNumber": str(page)}
+
+
+def log_request(form: str, *, job_id: str, run_id: str | None, lines: int | None,
+                page: int | None) -> tuple[str, dict[str, str]]:
+    """(path, params) of one log request in ``form``; no paging params when ``lines`` is None."""
+    paging = log_params(lines=lines, page=page or 1) if lines else {}
+    if form == LOG_BY_FILTER:
+        return JOBLOG_BY_FILTER, {"oql": f"id = {quote(job_id)}", **paging}
+    if form == LOG_BY_RUN:
+        if not run_id:
+            raise ValueError("the run form needs a run id")
+        return joblog_path(run_id), paging
+    return v1_joblog_path(job_id), {}  # V1 documents no paging: the whole log
+
+
+def log_not_ready(messages: Iterable[str]) -> bool:
+    return any(has_code(messages, code) for code in LOG_NOT_READY_CODES)
+
+
+def log_answer(raw: bytes, content_type: str, *, job_id: str, run_id: str | None, source: str,
+               paged: bool) -> tuple[JobLog, int | None, int | None]:
+    """(the slice, its page number, the page count) of a 2xx joblog answer, ``text/plain`` [C] or
+    JSON ``{"log": ...}`` [B] (page metadata read when present [I]). Raises LogNotReady for
+    EQQM637I, BadResponse for anything else."""
+    if "json" not in content_type.lower():
+        text = _log_text(raw.decode("utf-8", errors="replace"))
+        if log_not_ready([text[:200]]):
+            raise LogNotReady(text[:200])
+        return _whole_or_unknown(text, job_id=job_id, run_id=run_id, source=source, paged=paged), None, None
+    try:
+        body = json.loads(raw) if raw.strip() else {}
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadResponse("TWS answered a job log as JSON that does not parse") from exc
+    if isinstance(body, str):
+        return _whole_or_unknown(_log_text(body), job_id=job_id, run_id=run_id, source=source, paged=paged), None, None
+    if not isinstance(body, dict):
+        raise BadResponse("TWS sent a job log we cannot read (not an object)")
+    messages, _ = error_body(raw)
+    if log_not_ready(messages):
+        raise LogNotReady("; ".join(messages)[:300])
+    text = body.get("log")
+    if text is None and messages:
+        raise BadResponse("TWS answered the job log request with: " + "; ".join(messages)[:300])
+    if not isinstance(text, (str, type(None))):
+        raise BadResponse("TWS sent a job log we cannot read (log is not text)")
+    text = _log_text(text or "")
+    try:
+        total = _opt_int(body.get("totalLines"))
+        first = _opt_int(body.get("firstLine"))
+        number, pages = _opt_int(body.get("pageNumber")), _opt_int(body.get("pageCount"))
+    except (TypeError, ValueError) as exc:
+        raise BadResponse(f"TWS sent job log page numbers we cannot read ({type(exc).__name__})") from exc
+    job = _opt_text(body.get("jobId")) or job_id
+    run = _opt_text(body.get("runId")) or run_id
+    if total is None and first is None:  # no metadata: the V1 shape, the whole log [B]
+        return _whole_or_unknown(text, job_id=job, run_id=run, source=source, paged=paged), number, pages
+    count = len(_split(text))
+    return JobLog(job_id=job, run_id=run, text=text, total_lines=total if total is not None else None,
+                  first_line=first if first is not None else (1 if total == count else None), source=source), number, pages
+
+
+def _log_text(text: str) -> str:
+    text = text.replace("\r\n", "\n")
+    return text[:-1] if text.endswith("\n") else text
+
+
+def _split(text: str) -> list[str]:
+    return text.split("\n") if text else []
+
+
+def _whole_or_unknown(text: str, *, job_id: str, run_id: str | None, source: str, paged: bool) -> JobLog:
+    """A log without page metadata: whole when nothing was paged or its header is at the top."""
+    lines = _split(text)
+    whole = not paged or not lines or any(_LOG_HEADER.match(line) for line in lines[:3])
+    return JobLog(job_id=job_id, run_id=run_id, text=text, total_lines=len(lines) if whole else None,
+                  first_line=1 if whole else None, source=source)
+
+
+def log_tail(log: JobLog, tail: int) -> JobLog:
+    """The last ``tail`` lines of a slice (a server that ignored ``Lines`` sent more)."""
+    lines = _split(log.text)
+    if len(lines) <= tail:
+        return log
+    first = None if log.first_line is None else log.first_line + len(lines) - tail
+    total = log.total_lines if log.total_lines is not None else (len(lines) if log.first_line == 1 else None)
+    return JobLog(job_id=log.job_id, run_id=log.run_id, text="\n".join(lines[-tail:]), total_lines=total,
+                  first_line=first, source=log.source)
 
 
 # --- OQL ---------------------------------------------------------------------------------------
@@ -146,9 +265,21 @@ def name_term(field: str, value: str) -> str:
     return f"{field} = {quote(value)}"
 
 
-def workstation_value(workstation: str) -> str:
-    """Operators write ``AGT01``; we send the name as they wrote it, without a folder slash [I]."""
-    return workstation.strip().strip("/")
+def workstation_term(workstation: str) -> str:
+    """OQL for a workstation as an operator typed it, matching every form a server may use.
+
+    V2 names workstations by folder path (``/AGT01``, ``/FOLDER/AGT01``) [A]; some servers answer
+    bare names [I]. So ``AGT01`` asks for the bare name or that name in any folder, ``/AGT01`` for
+    the root path or the bare name, ``/FOLDER/AGT01`` for exactly that path. That ``LIKE '@/X'``
+    works on ``workstation`` is [I]; the client checks every answer with
+    ``names.workstation_matches`` anyway, so a broader server match is harmless.
+    """
+    key = names.workstation_key(workstation)
+    if not key.startswith("/"):
+        return "(" + name_term("workstation", key) + " OR workstation LIKE " + quote("@/" + key.replace("*", "@")) + ")"
+    if key.count("/") == 1:
+        return "(" + name_term("workstation", key) + " OR " + name_term("workstation", key[1:]) + ")"
+    return name_term("workstation", key)
 
 
 def statuses(status: str | Iterable[str]) -> tuple[str, ...]:
@@ -175,7 +306,7 @@ def job_filter(*, name: str | None = None, stream: str | None = None, workstatio
     if stream:
         terms.append(name_term("jobStreamName", stream))
     if workstation:
-        terms.append(name_term("workstation", workstation_value(workstation)))
+        terms.append(workstation_term(workstation))
     if status is not None and (wanted := statuses(status)):
         terms.append(any_of("internalStatus", wanted))
     if late:
@@ -188,25 +319,42 @@ def stream_filter(*, name: str | None = None, workstation: str | None = None, st
     if name:
         terms.append(name_term("name", name))
     if workstation:
-        terms.append(name_term("workstation", workstation_value(workstation)))
+        terms.append(workstation_term(workstation))
     if status:
         terms.append(any_of("status", statuses(status)))
     return " AND ".join(terms) or None
 
 
-def successors_filter(job_id: str) -> str:
-    return f"dependencies.jobId = {quote(job_id)}"
+def successors_filter(stream_id: str) -> str:
+    """The documented successors query: jobs depending on (a job of) the job stream ``stream_id`` [A].
+
+    There is no documented ``dependencies.jobId`` field: the client narrows the answer to one job
+    with the dependency objects themselves (``depends_on``).
+    """
+    return f"dependencies.jobStreamId = {quote(stream_id)}"
 
 
-#: Ids per successors query: 40 terms make about 2.5 KB of OQL (3.5 KB URL-encoded), well below
-#: the 8 KB request line that common HTTP front ends accept [I].
+#: Stream ids per successors query: 40 terms make about 2.5 KB of OQL (3.5 KB URL-encoded), well
+#: below the 8 KB request line that common HTTP front ends accept [I].
 SUCCESSORS_CHUNK = 40
 
 
-def successors_of_filter(job_ids: Iterable[str]) -> str:
-    """``(dependencies.jobId = 'a' OR dependencies.jobId = 'b' ...)``: the successors of several jobs
-    in one plan scan instead of one scan each."""
-    return any_of("dependencies.jobId", job_ids)
+def successors_of_filter(stream_ids: Iterable[str]) -> str:
+    """``(dependencies.jobStreamId = 'a' OR ...)``: the successors of several streams in one scan."""
+    return any_of("dependencies.jobStreamId", stream_ids)
+
+
+def depends_on(dependency: Dependency, job: Job) -> bool:
+    """Whether a dependency object waits for ``job``: by ``jobId`` when the server gives it [A], else
+    by job and stream names [A], else (a dependency on the whole stream) by the stream id [A].
+    """
+    if dependency.job_id:
+        return dependency.job_id == job.id
+    if dependency.job_name:
+        same_stream = (dependency.stream_id == job.stream_id if dependency.stream_id
+                       else (dependency.stream_name or "").upper() == job.stream.upper())
+        return same_stream and dependency.job_name.upper() == job.name.upper()
+    return bool(dependency.stream_id) and dependency.stream_id == job.stream_id
 
 
 def oql_params(oql: str | None) -> dict[str, str]:
@@ -221,10 +369,11 @@ def job(raw: Any) -> Job:
             name=_text(raw["name"]),
             stream=_text(raw.get("jobStreamName") or ""),
             stream_id=_text(raw.get("jobStreamId") or ""),
-            workstation=_workstation(raw.get("workstation")),
+            workstation=names.workstation_label(_text(raw.get("workstation") or "")),
+            workstation_path=_text(raw.get("workstation") or ""),
             status=_text(raw.get("internalStatus") or "").upper(),
             coarse_status=_text(raw.get("status") or ""),
-            run_id=_opt_text(raw.get("runId")),
+            run_id=_opt_text(raw.get("runId")),  # not documented [I]: used when a server sends it
             return_code=_opt_int(raw.get("returnCode")),  # [I]
             job_number=_opt_int(raw.get("jobNumber")),
             priority=_opt_int(raw.get("priority")),
@@ -246,7 +395,8 @@ def job(raw: Any) -> Job:
 
 def _dependency(raw: Mapping[str, Any]) -> Dependency:
     return Dependency(job_id=_opt_text(raw.get("jobId")), job_name=_opt_text(raw.get("jobName")),
-                      stream_name=_opt_text(raw.get("jobStreamName")), satisfied=bool(raw.get("satisfied", False)))
+                      stream_name=_opt_text(raw.get("jobStreamName")), stream_id=_opt_text(raw.get("jobStreamId")),
+                      satisfied=bool(raw.get("satisfied", False)))
 
 
 def stream(raw: Any) -> JobStream:
@@ -254,7 +404,8 @@ def stream(raw: Any) -> JobStream:
         return JobStream(
             id=_text(raw["id"]),
             name=_text(raw["name"]),
-            workstation=_workstation(raw.get("workstation")),
+            workstation=names.workstation_label(_text(raw.get("workstation") or "")),
+            workstation_path=_text(raw.get("workstation") or ""),
             status=_text(raw.get("status") or "").upper(),
             sched_time=instant(raw.get("schedTime")),
             start=instant(raw.get("actualStart")),
@@ -281,20 +432,6 @@ def engine(raw: Any, *, answered_by: str) -> EngineInfo:
         raise BadResponse(f"TWS sent engine information we cannot read ({type(exc).__name__})") from exc
 
 
-def log_page(raw: Any, *, job_id: str) -> tuple[JobLog, int, int]:
-    """(the slice, its page number, the page count) of one joblog answer."""
-    try:
-        text = raw.get("log") or ""
-        if not isinstance(text, str):
-            raise TypeError("log is not text")
-        page = JobLog(job_id=_text(raw.get("jobId") or job_id), run_id=_opt_text(raw.get("runId")), text=text,
-                      total_lines=int(raw.get("totalLines", text.count("\n") + 1 if text else 0)),
-                      first_line=int(raw.get("firstLine", 1)))
-        return page, int(raw.get("pageNumber", 1)), int(raw.get("pageCount", 1))
-    except (TypeError, ValueError, AttributeError) as exc:
-        raise BadResponse(f"TWS sent a job log we cannot read ({type(exc).__name__})") from exc
-
-
 def action_result(raw: Any, *, action: str, target_id: str) -> ActionResult:
     body = raw if isinstance(raw, dict) else {}
     messages = body.get("messages") or ()
@@ -314,11 +451,6 @@ def instant(value: Any) -> datetime | None:
     if value in (None, ""):
         return None
     return datetime.fromisoformat(str(value))
-
-
-def _workstation(value: Any) -> str:
-    """V2 gives workstations as folder paths, ``/AGT01``; operators say ``AGT01``."""
-    return str(value or "").lstrip("/")
 
 
 def _text(value: Any) -> str:
