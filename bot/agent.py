@@ -224,7 +224,8 @@ class Agent:
             return await self._propose(event, spec.name, args, ctx, said=event.text if intent.source == "llm" else None)
         outcome = await run_read_tool(spec.name, args, ctx)
         await self._remember(event, outcome)
-        if intent.source == "llm" and self.llm is not None and outcome.replies:
+        # Runbook answers are already grounded in their passages, with citations: not re-explained.
+        if intent.source == "llm" and self.llm is not None and outcome.replies and spec.name != "search_runbooks":
             outcome = await self._explained(event, spec.name, outcome, lang)
         return outcome.replies
 

@@ -28,12 +28,14 @@ from bot.kb.answers import KnowledgeBase, failure_query
 from bot.kb.chunking import chunk_document
 from bot.kb.index import KbLocked, RunbookIndex
 from bot.kb.ingest import ingest, remove
+from bot.llm import ToolCaller
 from bot.policy import parse_policy
 from bot.simulator import run_simulator
 from bot.simulator.catalog import TEMPLATES, job_kind
 from bot.store import open_store
+from bot.tools import TOOLS
 from bot.tws.client import TwsClient
-from tests.fakes.openai_stub import OpenAIStub, text
+from tests.fakes.openai_stub import OpenAIStub, text, tool_call
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNBOOKS = ROOT / "config" / "runbooks"
@@ -241,6 +243,7 @@ async def test_chat_answers_runbook_questions_with_passages_sources_and_headings
     assert en.text.startswith("From the runbooks:") and "Rerun the failed job" in en.text
     [pt] = await agent.handle(_event("o que fazer quando o SFTP falha?"))
     assert pt.text.startswith("Dos runbooks:") and "ftp/conexao-recusada.md" in pt.text
+    assert "conexão recusada › Correção" in pt.text  # the runbook's fix, not only the symptoms it matched
     [odd] = await agent.handle(_event("is there a runbook for the cafeteria menu?"))
     assert odd.text.startswith("No runbook clearly matches")  # passages shown, but never as an answer
 
@@ -335,6 +338,25 @@ async def test_grounded_answers_cite_passages_or_say_i_dont_know(kb_settings: Kb
     prompt = " ".join(m["content"] for m in sent["messages"])
     assert "how do I fix ORA-00060?" in prompt and "ORA-00060" in prompt and "[1]" in prompt
     assert "ONLY the numbered runbook passages" in prompt
+
+
+async def test_a_runbook_question_the_model_routes_keeps_its_cited_passages(tmp_path: Path, kb_settings: KbSettings) -> None:
+    async with OpenAIStub([tool_call("search_runbooks", {"query": "ORA-00060 deadlock"}),
+                           text("Wait for the other job to finish, then rerun [1].")]) as stub:
+        llm = LlmSettings(model="openai/stub", api_base=stub.api_base, api_key="sk-test-kb", timeout=10)
+        knowledge = KnowledgeBase(kb_settings, llm=llm)
+        async with run_simulator(jobs=100, seed=5, failure_rate=0.0, speed=1.0) as (_, url):
+            async with TwsClient(TwsSettings(urls=(url,), user="resync", password="resync", timeout=5)) as tws, \
+                    open_store(StoreSettings(data_dir=tmp_path)) as store:
+                agent = Agent(tws=tws, store=store, policy=POLICY, settings=PolicySettings(),
+                              llm=ToolCaller(llm, tuple(TOOLS.values())), hooks=Hooks(runbooks=knowledge))
+                try:
+                    [reply] = await agent.handle(_event("tonight's thing with the two loads locking each other, ideas?"))
+                finally:
+                    await knowledge.close()
+        assert len(stub.completions) == 2  # choose, then the grounded answer: no third "explain" call
+    assert reply.text.startswith("Wait for the other job to finish, then rerun [1].")
+    assert "[1] 📘 *oracle/ora-00060-deadlock.md*" in reply.text
 
 
 def test_the_model_loader_is_reusable_and_lazy() -> None:

@@ -5,7 +5,7 @@ exists at start-up it is warmed in a background thread, so the first question or
 wait a second or two for the model. It is one object with two faces:
 
 * ``await kb(query)`` is the ``RunbookSearch`` the alert engine and "why did X fail?" call: one
-  line naming the best runbook (source and heading), or None when nothing is relevant enough.
+  line naming the best runbook (source and title), or None when nothing is relevant enough.
   Retrieval takes a few milliseconds; answers are cached per query, since repeat failures ask the
   same thing.
 * ``await kb.answer(question, lang=...)`` is what ``search_runbooks`` shows: the best passages,
@@ -50,6 +50,13 @@ class Passage:
     text: str
     score: float
     relevant: bool
+    path: str = ""
+    title: str = ""
+
+
+#: The last heading of a runbook's "what to do" section, in either language.
+_FIX = re.compile(r"(?:^|› )\s*(?:fix|how to fix|resolution|remedy|solution|what to do|corre[cç][aã]o|"
+                  r"solu[cç][aã]o|resolu[cç][aã]o|o que fazer|como resolver)\b[^›]*$", re.IGNORECASE)
 
 
 def failure_query(job: str, stream: str, return_code: int | None, errors: list[str]) -> str:
@@ -137,20 +144,39 @@ class KnowledgeBase:
 
     def _search_sync(self, query: str, k: int, context: str = "") -> list[Any]:
         with self._lock:  # one client, used from worker threads one at a time
-            return self._opened().search(query, k=k, context=context)
+            first = self._index is None
+            hits = self._opened().search(query, k=k, context=context)
+            if first:
+                _release_memory()
+            return hits
 
     async def search(self, query: str, *, k: int = 5, context: str = "") -> list[Passage]:
         hits = await asyncio.to_thread(self._search_sync, query[:1000], k, context)
         codes = error_codes(query)
         return [Passage(source=h.source, heading=h.heading or h.title, text=h.text, score=h.score,
-                        relevant=self._relevant(h, codes)) for h in hits]
+                        relevant=self._relevant(h, codes), path=h.path, title=h.title) for h in hits]
+
+    def _fix_sync(self, path: str) -> list[Any]:
+        with self._lock:
+            return [h for h in self._opened().chunks_of(path) if _FIX.search(h.heading)]
+
+    async def with_fix(self, passages: list[Passage]) -> list[Passage]:
+        """The relevant passages, plus the fix section of the best runbook when it is not among them:
+        a question usually matches a runbook's symptoms, and the operator needs what to do."""
+        best = passages[0]
+        if any(p.path == best.path and _FIX.search(p.heading) for p in passages):
+            return passages
+        fixes = await asyncio.to_thread(self._fix_sync, best.path)
+        extra = [Passage(source=h.source, heading=h.heading, text=h.text, score=0.0, relevant=True, path=h.path)
+                 for h in fixes[:1]]
+        return [best, *extra, *passages[1:]][:PASSAGES + 1]
 
     def _relevant(self, hit: Any, codes: set[str]) -> bool:
         return relevant(hit, codes, self.settings.alert_min_score)
 
     # --- alerts and "why did X fail?" -----------------------------------------------------------
     async def __call__(self, query: str) -> str | None:
-        """The best runbook for ``query`` as one line ("source — heading"), or None below the threshold."""
+        """The best runbook for ``query`` as one line ("source — title"), or None below the threshold."""
         if not query.strip() or not self.exists():
             return None
         key = query[:1000]
@@ -165,7 +191,7 @@ class KnowledgeBase:
         except KbError:
             return None
         best = passages[0] if passages and passages[0].relevant else None
-        hint = f"{best.source} — {best.heading}" if best else None
+        hint = f"{best.source} — {best.title or best.heading}" if best else None
         self._hints[key] = hint
         if len(self._hints) > 512:
             self._hints.popitem(last=False)
@@ -184,6 +210,8 @@ class KnowledgeBase:
         if not passages:
             return [Reply(text=say(lang, "kb_empty"))]
         found = [p for p in passages if p.relevant]
+        if found:
+            found = await self.with_fix(found)
         shown = found or passages
         body = "\n\n".join(_passage(n, p) for n, p in enumerate(shown, start=1))
         if self.llm is None:
@@ -198,6 +226,17 @@ class KnowledgeBase:
             return [Reply(title=say(lang, "kb_title"), text=f"{say(lang, 'llm_fallback')}\n{say(lang, 'kb_passages')}\n\n{body}")]
         text = grounded or say(lang, "kb_idk")
         return [Reply(title=say(lang, "kb_title"), text=f"{text}\n\n{say(lang, 'kb_sources')}\n\n{body}")]
+
+
+def _release_memory() -> None:
+    """Give back to the OS what loading the model freed (about 55 MB: parsing and optimising the
+    ONNX graph), which glibc's allocator would otherwise keep; ``resync serve`` stays under 300 MB."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: nothing to do
+        pass
 
 
 def _passage(n: int, p: Passage) -> str:

@@ -183,6 +183,16 @@ class RunbookIndex:
                             path=p.get("path", "")))
         return hits
 
+    def chunks_of(self, path: str) -> list[Hit]:
+        """Every chunk of one file, in order (score 0): to show a runbook's fix next to its symptoms."""
+        from qdrant_client import models
+
+        points, _ = self.client.scroll(CHUNKS, limit=256, with_payload=True, with_vectors=False, scroll_filter=models.Filter(
+            must=[models.FieldCondition(key="path", match=models.MatchValue(value=path))]))
+        ordered = sorted(points, key=lambda point: (point.payload or {}).get("chunk", 0))
+        return [Hit(source=p.get("source", ""), heading=p.get("heading", ""), title=p.get("title", ""),
+                    text=p.get("text", ""), score=0.0, path=p.get("path", "")) for p in (pt.payload or {} for pt in ordered)]
+
     def count(self) -> int:
         return self.client.count(CHUNKS, exact=True).count
 

@@ -220,7 +220,7 @@ class TwsClient:
                 errors.append(exc)
                 continue
             if self._log_form != form:
-                log.info("tws_log_form", form=form)
+                log.debug("tws_log_form", form=form)
                 self._log_form = form
             return found
         not_found = [e for e in errors if isinstance(e, JobNotFound)]
