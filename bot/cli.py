@@ -356,7 +356,7 @@ async def _tws_job(args: argparse.Namespace) -> int:
         except AmbiguousJob as exc:
             print(f"{args.name} is ambiguous; candidates:")
             for candidate in exc.candidates:
-                print(f"  {candidate.qualified_name}  {candidate.status}  {candidate.id}")
+                print(f"  {candidate.instance_name}  {candidate.status}  {candidate.id}")
             return 1
         for key, value in (("job", job.full_name), ("id", job.id), ("workstation", job.workstation_path),
                            ("status", f"{job.status} ({job.coarse_status})"),

@@ -115,8 +115,11 @@ class Policy:
 
 
 def job_names_for(workstation: str, stream: str, job: str) -> tuple[str, ...]:
-    """The three spellings a policy pattern may target."""
-    return (f"{workstation}#{stream}.{job}", f"{stream}.{job}", job)
+    """The spellings a policy pattern may target; a workstation in a folder (``/ETL/LNX_ETL01``)
+    also by its name alone, as a pattern ``LNX_ETL01#@`` means (bot/tws/names.py)."""
+    names = (f"{workstation}#{stream}.{job}", f"{stream}.{job}", job)
+    name = workstation.rstrip("/").rsplit("/", 1)[-1]
+    return names if name == workstation else (names[0], f"{name}#{stream}.{job}", *names[1:])
 
 
 def _match(pattern: str, name: str) -> bool:
