@@ -312,7 +312,17 @@ class Agent:
             await self.store.put(f"reason:{event.conversation_key}:{event.identity}", {"id": pending_id},
                                  ttl=self.settings.confirm_ttl)
             return [Reply(text=say(lang, "ask_reason", action=say(lang, f"verb_{action}"), job=job.full_name), level="warning")]
-        return [self._confirmation(pending, job, lang)]
+        return [self._confirmation(pending, job, lang, await self._successors(job, lang))]
+
+    async def _successors(self, job: Job, lang: str) -> Field:
+        """How many jobs wait for this one, for the confirmation: "unknown" when TWS cannot say, never 0."""
+        try:
+            found = await self.tws.successors(job)
+        except TwsError as exc:
+            log.warning("confirm_successors_unknown", job=job.full_name, error=type(exc).__name__)
+            return Field(label=say(lang, "f_successors"), value=say(lang, "successors_unknown"))
+        waiting = sum(1 for s in found if s.status in {"HOLD", "SCHED", "READY"})
+        return Field(label=say(lang, "f_successors"), value=say(lang, "successors_count", count=len(found), waiting=waiting))
 
     async def _still_waiting(self, pending_id: str, lang: str) -> Reply:
         pending = await self.store.get(f"confirm:{pending_id}")
@@ -343,9 +353,9 @@ class Agent:
         remaining = max(1.0, pending["created"] + self.settings.confirm_ttl + _EXPIRED_KEPT - self.clock())
         await self.store.put(f"confirm:{pending_id}", pending, ttl=remaining)
         job = await self.tws.get_job(pending["job_id"])
-        return [self._confirmation(pending, job, pending["lang"])]
+        return [self._confirmation(pending, job, pending["lang"], await self._successors(job, pending["lang"]))]
 
-    def _confirmation(self, pending: dict[str, Any], job: Job, lang: str) -> Reply:
+    def _confirmation(self, pending: dict[str, Any], job: Job, lang: str, successors: Field | None = None) -> Reply:
         action = action_of(pending["tool"])
         rc = f", rc={job.return_code}" if job.return_code is not None else ""
         meaning = say(lang, f"mean_{tws_action(pending['tool']).replace('-', '_')}", job=job.full_name,
@@ -355,7 +365,7 @@ class Agent:
                           job=job.full_name) + "\n" + meaning
         if job.status not in _ALLOWED_FROM[action]:
             meaning += "\n" + say(lang, "state_warning", status=job.status, verb=say(lang, f"verb_{action}"))
-        fields = job_fields(job, lang)
+        fields = job_fields(job, lang) + ((successors,) if successors else ())
         if pending.get("reason"):
             fields += (Field(label=say(lang, "f_reason"), value=pending["reason"]),)
         return Reply(

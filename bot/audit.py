@@ -49,8 +49,30 @@ class Problem:
     """One finding of ``verify``; ``seq`` is None only when a record has no usable seq."""
 
     seq: int | None
-    kind: str  # "edited", "deleted", "reordered", "broken-link"
+    kind: str  # "edited", "deleted", "reordered", "broken-link", "unparseable"
     detail: str
+
+
+def verify_stored(texts: list[str]) -> tuple[list[JSON], list[Problem]]:
+    """``verify`` for records as stored: one replaced by something that is not a JSON record is
+    named too (by its position, and the seq it must have had), not just a reason to give up."""
+    records: list[JSON] = []
+    unreadable: list[Problem] = []
+    last_seq = 0
+    for position, text in enumerate(texts, start=1):
+        try:
+            record = json.loads(text)
+        except ValueError:
+            record = None
+        if not isinstance(record, dict):
+            last_seq += 1
+            unreadable.append(Problem(seq=last_seq, kind="unparseable", detail=(
+                f"record {last_seq} (stored at position {position}) is not a JSON record: {str(text)[:40]!r}")))
+            continue
+        records.append(record)
+        last_seq = _seq(record) or last_seq
+    problems = verify(records, unreadable=frozenset(p.seq for p in unreadable if p.seq is not None))
+    return records, sorted([*unreadable, *problems], key=lambda p: (-1 if p.seq is None else p.seq, p.kind))
 
 
 def record_hash(record: JSON) -> str:
@@ -96,12 +118,15 @@ async def tail(store: Store, n: int = 20) -> list[JSON]:
 
 # --- verification ---------------------------------------------------------------------------
 
-def verify(records: list[JSON]) -> list[Problem]:
-    """Check a whole audit log (from seq 1, in stored order); an empty list means intact."""
+def verify(records: list[JSON], *, unreadable: frozenset[int] = frozenset()) -> list[Problem]:
+    """Check a whole audit log (from seq 1, in stored order); an empty list means intact.
+
+    ``unreadable``: seqs of records that could not be parsed (already reported by the caller).
+    """
     edited = _edited(records)
     seqs = [s for s in (_seq(r) for r in records) if s is not None]
-    problems = [*edited, *_duplicates(seqs), *_missing(seqs), *_reordered(seqs),
-                *_broken_links(records, {p.seq for p in edited})]
+    problems = [*edited, *_duplicates(seqs), *_missing(sorted({*seqs, *unreadable})), *_reordered(seqs),
+                *_broken_links(records, {p.seq for p in edited} | set(unreadable))]
     return sorted(problems, key=lambda p: (-1 if p.seq is None else p.seq, p.kind))
 
 

@@ -60,7 +60,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(metavar="COMMAND")
 
     serve = sub.add_parser("serve", help="run the web app (Slack events, /api/chat, health, metrics) and the alert poller")
-    serve.add_argument("--port", type=int, help="listen port (default: PORT or 8080)")
+    serve.add_argument("--port", type=_port, help="listen port (default: PORT or 8080; 0 picks a free one)")
     serve.add_argument("--host", help="listen address (default 0.0.0.0)")
     serve.add_argument("--no-poll", action="store_true", help="do not run the failure poller in this process")
     serve.set_defaults(run=_serve)
@@ -151,16 +151,35 @@ def _serve(args: argparse.Namespace) -> None:
     settings = _settings()
     web_settings = replace(settings.web, port=settings.web.port if args.port is None else args.port,
                            host=args.host or settings.web.host)
-    if web_settings.port == 0:  # an ephemeral port, chosen now so that the log can say which
-        with socket.socket() as probe:
-            probe.bind((web_settings.host, 0))
-            web_settings = replace(web_settings, port=probe.getsockname()[1])
+    # Listen before anything else starts (store, poller, Slack): a bad or busy port is one line, at once.
+    # With port 0 the kernel picks one, and the log can say which.
+    sock = _listen(web_settings.host, web_settings.port)
+    web_settings = replace(web_settings, port=sock.getsockname()[1])
     settings = replace(settings, web=web_settings)
     log.info("serve_starting", port=web_settings.port, store=("redis" if settings.store.redis_url else "sqlite"),
              slack=settings.slack is not None, teams=settings.teams is not None, llm=settings.llm is not None,
              poll=settings.alerts.enabled and not args.no_poll)
-    web.run_app(create_app(settings, poll=not args.no_poll), host=web_settings.host, port=web_settings.port,
+    web.run_app(create_app(settings, poll=not args.no_poll), sock=sock,
                 access_log=None, print=None, shutdown_timeout=1.0)  # SIGTERM: out within 2 s
+
+
+def _port(text: str) -> int:
+    """``--port``: a usage error (one line) unless 0-65535."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a port (0-65535)")
+    return port
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    try:
+        return socket.create_server((host, port), family=socket.AF_INET6 if ":" in host else socket.AF_INET,
+                                    backlog=128)
+    except OSError as exc:
+        raise ConfigError(f"cannot listen on {host}:{port}: {os.strerror(exc.errno) if exc.errno else exc}") from None
 
 
 async def _worker(args: argparse.Namespace) -> None:
@@ -337,7 +356,7 @@ async def _tws_job(args: argparse.Namespace) -> int:
         except AmbiguousJob as exc:
             print(f"{args.name} is ambiguous; candidates:")
             for candidate in exc.candidates:
-                print(f"  {candidate.qualified_name}  {candidate.status}  {candidate.id}")
+                print(f"  {candidate.instance_name}  {candidate.status}  {candidate.id}")
             return 1
         for key, value in (("job", job.full_name), ("id", job.id), ("workstation", job.workstation_path),
                            ("status", f"{job.status} ({job.coarse_status})"),
@@ -407,10 +426,22 @@ async def _audit_verify(args: argparse.Namespace) -> int:
     from bot.store import open_store
 
     async with open_store(_store_settings()) as store:
-        records = await store.read_log("audit")
-    problems = audit.verify(records)
+        texts = await store.read_log_text("audit")
+        persistence = await store.persistence() if store.kind == "redis" else "a file"  # type: ignore[attr-defined]
+    records, problems = audit.verify_stored(texts)
+    if persistence == "":
+        print("WARNING: this Redis keeps no AOF or RDB snapshots: a restart empties the audit log, and an empty "
+              "or shorter log verifies as intact. Compare the count and the last hash with your log archive.")
+    # The chain cannot tell that it was cut short: say where it starts and how long it is, so a
+    # truncation (to zero, after a Redis restart without persistence) shows.
+    if records:
+        first, last = records[0], records[-1]
+        print(f"first record: #{first.get('seq')} at {first.get('ts')} [{str(first.get('hash'))[:12]}]; "
+              f"last record: #{last.get('seq')} at {last.get('ts')} [{str(last.get('hash'))[:12]}]")
+    else:
+        print("the audit log is EMPTY: no record at all (if actions were ever taken here, the log was lost)")
     if not problems:
-        print(f"audit log intact: {len(records)} record(s), hash chain verified")
+        print(f"audit log intact: {len(texts)} record(s), hash chain verified")
         return 0
     for problem in problems:
         where = f"record #{problem.seq}" if problem.seq is not None else "log"

@@ -8,15 +8,17 @@ with one line naming the setting. There are no default secrets.
 
 from __future__ import annotations
 
+import difflib
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from bot.errors import ConfigError
+from bot.tws.models import JOB_STATES
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -211,14 +213,41 @@ def _slice_secrets(part: Any) -> tuple[str | None, ...]:
 _MISSING = object()
 
 
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """`` (did you mean X?)`` for the closest of ``choices``, or nothing when none is close."""
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
 class _Source:
-    """Looks a setting up in the environment, then the TOML file."""
+    """Looks a setting up in the environment, then the TOML file.
+
+    It remembers every TOML location asked for, so that ``unknown_toml`` can name a key or table
+    nobody reads (a typo such as ``[tws] timout``) instead of ignoring it. A component reading a
+    whole sub-table itself (``[[alerts.routes]]``) takes it with ``table`` and checks its keys.
+    """
 
     def __init__(self, env: Mapping[str, str], toml: Mapping[str, Any]) -> None:
         self.env = env
         self.toml = toml
+        self.asked: set[str] = set()
+
+    def table(self, toml_path: str) -> Any:
+        """The raw value at ``toml_path`` (or _MISSING); its contents are the caller's to check."""
+        self.asked.add(toml_path)
+        node: Any = self.toml
+        for part in toml_path.split("."):
+            if not isinstance(node, Mapping) or part not in node:
+                return _MISSING
+            node = node[part]
+        return node
+
+    def unknown_toml(self) -> str | None:
+        """The first TOML key or table that no setting reads, with a suggestion."""
+        return _unknown(self.toml, "", self.asked)
 
     def raw(self, env_name: str, toml_path: str) -> Any:
+        self.asked.add(toml_path)
         if self.env.get(env_name, "") != "":
             return self.env[env_name]
         node: Any = self.toml
@@ -241,12 +270,22 @@ class _Source:
         if value is _MISSING:
             return default
         try:
+            if isinstance(value, bool):
+                raise TypeError("a boolean is not a number")
             number = float(value)
         except (TypeError, ValueError):
             raise ConfigError(f"{env_name} ([{toml_path}]) must be a number, got {value!r}") from None
+        if number != number or number in (float("inf"), float("-inf")):
+            raise ConfigError(f"{env_name} ([{toml_path}]) must be a finite number, got {value!r}")
         if number < minimum:
             raise ConfigError(f"{env_name} ([{toml_path}]) must be at least {minimum:g}, got {number:g}")
         return number
+
+    def integer(self, env_name: str, toml_path: str, default: int, *, minimum: int = 0) -> int:
+        number = float(self.number(env_name, toml_path, default, minimum=minimum))
+        if not number.is_integer():
+            raise ConfigError(f"{env_name} ([{toml_path}]) must be a whole number, got {number:g}")
+        return int(number)
 
     def flag(self, env_name: str, toml_path: str, default: bool) -> bool:
         value = self.raw(env_name, toml_path)
@@ -254,7 +293,9 @@ class _Source:
             return default
         if isinstance(value, bool):
             return value
-        text = str(value).strip().lower()
+        if not isinstance(value, str):  # a TOML 1 or "x" = [] is a mistake, not a flag
+            raise ConfigError(f"{env_name} ([{toml_path}]) must be true or false, got {value!r}")
+        text = value.strip().lower()
         if text in {"1", "true", "yes", "on"}:
             return True
         if text in {"0", "false", "no", "off"}:
@@ -267,16 +308,16 @@ class _Source:
             return default
         if isinstance(value, str):
             value = value.split(",")
-        if not isinstance(value, list):
-            raise ConfigError(f"{env_name} ([{toml_path}]) must be a comma-separated list")
-        return tuple(str(v).strip() for v in value if str(v).strip())
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{env_name} ([{toml_path}]) must be a comma-separated list (in TOML, a list of strings)")
+        return tuple(v.strip() for v in value if v.strip())
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Read and validate every setting; raise ConfigError naming the first bad one."""
     env = os.environ if env is None else env
     source = _Source(env, _read_toml(env.get("RESYNC_CONFIG", "")))
-    return Settings(
+    settings = Settings(
         tws=_tws(source),
         store=_store(source),
         log=_log(source),
@@ -288,6 +329,35 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         teams=_teams(source),
         kb=_kb(source),
     )
+    return _checked(source, settings)
+
+
+def _checked(source: _Source, settings: Settings) -> Settings:
+    unknown = source.unknown_toml()
+    if unknown:
+        raise ConfigError(f"RESYNC_CONFIG: {unknown}")
+    return settings
+
+
+def _unknown(node: Mapping[str, Any], prefix: str, asked: set[str]) -> str | None:
+    """Walk the TOML tree: every key must be a location asked for, or lie inside one."""
+    known_here = {path[len(prefix):].split(".")[0] for path in asked if path.startswith(prefix)}
+    for key, value in node.items():
+        path = prefix + key
+        if path in asked:
+            continue
+        if key not in known_here:
+            where = f"[{prefix.rstrip('.')}] " if prefix else ""
+            kind = "table" if isinstance(value, Mapping) else "setting"
+            shown = f"[{key}]" if kind == "table" and not prefix else key
+            return f"unknown {kind} {where}{shown}{did_you_mean(key, sorted(known_here))}"
+        if isinstance(value, Mapping):
+            found = _unknown(value, path + ".", asked)
+            if found:
+                return found
+        else:
+            return f"[{prefix.rstrip('.')}] {key} must be a table" if prefix else f"{key} must be a table"
+    return None
 
 
 def load_store_settings(env: Mapping[str, str] | None = None) -> StoreSettings:
@@ -354,8 +424,8 @@ def _tws(s: _Source) -> TwsSettings:
         verify_tls=s.flag("TWS_VERIFY_TLS", "tws.verify_tls", True),
         ca_bundle=ca_bundle,
         timeout=s.number("TWS_TIMEOUT", "tws.timeout", 10.0, minimum=0.1),
-        retries=int(s.number("TWS_RETRIES", "tws.retries", 3)),
-        breaker_fail_max=int(s.number("TWS_BREAKER_FAILURES", "tws.breaker_failures", 5, minimum=1)),
+        retries=s.integer("TWS_RETRIES", "tws.retries", 3),
+        breaker_fail_max=s.integer("TWS_BREAKER_FAILURES", "tws.breaker_failures", 5, minimum=1),
         breaker_reset=s.number("TWS_BREAKER_RESET", "tws.breaker_reset", 30.0, minimum=1),
         read_cache_ttl=s.number("TWS_READ_CACHE_TTL", "tws.read_cache_ttl", 5.0, minimum=0),
     )
@@ -366,8 +436,8 @@ def _store(s: _Source) -> StoreSettings:
     if redis_url and urlsplit(redis_url).scheme not in {"redis", "rediss", "unix"}:
         raise ConfigError("REDIS_URL must start with redis://, rediss:// or unix://")
     return StoreSettings(redis_url=redis_url or None, data_dir=Path(s.str("RESYNC_DATA_DIR", "store.data_dir", ".resync")),
-                         redis_max_connections=int(s.number("REDIS_MAX_CONNECTIONS", "store.redis_max_connections", 50,
-                                                            minimum=1)),
+                         redis_max_connections=s.integer("REDIS_MAX_CONNECTIONS", "store.redis_max_connections", 50,
+                                                         minimum=1),
                          redis_timeout=s.number("REDIS_TIMEOUT", "store.redis_timeout", 5.0, minimum=0.1))
 
 
@@ -382,7 +452,7 @@ def _log(s: _Source) -> LogSettings:
 
 
 def _web(s: _Source) -> WebSettings:
-    port = int(s.number("PORT", "web.port", 8080, minimum=1))
+    port = s.integer("PORT", "web.port", 8080, minimum=0)
     if port > 65535:
         raise ConfigError(f"PORT must be at most 65535, got {port}")
     return WebSettings(host=s.str("RESYNC_HOST", "web.host", "0.0.0.0") or "0.0.0.0", port=port,
@@ -401,6 +471,17 @@ def _policy(s: _Source) -> PolicySettings:
     )
 
 
+def _check_table(where: str, raw: Any, allowed: Mapping[str, type | tuple[type, ...]]) -> None:
+    """A sub-table read as a whole: every key known, every value of its type."""
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{where} must be a table")
+    for key, value in raw.items():
+        if key not in allowed:
+            raise ConfigError(f"{where}: unknown key {key!r}{did_you_mean(key, allowed)}")
+        if not isinstance(value, allowed[key]):
+            raise ConfigError(f"{where}: {key} has the wrong type ({type(value).__name__})")
+
+
 def _target(setting: str, value: str) -> str:
     if value != "console" and (":" not in value or value.split(":", 1)[0] not in {"slack", "teams", "console",
                                                                                    "pagerduty"}):
@@ -411,18 +492,27 @@ def _target(setting: str, value: str) -> str:
 
 def _alerts(s: _Source) -> AlertSettings:
     states = tuple(x.upper() for x in s.items("RESYNC_ALERT_STATES", "alerts.states", ("ABEND", "FAIL", "ERROR")))
+    for state in states:
+        if state not in JOB_STATES:
+            raise ConfigError(f"RESYNC_ALERT_STATES: {state!r} is not a TWS job state{did_you_mean(state, JOB_STATES)}; "
+                              f"known: {', '.join(sorted(JOB_STATES))}")
     match = (s.str("RESYNC_ALERT_MATCH", "alerts.match", "first") or "first").lower()
     if match not in {"first", "all"}:
         raise ConfigError(f"RESYNC_ALERT_MATCH must be first or all, got {match!r}")
     routes = []
-    raw_routes = s.toml.get("alerts", {}).get("routes", []) if isinstance(s.toml.get("alerts"), Mapping) else []
+    raw_routes = s.table("alerts.routes")
+    raw_routes = [] if raw_routes is _MISSING else raw_routes
+    if not isinstance(raw_routes, list):
+        raise ConfigError("[[alerts.routes]] must be an array of tables")
     for index, raw in enumerate(raw_routes):
         where = f"[[alerts.routes]] #{index + 1}"
-        if not isinstance(raw, Mapping):
-            raise ConfigError(f"{where} must be a table")
+        _check_table(where, raw, {"targets": (list, str), "channels": (list, str), "stream": str, "job": str,
+                                  "workstation": str, "mute": bool})
         targets = raw.get("targets", raw.get("channels", []))
         targets = [targets] if isinstance(targets, str) else targets
-        mute = bool(raw.get("mute", False))
+        if not all(isinstance(t, str) for t in targets):
+            raise ConfigError(f"{where} targets must be a list of strings")
+        mute = raw.get("mute", False)
         if not targets and not mute:
             raise ConfigError(f"{where} needs targets (or mute = true)")
         routes.append(AlertRoute(
@@ -443,11 +533,11 @@ def _alerts(s: _Source) -> AlertSettings:
         routes=tuple(routes),
         default_targets=default_targets,
         match=match,
-        burst_threshold=int(s.number("RESYNC_ALERT_BURST", "alerts.burst_threshold", 5, minimum=1)),
+        burst_threshold=s.integer("RESYNC_ALERT_BURST", "alerts.burst_threshold", 5, minimum=1),
         burst_window=s.number("RESYNC_ALERT_BURST_WINDOW", "alerts.burst_window", 300.0, minimum=1),
         lock_ttl=s.number("RESYNC_LOCK_TTL", "alerts.lock_ttl", 6.0, minimum=2),
         baseline=_choice(s, "RESYNC_ALERT_BASELINE", "alerts.baseline", "summary", ("summary", "alert", "ignore")),
-        channel_burst=int(s.number("RESYNC_ALERT_CHANNEL_BURST", "alerts.channel_burst", 20, minimum=1)),
+        channel_burst=s.integer("RESYNC_ALERT_CHANNEL_BURST", "alerts.channel_burst", 20, minimum=1),
         long_factor=s.number("RESYNC_ALERT_LONG_FACTOR", "alerts.long_factor", 3.0, minimum=1),
         digests=_digests(s),
         pagerduty_url=_url("PAGERDUTY_EVENTS_URL", s.str("PAGERDUTY_EVENTS_URL", "alerts.pagerduty_url",
@@ -482,13 +572,12 @@ def _digests(s: _Source) -> tuple[DigestSettings, ...]:
     """``[[alerts.digests]]``: targets, ``at`` (local HH:MM) and ``timezone`` (IANA name)."""
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-    alerts = s.toml.get("alerts")
-    raw_digests = alerts.get("digests", []) if isinstance(alerts, Mapping) else []
+    raw_digests = s.table("alerts.digests")
+    raw_digests = [] if raw_digests is _MISSING else raw_digests
     digests = []
     for index, raw in enumerate(raw_digests if isinstance(raw_digests, list) else [raw_digests]):
         where = f"[[alerts.digests]] #{index + 1}"
-        if not isinstance(raw, Mapping):
-            raise ConfigError(f"{where} must be a table")
+        _check_table(where, raw, {"targets": (list, str), "at": str, "timezone": str})
         targets = raw.get("targets", [])
         targets = [targets] if isinstance(targets, str) else targets
         if not targets or not isinstance(targets, list):
@@ -511,6 +600,8 @@ def _digests(s: _Source) -> tuple[DigestSettings, ...]:
 def _slack(s: _Source) -> SlackSettings | None:
     token, secret = s.str("SLACK_BOT_TOKEN", "slack.bot_token"), s.str("SLACK_SIGNING_SECRET", "slack.signing_secret")
     app_token = s.str("SLACK_APP_TOKEN", "slack.app_token")
+    api_url = s.str("SLACK_API_URL", "slack.api_url")  # read even when Slack is off: known keys
+    command = s.str("SLACK_COMMAND", "slack.command", "/tws") or "/tws"
     if not token and not secret and not app_token:
         return None
     if not token:
@@ -519,8 +610,6 @@ def _slack(s: _Source) -> SlackSettings | None:
         raise ConfigError("SLACK_SIGNING_SECRET is required for Slack over HTTP (or set SLACK_APP_TOKEN for Socket Mode)")
     if app_token and not app_token.startswith("xapp-"):
         raise ConfigError("SLACK_APP_TOKEN must be an app-level token (xapp-...)")
-    api_url = s.str("SLACK_API_URL", "slack.api_url")
-    command = s.str("SLACK_COMMAND", "slack.command", "/tws") or "/tws"
     return SlackSettings(
         bot_token=token, signing_secret=secret or "", app_token=app_token or None,
         api_url=_url("SLACK_API_URL", api_url) + "/" if api_url else None,
@@ -530,13 +619,13 @@ def _slack(s: _Source) -> SlackSettings | None:
 
 def _llm(s: _Source) -> LlmSettings | None:
     model = s.str("LLM_MODEL", "llm.model")
+    api_base, api_key = s.str("LLM_API_BASE", "llm.api_base"), s.str("LLM_API_KEY", "llm.api_key")
+    timeout = s.number("LLM_TIMEOUT", "llm.timeout", 20.0, minimum=1)
     if not model:
         return None
-    api_base = s.str("LLM_API_BASE", "llm.api_base")
     return LlmSettings(
         model=model, api_base=_url("LLM_API_BASE", api_base) if api_base else None,
-        api_key=s.str("LLM_API_KEY", "llm.api_key") or None,
-        timeout=s.number("LLM_TIMEOUT", "llm.timeout", 20.0, minimum=1),
+        api_key=api_key or None, timeout=timeout,
     )
 
 

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bot.config import did_you_mean
 from bot.errors import ConfigError
 
 ACTIONS = ("rerun", "hold", "release", "cancel", "confirm", "kill")
@@ -114,8 +115,11 @@ class Policy:
 
 
 def job_names_for(workstation: str, stream: str, job: str) -> tuple[str, ...]:
-    """The three spellings a policy pattern may target."""
-    return (f"{workstation}#{stream}.{job}", f"{stream}.{job}", job)
+    """The spellings a policy pattern may target; a workstation in a folder (``/ETL/LNX_ETL01``)
+    also by its name alone, as a pattern ``LNX_ETL01#@`` means (bot/tws/names.py)."""
+    names = (f"{workstation}#{stream}.{job}", f"{stream}.{job}", job)
+    name = workstation.rstrip("/").rsplit("/", 1)[-1]
+    return names if name == workstation else (names[0], f"{name}#{stream}.{job}", *names[1:])
 
 
 def _match(pattern: str, name: str) -> bool:
@@ -139,7 +143,20 @@ def load_policy(path: Path | None) -> Policy:
     return parse_policy(raw)
 
 
+_TABLES = ("groups", "roles", "bindings")
+_ROLE_KEYS = ("read", "actions", "jobs", "require_justification")
+
+
 def parse_policy(raw: Mapping[str, Any]) -> Policy:
+    """Validate everything: an unknown table or key, or a value of the wrong type, is a ConfigError.
+
+    A typo must not change what anyone may do: ``read = "no"`` would be true in Python, and a
+    misspelt ``[binding]`` would silently leave everyone out.
+    """
+    for key in raw:
+        if key not in _TABLES:
+            raise ConfigError(f"RESYNC_POLICY: unknown table [{key}]{did_you_mean(key, _TABLES)}; "
+                              f"a policy has {', '.join(f'[{t}]' for t in _TABLES)}")
     roles = {name: _role(name, body) for name, body in _table(raw, "roles").items()}
     groups = {name: _strings(f"[groups] {name}", members) for name, members in _table(raw, "groups").items()}
     bindings: dict[str, list[str]] = {}
@@ -163,13 +180,19 @@ def parse_policy(raw: Mapping[str, Any]) -> Policy:
 def _role(name: str, body: Any) -> Role:
     if not isinstance(body, Mapping):
         raise ConfigError(f"RESYNC_POLICY: [roles.{name}] must be a table")
+    for key in body:
+        if key not in _ROLE_KEYS:
+            raise ConfigError(f"RESYNC_POLICY: [roles.{name}] unknown key {key!r}{did_you_mean(key, _ROLE_KEYS)}")
+    read = body.get("read", True)
+    if not isinstance(read, bool):
+        raise ConfigError(f"RESYNC_POLICY: [roles.{name}] read must be true or false, got {read!r}")
     actions = frozenset(action_of(a) for a in _strings(f"[roles.{name}] actions", body.get("actions", [])))
     unknown = actions - set(ACTIONS)
     if unknown:
         raise ConfigError(f"RESYNC_POLICY: [roles.{name}] unknown action(s) {sorted(unknown)}; use {list(ACTIONS)}")
     justification = frozenset(action_of(a) for a in _strings(f"[roles.{name}] require_justification",
                                                            body.get("require_justification", [])))
-    return Role(name=name, read=bool(body.get("read", True)), actions=actions,
+    return Role(name=name, read=read, actions=actions,
                 jobs=_strings(f"[roles.{name}] jobs", body.get("jobs", ["*"])) or ("*",),
                 require_justification=justification)
 

@@ -16,6 +16,7 @@ from dataclasses import asdict
 import structlog
 from aiohttp import web
 
+from bot import json_input
 from bot.config import Settings
 from bot.errors import ResyncError
 from bot.events import Event
@@ -26,6 +27,8 @@ log = structlog.get_logger(__name__)
 
 COMPONENTS = web.AppKey("components", Components)
 _MAX_TEXT = 4000
+_MAX_ACTION_VALUE = 500  # button values are tokens or small JSON choices
+_MAX_CHAT_BODY = 64 * 1024
 
 
 async def create_app(settings: Settings, *, poll: bool = True) -> web.Application:
@@ -147,12 +150,15 @@ async def chat(request: web.Request) -> web.Response:
     if not token:
         return web.json_response({"error": "the chat API is disabled: set RESYNC_API_TOKEN"}, status=404)
     given = request.headers.get("Authorization", "")
-    if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+    # Header bytes that are not UTF-8 arrive as surrogate escapes: compare them as the bytes they were.
+    if not hmac.compare_digest(given.encode("utf-8", "surrogateescape"), f"Bearer {token}".encode()):
         return web.json_response({"error": "missing or invalid bearer token"}, status=401)
+    if (request.content_length or 0) > _MAX_CHAT_BODY:
+        return web.json_response({"error": f"the body is larger than {_MAX_CHAT_BODY} bytes"}, status=413)
     try:
-        body = await request.json()
-    except ValueError:
-        return web.json_response({"error": "the body must be JSON"}, status=400)
+        body = json_input.parse(await request.read(), max_bytes=_MAX_CHAT_BODY)
+    except json_input.BadInput as exc:
+        return web.json_response({"error": str(exc)}, status=400)
     event, error = _chat_event(body)
     if event is None:
         return web.json_response({"error": error}, status=400)
@@ -161,21 +167,24 @@ async def chat(request: web.Request) -> web.Response:
 
 
 def _chat_event(body: object) -> tuple[Event | None, str]:
+    """The request's fields, each checked for its type and size (issue 10: no 500 for any input)."""
     if not isinstance(body, dict):
         return None, "the body must be a JSON object"
     user, text = body.get("user"), body.get("text", "")
-    conversation = body.get("conversation") or f"dm-{user}"
-    action_id, action_value = body.get("action_id"), body.get("action_value")
+    conversation = body.get("conversation", f"dm-{user}")
+    action_id, action_value, lang = body.get("action_id"), body.get("action_value"), body.get("lang")
     for name, value in (("user", user), ("conversation", conversation)):
-        if not isinstance(value, str) or not value or len(value) > 200:
-            return None, f"'{name}' must be a non-empty string (at most 200 characters)"
+        if not isinstance(value, str) or not value.strip() or len(value) > 200 or not value.isprintable():
+            return None, f"'{name}' must be a non-empty string of printable characters (at most 200)"
     if not isinstance(text, str) or len(text) > _MAX_TEXT:
         return None, f"'text' must be a string of at most {_MAX_TEXT} characters"
     if action_id is None and not text.strip():
         return None, "send 'text', or 'action_id' with 'action_value'"
-    if action_id is not None and (not isinstance(action_id, str) or not isinstance(action_value, str)):
-        return None, "'action_id' and 'action_value' must be strings"
-    lang = body.get("lang") if body.get("lang") in ("en", "pt") else None
-    return Event(platform="http", workspace="api", channel=str(conversation), user_id=str(user), user_name=str(user),
+    if action_id is not None and (not isinstance(action_id, str) or not isinstance(action_value, str)
+                                  or len(action_id) > 100 or len(action_value) > _MAX_ACTION_VALUE):
+        return None, f"'action_id' and 'action_value' must be strings (at most 100 and {_MAX_ACTION_VALUE} characters)"
+    if lang is not None and lang not in ("en", "pt"):
+        return None, "'lang' must be \"en\" or \"pt\""
+    return Event(platform="http", workspace="api", channel=conversation, user_id=user, user_name=user,
                  text=text, kind="action" if action_id else "dm", action_id=action_id, action_value=action_value,
                  lang=lang), ""

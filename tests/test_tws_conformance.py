@@ -180,6 +180,7 @@ async def test_every_printed_name_pastes_back_to_the_same_instance(wired: Wired)
         await tws.resolve_job(parse_job_ref(shared))
     for candidate in ambiguous.value.candidates[:5]:  # each candidate's printed form is unambiguous
         assert (await tws.resolve_job(parse_job_ref(candidate.qualified_name))).id == candidate.id
+        assert (await tws.resolve_job(parse_job_ref(candidate.instance_name))).id == candidate.id
     # job streams: WS#STREAM, printed and pasted back
     streams = await tws.query_streams(name=stream)
     assert [s.id for s in streams] == [sim.plan.stream_id(foldered.stream)]
@@ -360,3 +361,75 @@ async def test_an_alert_says_unknown_never_zero_when_tws_cannot_say() -> None:
     assert "AWSJCO005E" in failed.text and "desconhecid" in failed.text
     known = compose.job_root({**base, "errors": ["ORA-00060: deadlock"], "blocked": 0, "log_note": None})
     assert {f.label: f.value for f in known.fields}["Blocked successors"] == "0" and "unknown" not in known.text
+
+
+# --- confirmations: successors counted, or said unknown -------------------------------------------
+
+async def test_a_confirmation_counts_successors_or_says_unknown(tmp_path: Path) -> None:
+    """Through a loopback proxy that lets the successors query fail (503 with a TWS message), as a
+    server that cannot answer it would."""
+    import aiohttp
+
+    from bot.agent import Agent
+    from bot.config import PolicySettings, StoreSettings
+    from bot.store import open_store
+    from tests.test_agent import POLICY, Clock, World
+
+    refuse = {"on": False}
+    async with run_simulator(jobs=600, seed=11, failure_rate=0.15, speed=0) as (sim, url), aiohttp.ClientSession() as up:
+        async def forward(request: web.Request) -> web.Response:
+            if refuse["on"] and "dependencies." in request.query.get("oql", ""):
+                return web.json_response({"messages": ["AWSJCO005E The engine is not available."]}, status=503)
+            async with up.request(request.method, url.removesuffix("/twsd") + request.path_qs, headers=request.headers,
+                                  data=await request.read()) as answer:
+                return web.Response(status=answer.status, body=await answer.read(),
+                                    content_type=answer.content_type)
+
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", forward)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        try:
+            proxy = f"http://127.0.0.1:{runner.addresses[0][1]}/twsd"
+            async with client(proxy, retries=0) as tws, open_store(StoreSettings(data_dir=tmp_path)) as store:
+                agent = Agent(tws=tws, store=store, policy=POLICY, settings=PolicySettings(confirm_ttl=300), clock=Clock())
+                world = World(sim=sim, tws=tws, store=store, agent=agent, clock=Clock())
+                job = next(j for j in _failed(sim) if j.succs)
+                name = f"{job.stream.name}.{job.name}"
+                [card] = await world.say(f"rerun {name}")
+                fields = {f.label: f.value for f in card.fields}
+                assert fields["Successors"].startswith(f"{len(job.succs)} (")
+                refuse["on"] = True
+                [card] = await world.say(f"rerun {name}")
+                assert {f.label: f.value for f in card.fields}["Successors"].startswith("unknown")
+        finally:
+            await runner.cleanup()
+
+
+async def test_two_instances_of_one_stream_are_told_apart_by_conman_instance_syntax() -> None:
+    """A stream scheduled twice in one plan (the simulator's plan has unique stream names)."""
+    jobs = [{"id": f"job-{n}", "name": "LOAD", "jobStreamName": "DW_HOURLY", "jobStreamId": f"s-{n}",
+             "jobStreamSchedTime": f"2026-11-21T{hour}:00:00Z", "workstation": "/ETL/LNX_ETL01",
+             "internalStatus": "ABEND"} for n, hour in ((1, "06"), (2, "18"))]
+
+    async def query(request: web.Request) -> web.Response:
+        return web.json_response({"count": len(jobs), "results": jobs})
+
+    app = web.Application()
+    app.router.add_get("/twsd/api/v2/plan/job", query)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    try:
+        async with client(f"http://127.0.0.1:{runner.addresses[0][1]}/twsd") as tws:
+            with pytest.raises(AmbiguousJob) as ambiguous:
+                await tws.resolve_job(parse_job_ref("LNX_ETL01#DW_HOURLY.LOAD"))
+            printed = [c.instance_name for c in ambiguous.value.candidates]
+            assert printed == ["/ETL/LNX_ETL01#DW_HOURLY(0600 11/21/26).LOAD", "/ETL/LNX_ETL01#DW_HOURLY(1800 11/21/26).LOAD"]
+            assert [(await tws.resolve_job(parse_job_ref(p))).id for p in printed] == ["job-1", "job-2"]
+            assert (await tws.resolve_job(parse_job_ref("LNX_ETL01#DW_HOURLY(1800).LOAD"))).id == "job-2"
+            with pytest.raises(JobNotFound):
+                await tws.resolve_job(parse_job_ref("LNX_ETL01#DW_HOURLY(1200 11/21/26).LOAD"))
+    finally:
+        await runner.cleanup()

@@ -87,6 +87,10 @@ class Store(Protocol):
         """The records of ``log`` in append order (only the newest ``last`` when given)."""
         ...
 
+    async def read_log_text(self, log: str) -> list[str]:
+        """Every record of ``log`` as stored, undecoded: ``audit verify`` names even unreadable ones."""
+        ...
+
     # --- durable outbox (alerts are written here before they are sent) ---------------------
     async def outbox_add(self, item_id: str, payload: JSON, due_at: float) -> bool:
         """Queue an item; False (nothing changes) when ``item_id`` was queued within ``OUTBOX_MEMORY``.
@@ -138,6 +142,14 @@ async def open_store(settings: StoreSettings, *, namespace: str = "resync:") -> 
             await redis_store.close()
             raise
         log.info("store_opened", kind="redis", where=redis_store.where, namespace=namespace)
+        persistence = await redis_store.persistence()
+        if persistence == "":
+            log.warning("redis_without_persistence", where=redis_store.where,
+                        detail="Redis keeps no AOF and no RDB snapshots: a Redis restart empties the state, "
+                               "the audit log included. Turn on appendonly (or save) on this server.")
+        elif persistence is None:
+            log.warning("redis_persistence_unknown", where=redis_store.where,
+                        detail="CONFIG GET is not allowed here, so whether Redis persists the audit log is unknown")
         store: Store = redis_store
     else:
         from bot.store.sqlite import SqliteStore

@@ -32,7 +32,7 @@ from contextlib import asynccontextmanager
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.client import Pipeline
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError, WatchError
+from redis.exceptions import RedisError, ResponseError, WatchError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from bot.errors import StoreError
@@ -184,6 +184,21 @@ class RedisStore:
         async with self._translated():
             texts = await self._redis.lrange(self._key("log", log), 0 if last is None else -last, -1)
         return [decode(text, log, "redis") for text in texts]
+
+    async def read_log_text(self, log: str) -> list[str]:
+        async with self._translated():
+            return await self._redis.lrange(self._key("log", log), 0, -1)
+
+    async def persistence(self) -> str | None:
+        """What keeps the data across a restart ("AOF", "RDB save 3600 1"), "" for nothing, None if unknown."""
+        async with self._translated():
+            try:
+                aof = (await self._redis.config_get("appendonly")).get("appendonly")
+                save = (await self._redis.config_get("save")).get("save")
+            except ResponseError:  # CONFIG disabled or renamed (managed Redis services do this)
+                return None
+        kept = (["AOF"] if aof == "yes" else []) + ([f"RDB save {save}"] if save else [])
+        return ", ".join(kept)
 
     # --- outbox ---------------------------------------------------------------------------
     def _outbox_keys(self) -> list[str]:

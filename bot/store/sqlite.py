@@ -218,6 +218,9 @@ class SqliteStore:
         rows = await self._run(self._read_log, log, last)
         return [decode(text, log, "sqlite") for text in rows]
 
+    async def read_log_text(self, log: str) -> list[str]:
+        return await self._run(self._read_log, log, None)
+
     def _read_log(self, log_name: str, last: int | None) -> list[str]:
         if last is None:
             rows = self._conn.execute("SELECT record FROM logs WHERE log = ? ORDER BY pos", (log_name,))

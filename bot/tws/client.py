@@ -54,7 +54,7 @@ from bot.errors import (
 from bot.tws import wire
 from bot.tws.cache import ReadCache
 from bot.tws.models import ActionResult, EngineInfo, Job, JobLog, JobStream
-from bot.tws.names import JobRef, workstation_matches
+from bot.tws.names import JobRef, sched_matches, workstation_matches
 
 log = structlog.get_logger(__name__)
 
@@ -293,6 +293,8 @@ class TwsClient:
         jobs = [wire.job(raw) for raw in results]
         if ref.workstation:
             jobs = [job for job in jobs if workstation_matches(ref.workstation, job.workstation_path)]
+        if ref.sched:  # conman's instance syntax: STREAM(0600 11/21/26)
+            jobs = [job for job in jobs if sched_matches(ref.sched, job.sched_time)]
         total = max(total or 0, len(jobs)) if len(jobs) == len(results) else len(jobs)
         if not jobs:
             raise JobNotFound(f"No job {ref} in the current plan")

@@ -7,7 +7,7 @@ place where uncertain field names live); nothing else in Resync reads raw TWS JS
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 
 #: The ``FAILED`` status group used by queries, tools and alerts.
 FAILED_STATES: frozenset[str] = frozenset({"ABEND", "FAIL", "ERROR"})
@@ -77,6 +77,13 @@ class Job:
     def qualified_name(self) -> str:
         """``/FOLDER/WS#STREAM.JOB`` with the workstation's folder path always (for candidate lists)."""
         return f"{self.workstation_path or self.workstation}#{self.stream}.{self.name}"
+
+    @property
+    def instance_name(self) -> str:
+        """``/FOLDER/WS#STREAM(0600 11/21/26).JOB``: this very instance, when a stream runs several times."""
+        sched = self.sched_time.astimezone(timezone.utc).strftime("%H%M %m/%d/%y") if self.sched_time else None
+        stream = f"{self.stream}({sched})" if sched else self.stream
+        return f"{self.workstation_path or self.workstation}#{stream}.{self.name}"
 
     @property
     def failed(self) -> bool:

@@ -10,8 +10,11 @@ matched by its parts, never by string equality:
 * ``/AGT01`` is the root folder's ``AGT01`` (or a bare ``AGT01``: such a server has no folders);
 * ``/ETL/LNX_ETL01`` is exactly that path.
 
+When one job stream runs several times in a plan, ``WS#STREAM(0600 11/21/26).JOB`` (conman's
+instance syntax [A]) names one instance; candidate lists print that form.
+
 Names are shown the way they are typed: root-folder workstations bare (``AGT01#STREAM.JOB``),
-others with their folder path (``/ETL/LNX_ETL01#STREAM.JOB``); ``qualified`` forms always carry
+others with their folder path (``/ETL/LNX_ETL01#STREAM.JOB``); ``Job.qualified_name`` always carries
 the path, for listing candidates that a bare name would leave ambiguous. Every form printed parses
 back (``parse_job_ref``) and matches the same workstation.
 """
@@ -20,15 +23,18 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from fnmatch import fnmatchcase
 
 from bot.errors import JobNotFound
 
 _NAME = r"[A-Za-z0-9_@*\-]+"
 _REF = re.compile(
-    rf"^(?:(?P<ws>/?[A-Za-z0-9_@*\-]+(?:/[A-Za-z0-9_@*\-]+)*/?)#)?(?:(?P<stream>{_NAME})\.)?(?P<job>{_NAME})$"
+    rf"^(?:(?P<ws>/?[A-Za-z0-9_@*\-]+(?:/[A-Za-z0-9_@*\-]+)*/?)#)?"
+    rf"(?:(?P<stream>{_NAME})(?:\(\s*(?P<sched>\d{{4}}(?:\s+\d{{2}}/\d{{2}}/\d{{2}})?)\s*\))?\.)?(?P<job>{_NAME})$"
 )
-_WILDCARDS = ("@", "*")
+#: conman's job stream instance: ``STREAM(0600 11/21/26)``, the schedule time in the engine's time zone [A].
+SCHED_FORMAT = "%H%M %m/%d/%y"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -36,11 +42,12 @@ class JobRef:
     job: str
     stream: str | None = None
     workstation: str | None = None  # as typed, normalised by ``workstation_key``
+    sched: str | None = None  # "0600 11/21/26" or "0600": which instance of the stream
 
     def __str__(self) -> str:
         text = self.job
         if self.stream:
-            text = f"{self.stream}.{text}"
+            text = f"{self.stream}{f'({self.sched})' if self.sched else ''}.{text}"
         if self.workstation:
             text = f"{self.workstation}#{text}"
         return text
@@ -56,7 +63,21 @@ def parse_job_ref(text: str) -> JobRef:
         job=match["job"].upper(),
         stream=match["stream"].upper() if match["stream"] else None,
         workstation=workstation_key(ws) if ws else None,
+        sched=" ".join(match["sched"].split()) if match["sched"] else None,
     )
+
+
+def sched_label(value: datetime | None) -> str | None:
+    """A schedule time as conman writes it in an instance name (UTC, the simulator's zone [I])."""
+    return value.astimezone(timezone.utc).strftime(SCHED_FORMAT) if value else None
+
+
+def sched_matches(wanted: str | None, actual: datetime | None) -> bool:
+    """Whether a typed ``0600 11/21/26`` (or just ``0600``) names the instance scheduled at ``actual``."""
+    if not wanted:
+        return True
+    label = sched_label(actual)
+    return label is not None and (label == wanted or label.split()[0] == wanted)
 
 
 def workstation_key(text: str) -> str:
@@ -76,15 +97,6 @@ def workstation_label(path: str) -> str:
     return value
 
 
-def qualified_workstation(path: str) -> str:
-    """The workstation with its folder path always (``/AGT01``); a bare server name stays bare."""
-    return str(path or "").strip()
-
-
-def has_folder(text: str) -> bool:
-    return workstation_key(text).startswith("/")
-
-
 def workstation_matches(wanted: str, actual: str) -> bool:
     """Whether the workstation the server sent (``/AGT01``, ``/ETL/X`` or bare ``AGT01``) is the one
     an operator typed (``AGT01``, ``/AGT01``, ``/ETL/X``; ``@``/``*`` wildcards allowed)."""
@@ -95,7 +107,3 @@ def workstation_matches(wanted: str, actual: str) -> bool:
     if not got.startswith("/"):  # a server without folders: only a root-level path can name it
         return want.count("/") == 1 and fnmatchcase(got, want[1:])
     return fnmatchcase(got, want)
-
-
-def has_wildcard(text: str) -> bool:
-    return any(w in text for w in _WILDCARDS)
