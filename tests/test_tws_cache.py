@@ -119,3 +119,16 @@ def test_the_setting() -> None:
     assert load_settings({**base, "TWS_READ_CACHE_TTL": "0"}).tws.read_cache_ttl == 0.0
     with pytest.raises(Exception, match="TWS_READ_CACHE_TTL"):
         load_settings({**base, "TWS_READ_CACHE_TTL": "-1"})
+
+
+async def test_a_log_not_retrieved_yet_is_asked_again_not_served_from_the_cache() -> None:
+    async with run_simulator(jobs=300, seed=4, speed=0, log_delay=60) as (simulator, url):
+        job = simulator.jobs_in_state("SCHED")[0]
+        simulator.force_fail(job["id"], 8)
+        async with client(url, ttl=60) as tws:
+            with pytest.raises(Exception, match="EQQM637I"):
+                await tws.job_log(job["id"], tail=10)
+            assert requests(simulator, "job_log") == 2  # the pause and the second try reached TWS
+            simulator.advance(61)
+            assert "Exit Status : 8" in (await tws.job_log(job["id"], tail=10)).text
+            assert requests(simulator, "job_log") == 3

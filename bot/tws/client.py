@@ -410,9 +410,14 @@ class TwsClient:
     async def _log_page(self, form: str, job_id: str, run_id: str | None, *, lines: int | None,
                         page: int | None) -> tuple[JobLog, int | None, int | None]:
         path, params = wire.log_request(form, job_id=job_id, run_id=run_id, lines=lines, page=page)
-        content_type, raw = await self._request("job_log", "GET", path, params, decode=_raw)
-        return wire.log_answer(raw, content_type, job_id=job_id, run_id=run_id, source=form,
-                               paged=bool(params.get("Lines")))
+
+        def decode(method: str, path: str, status: int, content_type: str, raw: bytes) -> Any:
+            # Read inside the request, so "not retrieved yet" (EQQM637I) is an error the cache never keeps.
+            content_type, raw = _raw(method, path, status, content_type, raw)
+            return wire.log_answer(raw, content_type, job_id=job_id, run_id=run_id, source=form,
+                                   paged=bool(params.get("Lines")))
+
+        return await self._request("job_log", "GET", path, params, decode=decode)
 
     # --- the edge: one request, with breaker, retries and failover --------------------------------
     async def _get(self, operation: str, path: str, params: dict[str, str] | None = None) -> Any:
@@ -425,7 +430,7 @@ class TwsClient:
                        *, body: Any = None, decode: Decode | None = None) -> Any:
         decode = decode or _decode
         if method == "GET" and operation in _CACHED:
-            key = (operation, path, tuple(sorted((params or {}).items())), decode)
+            key = (operation, path, tuple(sorted((params or {}).items())))  # the path names the decoding too
             return await self._cache.read(key, lambda: self._observed(operation, method, path, params, body, decode))
         return await self._observed(operation, method, path, params, body, decode)
 
