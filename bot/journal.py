@@ -96,12 +96,15 @@ class ActionJournal:
     def open(cls, path: Path | None, *, owner: str | None = None) -> ActionJournal:
         """``path`` None: in memory (tests and one-shot commands; not durable)."""
         where = ":memory:" if path is None else str(path)
-        if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(where, isolation_level=None, timeout=10, check_same_thread=False)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=FULL")  # fsync every commit: the point of a journal
-        db.executescript(_SCHEMA)
+        try:
+            if path is not None:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(where, isolation_level=None, timeout=10, check_same_thread=False)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")  # fsync every commit: the point of a journal
+            db.executescript(_SCHEMA)
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreError(f"cannot open the action journal {where}: {exc}") from exc
         return cls(db, where=where, owner=owner)
 
     def close(self) -> None:

@@ -69,3 +69,13 @@ paths = st.one_of(st.sampled_from(["/healthz", "/readyz", "/metrics", "/api/chat
                   st.text(alphabet="abcdefghijklmnopqrstuvwxyz/%.-_0123456789", max_size=40).map(lambda p: "/" + p))
 queries = st.one_of(st.just(""), st.text(alphabet="abc=&%;+0123456789", max_size=60).map(lambda q: "?" + q))
 methods = st.sampled_from(["GET", "GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "PATCH"])
+
+push_bodies = st.one_of(
+    st.fixed_dictionaries({}, optional={
+        "status": field(["ABEND", "SUCC", "abend", "FAIL", "ABNED"]),
+        "id": field(["fc801f78-bcf9-4427-bb28-5b2d0c539bba", "../x"]),
+        "job_id": field(["fc801f78-bcf9-4427-bb28-5b2d0c539bba"]),
+        "job": field(["CPU1#PAYROLL_DAILY.EXTRACT01", "EXTRACT01", "@#@.@"]),
+    }).map(lambda b: json.dumps(b).encode()),
+    raw_chat_bodies,
+)

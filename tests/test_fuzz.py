@@ -2,7 +2,7 @@
 
 The failure: 1,828 of 40,000 malformed requests got a 5xx (JSON nested ~1,000 deep, lone
 surrogates in ``user``/``conversation``/``action_value``, wrongly typed fields). Here the web app
-(with the TWS simulator, SQLite state, a policy, the HTTP chat API on) runs on a loopback port in a
+(with the TWS simulator, SQLite state, a policy, the HTTP chat API and the TWS push endpoint on) runs on a loopback port in a
 thread of its own, and Hypothesis sends it malformed requests through a plain HTTP client. The
 budget is fixed (derandomized, a set number of examples per endpoint family, about 20 s) so CI
 stays fast and repeatable; ``python bench/fuzz.py`` runs the same strategies for longer, with
@@ -26,7 +26,9 @@ from hypothesis import strategies as st
 from bot.config import load_settings
 from bot.simulator import run_simulator
 from bot.web import create_app
-from tests.fuzz_inputs import TOKEN, auth_headers, chat_bodies, content_types, methods, paths, queries, raw_chat_bodies
+from tests.fuzz_inputs import (
+    TOKEN, auth_headers, chat_bodies, content_types, methods, paths, push_bodies, queries, raw_chat_bodies,
+)
 
 FUZZ = settings(deadline=None, derandomize=True, database=None, suppress_health_check=list(HealthCheck))
 SEEN: dict[str, int] = {}
@@ -71,7 +73,7 @@ class Served:
         async with run_simulator(jobs=300, seed=3, failure_rate=0.2, speed=1.0) as (_sim, url):
             app = await create_app(load_settings({
                 "TWS_URL": url, "TWS_USER": "resync", "TWS_PASSWORD": "resync", "RESYNC_DATA_DIR": str(self.tmp),
-                "RESYNC_API_TOKEN": TOKEN, "RESYNC_POLICY": str(policy), "RESYNC_ALERTS": "false",
+                "RESYNC_API_TOKEN": TOKEN, "RESYNC_EVENTS_TOKEN": TOKEN, "RESYNC_POLICY": str(policy),
                 "LOG_LEVEL": "CRITICAL"}), poll=False)
             runner = web.AppRunner(app, access_log=None)
             await runner.setup()
@@ -122,6 +124,13 @@ def test_chat_raw_bodies(served: Served, raw: bytes, content_type: str) -> None:
     status, answer = served.request("POST", "/api/chat", raw, headers)
     _no_5xx("chat-raw", status, answer, raw[:200])
     json.loads(answer)  # every answer, refusals included, is JSON
+
+
+@settings(FUZZ, max_examples=300)
+@given(raw=push_bodies, headers=auth_headers)
+def test_tws_push_events(served: Served, raw: bytes, headers: dict[str, str]) -> None:
+    status, answer = served.request("POST", "/api/tws/events", raw, {**headers, "Content-Type": "application/json"})
+    _no_5xx("tws-events", status, answer, raw[:200])
 
 
 @settings(FUZZ, max_examples=600)

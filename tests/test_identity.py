@@ -43,7 +43,8 @@ def _find_confirm(node: Any) -> str | None:
 @pytest.fixture
 async def app_world(tmp_path: Path) -> AsyncIterator[tuple[Any, TestClient, FakeSlackApi]]:
     policy = tmp_path / "policy.toml"
-    policy.write_text('[roles.operator]\nactions = ["rerun"]\n[bindings]\n"slack:U0OPS" = ["operator"]\n')
+    policy.write_text('[roles.operator]\nactions = ["rerun"]\n[bindings]\n"slack:U0OPS" = ["operator"]\n'
+                      '"u0bob@example.com" = ["operator"]\n')
     async with FakeSlackApi() as slack, run_simulator(jobs=300, seed=5, failure_rate=0.2, speed=1.0) as (sim, url):
         settings = load_settings({"TWS_URL": url, "TWS_USER": "resync", "TWS_PASSWORD": "resync",
                                   "RESYNC_DATA_DIR": str(tmp_path), "RESYNC_API_TOKEN": API_TOKEN,
@@ -93,3 +94,19 @@ async def test_a_bare_user_id_never_confirms_another_platforms_request(app_world
     denied = [r["actor"] for r in records if r["action"] == "deny"]
     assert denied == ["http:U0OPS (U0OPS)", "console:U0OPS"]
     assert [r["actor"].split()[0] for r in records if r["action"] == "outcome"] == ["slack:U0OPS"]
+
+
+async def test_a_policy_entry_by_email_matches_only_the_platforms_email(app_world) -> None:  # type: ignore[no-untyped-def]
+    """Item 8 (core): ``ana.souza@example.com`` in the policy is the user whose platform says so
+    (Slack's users.info here), never an HTTP caller who merely sends that string as ``user``."""
+    sim, client, slack = app_world
+    job = sim.jobs_in_state("ABEND")[1]
+    name = f"{job['workstation'].strip('/')}#{job['jobStreamName']}.{job['name']}"
+    await _slack_post(client, json.dumps(event_callback(mention(f"<@{BOT_USER_ID}> rerun {name}", user="U0BOB",
+                                                                ts="1700000000.000200"))).encode(), "application/json")
+    [posted] = await slack.wait_for("chat.postMessage")
+    assert _find_confirm(posted.params), posted.params  # u0bob@example.com is an operator by e-mail
+    answer = await client.post("/api/chat", headers={"Authorization": f"Bearer {API_TOKEN}"},
+                               json={"user": "u0bob@example.com", "text": f"rerun {name}"})
+    [reply] = (await answer.json())["replies"]
+    assert not reply["buttons"] and "not allowed" in reply["text"]
