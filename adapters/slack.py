@@ -180,6 +180,26 @@ class SlackAdapter:
             failed("slack", channel, exc)
             raise
 
+    async def upload(self, target: str, data: bytes, *, filename: str, title: str, comment: str | None = None) -> None:
+        """Share a file (the digest's chart) in a channel with Slack's files upload v2
+        (files.getUploadURLExternal, the upload URL, files.completeUploadExternal)."""
+        channel = target.removeprefix("slack:")
+
+        async def attempt() -> dict[str, Any]:
+            self._session()
+            try:
+                response = await self._client.files_upload_v2(channel=channel, file=data, filename=filename,
+                                                              title=title, initial_comment=comment)
+            except SlackApiError as exc:
+                body = exc.response.data if isinstance(exc.response.data, dict) else {}
+                raise refusal("files.upload_v2", exc.response.status_code, exc.response.headers,
+                              reason=body.get("error"), transient=_TRANSIENT) from exc
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                raise unreachable("files.upload_v2", exc) from exc
+            return response.data if isinstance(response.data, dict) else {}
+
+        await paced("files.upload_v2", channel, attempt, pacer=self._pacer, platform="slack")
+
     # --- inbound ---------------------------------------------------------------------------
     def _identified(self, handle: Handle) -> Handle:
         """``handle`` for events that carry the user's e-mail, when Slack gives it (users.info)."""

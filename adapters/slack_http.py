@@ -31,6 +31,7 @@ _FORM = "application/x-www-form-urlencoded"
 _COMMAND_FIELDS = ("command", "team_id", "channel_id", "user_id")
 MAX_DEPTH = 32  # Slack's payloads nest about 8 levels (blocks inside a message inside an event)
 _SURROGATE = re.compile("[\ud800-\udfff]")
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")  # how a surrogate reaches JSON text (raw ones are not UTF-8)
 _TEXT, _FLAG, _OBJECT, _LIST = (str,), (bool, str), (dict,), (list,)
 # Fields read by the adapter or by bolt's context builders, by where they sit; None is always
 # allowed (Slack sends null for absent ids). A list's entries are checked under "<name>[]".
@@ -121,7 +122,9 @@ def _json_object(text: str, what: str) -> dict[str, Any] | str:
         return f"{what} is nested too deeply"
     if not isinstance(payload, dict) or not isinstance(payload.get("type"), str):
         return f"{what} has no type"
-    problem = _unreadable(payload, 0) or _mistyped(payload, "")
+    # the walk is needed only when the text could hold a surrogate or nest deeper than allowed
+    suspect = _SURROGATE_ESCAPE.search(text) or text.count("{") + text.count("[") > MAX_DEPTH
+    problem = (_unreadable(payload, 0) if suspect else None) or _mistyped(payload, "")
     if problem:
         return f"{what}: {problem}"
     kind = payload["type"]
@@ -156,8 +159,11 @@ def _unreadable(node: Any, depth: int) -> str | None:
 
 def _mistyped(node: dict[str, Any], where: str) -> str | None:
     """The first field of ``_FIELDS`` (under ``where``) whose value has an unexpected type."""
-    for name, kinds in _FIELDS.get(where, {}).items():
-        value = node.get(name)
+    fields = _FIELDS.get(where)
+    if not fields:
+        return None
+    for name in fields.keys() & node.keys():
+        kinds, value = fields[name], node[name]
         if value is None:
             continue
         path = f"{where}.{name}" if where else name

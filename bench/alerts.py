@@ -12,6 +12,15 @@ The TWS simulator runs in its own process (``resync simulator``), so the CPU tim
 * a steady poll (nothing changed: the cost paid every ``RESYNC_POLL_INTERVAL``);
 * a poll after 5 new failures in 5 streams.
 
+At scale (``--only scale``), the figures of issue 13:
+
+* first start on 100,000 jobs with 2,000 existing failures: the first poll's time and the messages
+  posted in the first 10 s, with ``RESYNC_ALERT_BASELINE=summary`` (the default) and ``alert`` (before);
+* detection latency of a new failure while 500 alerts are queued for one channel (detected: its
+  record is written; posted: its own channel got it);
+* push-to-alert latency: ``resync serve`` in its own process, ``POST /api/tws/events`` to the
+  message in the fake Slack API.
+
 Then the detection latency: a job is failed in the simulator (``POST /sim/jobs/{id}/fail``) while
 the watch runs on a real APScheduler with a 1 s poll interval, delivering through the real Slack
 adapter to the loopback fake Slack API; the clock stops when ``chat.postMessage`` for that job
@@ -38,7 +47,7 @@ sys.path.insert(0, str(ROOT))
 from adapters.slack import SlackAdapter  # noqa: E402
 from apscheduler.schedulers.asyncio import AsyncIOScheduler  # noqa: E402
 from bot.alerts import FailureWatch, PollReport  # noqa: E402
-from bot.config import AlertSettings, SlackSettings, StoreSettings, TwsSettings  # noqa: E402
+from bot.config import AlertRoute, AlertSettings, SlackSettings, StoreSettings, TwsSettings  # noqa: E402
 from bot.events import Event, Posted, Reply  # noqa: E402
 from bot.store import open_store  # noqa: E402
 from bot.tws.client import TwsClient  # noqa: E402
@@ -126,7 +135,7 @@ async def poll_cost(jobs: int, failure_rate: float) -> None:
         with tempfile.TemporaryDirectory() as data:
             async with open_store(StoreSettings(data_dir=Path(data)), namespace="") as store:
                 chat = Counting()
-                watch = FailureWatch(AlertSettings(default_targets=("slack:C_BENCH",)), tws=tws, store=store,
+                watch = FailureWatch(AlertSettings(default_targets=("slack:C_BENCH",), baseline="alert"), tws=tws, store=store,
                                      notifiers=[chat], owner="bench", single_instance=True)
                 report, cost = await measured(base, watch.poll_once)
                 print(row("first poll (all new)", report, cost))
@@ -156,7 +165,7 @@ async def latency(jobs: int, samples: int) -> None:
                                                    api_url=api.url), handle=handle, store=store)
                 # PEND jobs of the generated plan stay out: their alerts would queue ahead in the channel
                 watch = FailureWatch(AlertSettings(default_targets=("slack:C_LATENCY",), poll_interval=1.0,
-                                                   notify_pend=False),
+                                                   notify_pend=False, baseline="alert"),
                                      tws=tws, store=store, notifiers=[slack], owner="bench", single_instance=True)
                 scheduler = AsyncIOScheduler(timezone="UTC")
                 watch.schedule(scheduler)
@@ -179,6 +188,7 @@ async def latency(jobs: int, samples: int) -> None:
                     scheduler.pause()
                     await asyncio.sleep(1.0)  # let a poll or delivery in flight finish
                     scheduler.shutdown(wait=False)
+                    await watch.stop()
                     await watch.resign()
                     await slack.close()
 
@@ -192,18 +202,175 @@ async def new_failures_lazily(tws: TwsClient, count: int) -> list[str]:
     return list(chosen.values())
 
 
+async def force_failures(base: str, tws: TwsClient, count: int, *, skip: Any = lambda job: False) -> list[Any]:
+    """Fail ``count`` jobs of as many streams as possible (jobs not yet run included)."""
+    picked, streams = [], set()
+    async for job in tws.iter_jobs(page_size=1000):
+        if job.stream_id not in streams and not skip(job):
+            streams.add(job.stream_id)
+            picked.append(job)
+            if len(picked) == count:
+                break
+    async with aiohttp.ClientSession() as session:
+        limit = asyncio.Semaphore(20)
+
+        async def fail(job_id: str) -> None:
+            async with limit, session.post(f"{base}/sim/jobs/{job_id}/fail", json={"returnCode": 8}) as response:
+                response.raise_for_status()
+
+        await asyncio.gather(*(fail(job.id) for job in picked))
+    return picked
+
+
+def slack_for(api: FakeSlackApi, store: Any) -> SlackAdapter:
+    async def handle(event: Event) -> list[Reply]:
+        return []
+
+    return SlackAdapter(SlackSettings(bot_token="xoxb-bench", signing_secret="bench-secret", api_url=api.url),
+                        handle=handle, store=store)
+
+
+async def first_start(jobs: int, existing: int) -> None:
+    """A first start on a busy plan: what reaches the channel, and how soon the first poll is done."""
+    print(f"\nFirst start, {jobs:,} jobs with {existing:,} existing failures (real Slack adapter -> fake Slack API)")
+    async with simulator(jobs, seed=11, failure_rate=0.0, speed=0) as base, TwsClient(
+            TwsSettings(urls=(base,), user=USER, password=PASSWORD, timeout=60.0)) as tws:
+        await force_failures(base, tws, existing)
+        for mode in ("summary", "alert"):
+            with tempfile.TemporaryDirectory() as data:
+                async with open_store(StoreSettings(data_dir=Path(data)), namespace="") as store, \
+                        FakeSlackApi() as api:
+                    slack = slack_for(api, store)
+                    before = {"channel_burst": 1_000_000} if mode == "alert" else {}  # as before: no flood guard
+                    watch = FailureWatch(AlertSettings(default_targets=("slack:C_FIRST",), poll_interval=30.0,
+                                                       notify_pend=False, baseline=mode, **before), tws=tws, store=store,
+                                         notifiers=[slack], owner="bench", single_instance=True)
+                    started = time.perf_counter()
+                    report = await watch.poll_once()
+                    first_poll = time.perf_counter() - started
+                    scheduler = AsyncIOScheduler(timezone="UTC")
+                    watch.schedule(scheduler)
+                    scheduler.start()
+                    await asyncio.sleep(10.0)
+                    scheduler.shutdown(wait=False)
+                    await watch.stop()
+                    await slack.close()
+                    posted = len([c for c in api.calls("chat.postMessage") if c.status == 200])
+                    pending = await store.outbox_pending()
+                    label = {"summary": "RESYNC_ALERT_BASELINE=summary", "alert": "RESYNC_ALERT_BASELINE=alert (before)"}
+                    print(f"  {label[mode]:<38} first poll done in {first_poll:5.1f} s; baselined={report.baselined} "
+                          f"new={report.new} grouped={report.grouped} flooded={report.flooded}; "
+                          f"posted in the first 10 s: {posted}; still queued: {pending}")
+
+
+async def detection_under_backlog(jobs: int, backlog: int, samples: int) -> None:
+    """A new failure is detected on the poll interval while ``backlog`` alerts wait in the outbox."""
+    print(f"\nDetection while {backlog} alerts are queued, {jobs:,} jobs, poll interval 1 s "
+          f"(Slack adapter -> fake Slack API, about one message a second per channel)")
+    async with simulator(jobs, seed=11, failure_rate=0.0, speed=0) as base, TwsClient(
+            TwsSettings(urls=(base,), user=USER, password=PASSWORD, timeout=30.0)) as tws, FakeSlackApi() as api:
+        with tempfile.TemporaryDirectory() as data:
+            async with open_store(StoreSettings(data_dir=Path(data)), namespace="") as store:
+                fresh = [job async for job in tws.iter_jobs(page_size=1000)]
+                target_stream = "PIX_CONCILIA*"  # the new failures' channel; the backlog goes elsewhere
+                routes = (AlertRoute(stream=target_stream, targets=("slack:C_NEW",)),)
+                slack = slack_for(api, store)
+                watch = FailureWatch(AlertSettings(default_targets=("slack:C_BACKLOG",), routes=routes,
+                                                   poll_interval=1.0, notify_pend=False, baseline="alert",
+                                                   burst_threshold=100_000, channel_burst=100_000),
+                                     tws=tws, store=store, notifiers=[slack], owner="bench", single_instance=True)
+                await watch.poll_once()  # the plan is known
+                await force_failures(base, tws, backlog, skip=lambda job: job.stream.startswith("PIX_CONCILIA"))
+                report = await watch.poll_once()
+                print(f"  queued by one poll: {report.queued} alerts for one channel")
+                scheduler = AsyncIOScheduler(timezone="UTC")
+                watch.schedule(scheduler)
+                scheduler.start()
+                candidates = list({job.stream_id: job for job in fresh if job.stream.startswith("PIX_CONCILIA")}
+                                  .values())[:samples]
+                detected, alerted = [], []
+                try:
+                    for job in candidates:
+                        await asyncio.sleep(random.uniform(0.0, 1.0))
+                        before = len([c for c in api.calls("chat.postMessage") if c.params.get("channel") == "C_NEW"])
+                        started = time.perf_counter()
+                        await sim_call(base, "POST", f"/sim/jobs/{job.id}/fail", {"returnCode": 8})
+                        while await store.get(f"alert:{job.id}") is None:
+                            await asyncio.sleep(0.02)
+                        detected.append(time.perf_counter() - started)
+                        while len([c for c in api.calls("chat.postMessage")
+                                   if c.params.get("channel") == "C_NEW" and c.status == 200]) <= before:
+                            await asyncio.sleep(0.02)
+                        alerted.append(time.perf_counter() - started)
+                    pending = await store.outbox_pending()
+                finally:
+                    scheduler.shutdown(wait=False)
+                    await watch.stop()
+                    await slack.close()
+                print(f"  {len(detected)} new failures: detected median {statistics.median(detected) * 1000:.0f} ms "
+                      f"(max {max(detected) * 1000:.0f} ms), posted to their channel median "
+                      f"{statistics.median(alerted) * 1000:.0f} ms (max {max(alerted) * 1000:.0f} ms); "
+                      f"backlog still queued: {pending}")
+
+
+async def push_latency(jobs: int, samples: int) -> None:
+    """``resync serve`` in its own process; a pushed event to the message in the fake Slack API."""
+    from bench.processes import free_port, resync_process
+
+    print(f"\nPush-to-alert latency, {jobs:,} jobs: POST /api/tws/events to resync serve -> fake Slack API")
+    token = "bench-events-token-0123456789"
+    async with simulator(jobs, seed=11, failure_rate=0.0, speed=0) as base, FakeSlackApi() as api, TwsClient(
+            TwsSettings(urls=(base,), user=USER, password=PASSWORD, timeout=30.0)) as tws:
+        port = free_port()
+        with tempfile.TemporaryDirectory() as data:
+            env = {"TWS_URL": base, "TWS_USER": USER, "TWS_PASSWORD": PASSWORD, "RESYNC_DATA_DIR": data,
+                   "RESYNC_ALERT_CHANNELS": "slack:C_PUSH", "RESYNC_POLL_INTERVAL": "300", "RESYNC_ALERT_PEND": "false",
+                   "RESYNC_EVENTS_TOKEN": token, "SLACK_BOT_TOKEN": "xoxb-bench", "SLACK_SIGNING_SECRET": "b" * 32,
+                   "SLACK_API_URL": api.url, "PORT": str(port), "RESYNC_HOST": "127.0.0.1"}
+            async with resync_process(["serve"], env, f"http://127.0.0.1:{port}/readyz"), \
+                    aiohttp.ClientSession() as session:
+                await asyncio.sleep(2.0)  # the first poll (at start) has seen the plan
+                picked = []
+                async for job in tws.iter_jobs(status="SCHED"):
+                    if job.stream_id not in {p.stream_id for p in picked}:
+                        picked.append(job)
+                    if len(picked) == samples:
+                        break
+                seconds = []
+                for job in picked:
+                    await sim_call(base, "POST", f"/sim/jobs/{job.id}/fail", {"returnCode": 8})
+                    before = len(api.calls("chat.postMessage"))
+                    started = time.perf_counter()
+                    async with session.post(f"http://127.0.0.1:{port}/api/tws/events",
+                                            json={"job": job.full_name, "status": "ABEND"},
+                                            headers={"Authorization": f"Bearer {token}"}) as response:
+                        assert response.status == 202, await response.text()
+                    await api.wait_for("chat.postMessage", before + 1, timeout=10.0, ok=True)
+                    seconds.append(time.perf_counter() - started)
+                    await asyncio.sleep(1.1)  # Slack's pace per channel: measure the push, not the queue
+                print(f"  {samples} pushed failures: median {statistics.median(seconds) * 1000:.0f} ms, "
+                      f"min {min(seconds) * 1000:.0f} ms, max {max(seconds) * 1000:.0f} ms")
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, action="append", help="plan size (repeatable; default 10000 and 100000)")
     parser.add_argument("--failure-rate", type=float, default=0.01)
     parser.add_argument("--samples", type=int, default=5)
+    parser.add_argument("--only", choices=["poll", "scale"], help="only the poll costs, or only the scale figures")
     args = parser.parse_args()
     import structlog
 
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(40))  # errors only
-    for jobs in args.jobs or [10_000, 100_000]:
-        await poll_cost(jobs, args.failure_rate)
-    await latency(10_000, args.samples)
+    parser_scale = args.only
+    if parser_scale in (None, "poll"):
+        for jobs in args.jobs or [10_000, 100_000]:
+            await poll_cost(jobs, args.failure_rate)
+        await latency(10_000, args.samples)
+    if parser_scale in (None, "scale"):
+        await first_start(100_000, 2_000)
+        await detection_under_backlog(100_000, 500, args.samples)
+        await push_latency(100_000, args.samples)
 
 
 if __name__ == "__main__":

@@ -26,26 +26,16 @@ Every event comes from its own channel, so per-channel pacing (one message a sec
 the figures. The machine is shared and noisy: each figure is printed for both with the ratio of
 each A/B pair (median and min-max over the repetitions), which is what the goals apply to.
 
-Where the time goes (``status JOB`` mention, one event, ms of CPU in the bot; py-spy
-``record --native -r 500`` over a 3,000-event run, see "Profiling again" below):
+Where the time goes, per answered event, and how to profile again: run the bot under cProfile
+through this benchmark and sum the stages with ``bench/slack_stages.py``::
 
-==============================  ======  ======  =====================================================
-stage                           before  after   what changed
-==============================  ======  ======  =====================================================
-HTTP + signature + body parse   0.25    0.12    slack-sdk SignatureVerifier, body parsed once
-bolt dispatch and ack           0.20    0.18    (bolt's own; unchanged)
-delivery claim (SQLite)         0.28    0.10    one thread hop (was up to three), no retry of work
-agent (understand, policy)      0.12    0.12    unchanged
-TWS query (resolve_job)         0.22    0.20    unchanged here (issue 8's read cache does the rest)
-reply post through slack_sdk    0.30    0.16    debug logging off (no payload formatting), no env reads
-logging (filtered debug lines)  0.10    0.01    structlog cache_logger_on_first_use
-==============================  ======  ======  =====================================================
+    python bench/slack.py --reps 1 --only resync --profile /tmp/after.prof
+    python bench/slack.py --reps 1 --only resync --profile /tmp/before.prof --root /path/to/old/checkout
+    python bench/slack_stages.py /tmp/before.prof /tmp/after.prof
 
-Profiling again: run ``python bench/slack.py --reps 1 --only resync --keep`` in one terminal; it
-prints the bot's pid and waits before the burst; attach ``py-spy record --pid PID -r 500 -o
-profile.svg --duration 20`` and press Enter. Sort by "own" time and group the frames by the
-stages above (aiohttp/slack_sdk.signature, slack_bolt, bot.store, bot.agent, bot.tws, slack_sdk.web,
-structlog).
+(``--keep`` pauses before the burst, e.g. to attach py-spy to the printed pid instead.) The
+before/after budget and the side-by-side figures measured on the development machine are in
+docs/slack-performance.md.
 """
 
 from __future__ import annotations
@@ -110,6 +100,19 @@ class Run:
 
 # --- the processes --------------------------------------------------------------------------
 
+# ``python -m bot`` under cProfile timed by the main thread's CPU clock: the event loop's own cost,
+# without the time spent waiting (for the GIL, the network, the SQLite thread).
+_PROFILED = """
+import cProfile, runpy, sys, time
+out = sys.argv[1]
+sys.argv = ["bot", *sys.argv[2:]]
+profile = cProfile.Profile(time.thread_time)
+try:
+    profile.runcall(runpy.run_module, "bot", run_name="__main__", alter_sys=True)
+finally:
+    profile.dump_stats(out)
+"""
+
 
 @asynccontextmanager
 async def fake_slack() -> AsyncIterator[tuple[str, str, str]]:
@@ -127,7 +130,7 @@ async def fake_slack() -> AsyncIterator[tuple[str, str, str]]:
 
 @asynccontextmanager
 async def bot(kind: str, root: Path, tws: str, api: str, data: str,
-              profile: Path | None = None) -> AsyncIterator[tuple[str, int]]:
+              profile: Path | None = None, redis: str | None = None) -> AsyncIterator[tuple[str, int]]:
     """The bot under test; yields (its /slack/events URL, its pid). ``profile``: run Resync under
     cProfile and write its statistics there when it stops."""
     port = free_port()
@@ -136,8 +139,10 @@ async def bot(kind: str, root: Path, tws: str, api: str, data: str,
     if kind == "resync":
         state = tempfile.mkdtemp(dir=data)
         env |= {"RESYNC_DATA_DIR": state, "RESYNC_POLICY": str(Path(data, "policy.toml")), "RESYNC_ALERTS": "false"}
+        if redis:
+            env["REDIS_URL"] = redis
         serve = ["serve", "--port", str(port), "--host", "127.0.0.1", "--no-poll"]
-        profiled = [sys.executable, "-m", "cProfile", "-o", str(profile), "-m", "bot", *serve] if profile else None
+        profiled = [sys.executable, "-c", _PROFILED, str(profile), *serve] if profile else None
         launch = resync_process(serve, env, f"http://127.0.0.1:{port}/healthz", root=root, command=profiled)
     else:
         launch = resync_process(["bare"], env, f"http://127.0.0.1:{port}/healthz", command=[
@@ -248,13 +253,21 @@ async def measure(slack: Slack, pid: int, names: list[str], args: argparse.Names
 
 
 async def job_names(base: str, count: int) -> list[str]:
-    """Names of jobs that occur once in the simulator's plan (so ``status`` needs one query)."""
+    """Names of jobs that occur once in the whole plan (so ``status`` needs one query, as the
+    bare app's does), paging through it."""
     basic = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+    names: list[str] = []
     async with aiohttp.ClientSession(headers={"Authorization": f"Basic {basic}"}) as session:
-        async with session.get(f"{base}/api/v2/plan/job", params={"limit": "1000"}) as response:
-            results = (await response.json())["results"]
-    names = [job["name"] for job in results]
+        while True:
+            async with session.get(f"{base}/api/v2/plan/job",
+                                   params={"limit": "500", "offset": str(len(names))}) as response:
+                results = (await response.json())["results"]
+            names += [job["name"] for job in results]
+            if len(results) < 500:
+                break
     unique = sorted(n for n in set(names) if names.count(n) == 1)
+    if len(unique) < count // 4:
+        raise SystemExit(f"only {len(unique)} job names are unique in the plan")
     return unique[:count]
 
 
@@ -307,7 +320,7 @@ async def main(args: argparse.Namespace) -> int:
             async with aiohttp.ClientSession(connector=connector) as session:
                 for rep in range(args.reps):
                     for kind in kinds if rep % 2 == 0 else kinds[::-1]:
-                        async with bot(kind, args.root, tws, api, data, args.profile) as (url, pid):
+                        async with bot(kind, args.root, tws, api, data, args.profile, args.redis) as (url, pid):
                             run = await measure(Slack(session, url, stats, response_url), pid, names, args)
                         runs[kind].append(run)
                         print(f"  rep {rep + 1} {kind:6} " + "  ".join(f"{k} {v:.1f}" for k, v in run.figures.items()),
@@ -331,5 +344,6 @@ if __name__ == "__main__":
     parser.add_argument("--root", type=Path, default=ROOT, help="the Resync checkout to run (default: this one)")
     parser.add_argument("--only", choices=("resync", "bare"), help="run one side only (profiling)")
     parser.add_argument("--keep", action="store_true", help="pause before the burst, to attach a profiler")
+    parser.add_argument("--redis", help="REDIS_URL for Resync's store (default: SQLite in a temporary directory)")
     parser.add_argument("--profile", type=Path, help="run Resync under cProfile, statistics written to this file")
     sys.exit(asyncio.run(main(parser.parse_args())))

@@ -111,6 +111,12 @@ def _parser() -> argparse.ArgumentParser:
     health = tws_sub.add_parser("health", help="engine info and connection state")
     health.set_defaults(run=_tws_health)
 
+    digest = sub.add_parser("digest", help="the last 24 hours of alerts, as the daily digest says them")
+    digest.add_argument("--png", metavar="PATH", help="also write the chart of failures and recoveries per hour")
+    digest.add_argument("--timezone", default="UTC", help="IANA time zone of the hours (default UTC)")
+    digest.add_argument("--lang", choices=["en", "pt"], default="en")
+    digest.set_defaults(run=_digest)
+
     audit = sub.add_parser("audit", help="read and verify the audit log")
     audit_sub = audit.add_subparsers(metavar="WHAT")
     tail = audit_sub.add_parser("tail", help="the newest audit records")
@@ -160,7 +166,22 @@ def _serve(args: argparse.Namespace) -> None:
              slack=settings.slack is not None, teams=settings.teams is not None, llm=settings.llm is not None,
              poll=settings.alerts.enabled and not args.no_poll)
     web.run_app(create_app(settings, poll=not args.no_poll), sock=sock,
-                access_log=None, print=None, shutdown_timeout=1.0)  # SIGTERM: out within 2 s
+                access_log=None, print=None, shutdown_timeout=0.5)  # SIGTERM: out within 2 s
+    _exit_now()
+
+
+def _exit_now() -> None:
+    """Leave at once once the app has closed everything it opened (store, clients, outbox).
+
+    The interpreter's own teardown of the loaded libraries (litellm, onnxruntime...) takes seconds
+    on a busy host, and SIGTERM must end the process within 2 s: nothing is left to finalize.
+    """
+    import logging
+
+    sys.stdout.flush()
+    sys.stderr.flush()
+    logging.shutdown()
+    os._exit(0)
 
 
 def _port(text: str) -> int:
@@ -220,6 +241,9 @@ async def _demo(args: argparse.Namespace) -> None:
         async with AsyncExitStack() as stack:
             terminal = Terminal()  # one screen for chat and alerts: alerts print above the prompt
             components = await assemble(settings, stack, poll=True, notifiers=[ConsoleNotifier(terminal=terminal)])
+            if components.watch is not None:  # the first poll's short summary, then the banner and the prompt
+                await components.watch.poll_once()
+                await components.watch.deliver_due()
             failed = await components.tws.count_jobs(status="FAILED")
             banner = _DEMO_BANNER_PT if args.lang == "pt" else _DEMO_BANNER
             print(banner.format(url=url, jobs=args.jobs, failed=failed, data=settings.store.data_dir) + runbooks)
@@ -409,6 +433,31 @@ def _store_settings():  # type: ignore[no-untyped-def]
     from bot.config import load_store_settings
 
     return load_store_settings()
+
+
+async def _digest(args: argparse.Namespace) -> int:
+    import time
+    from pathlib import Path
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    from bot.alerts import digest
+    from bot.store import open_store
+
+    try:
+        ZoneInfo(args.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"--timezone: unknown time zone {args.timezone!r} (an IANA name such as America/Sao_Paulo)") from None
+    async with open_store(_store_settings()) as store:
+        day = await digest.collect(store, now=time.time(), timezone=args.timezone)
+    print(digest.as_text(day, lang=args.lang))
+    if args.png:
+        path = Path(args.png)
+        try:
+            path.write_bytes(digest.chart_png(day, lang=args.lang))
+        except OSError as exc:
+            raise ConfigError(f"--png: cannot write {path}: {exc.strerror}") from None
+        print(f"\nchart written to {path}")
+    return 0
 
 
 async def _audit_tail(args: argparse.Namespace) -> int:

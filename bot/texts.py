@@ -354,6 +354,18 @@ _TEXTS: dict[str, tuple[str, str]] = {
     "mean_kill": ("`{job}` is {status}. Killing it stops the running job now: it ends ABEND and its successors stay "
                   "held.", "`{job}` está em {status}. Matar (kill) interrompe o job agora: ele termina em ABEND e seus "
                   "sucessores continuam retidos."),
+    "digest_title": ("Daily alert digest — {day} ({tz})", "Resumo diário de alertas — {day} ({tz})"),
+    "digest_text": ("In the last 24 hours: {failures} failures, {recoveries} recovered, {still} still failing.",
+                    "Nas últimas 24 horas: {failures} falhas, {recoveries} recuperadas, {still} ainda com falha."),
+    "digest_top": ("Job streams that failed most:", "Job streams que mais falharam:"),
+    "digest_f_failures": ("Failures", "Falhas"),
+    "digest_f_reruns": ("Reruns", "Reexecuções"),
+    "digest_f_recoveries": ("Recoveries", "Recuperações"),
+    "digest_f_still": ("Still failing", "Ainda com falha"),
+    "digest_f_recover": ("Time to recover (median)", "Tempo até recuperar (mediana)"),
+    "digest_no_recovery": ("no recovery yet", "nenhuma recuperação ainda"),
+    "digest_per_hour": ("Failures / recoveries per hour:", "Falhas / recuperações por hora:"),
+    "digest_hour_axis": ("hour ({tz})", "hora ({tz})"),
     "alert_act_kill": ("kill", "encerramento forçado (kill)"),
 }
 

@@ -77,7 +77,7 @@ async def _stop_scheduler(scheduler: AsyncIOScheduler) -> None:
 
 #: How long shutdown waits for a poll under way (SIGTERM must end the process within 2 s; the
 #: outbox is durable and a poll repeated after a restart queues nothing twice).
-STOP_WAIT = 0.5
+STOP_WAIT = 0.3
 
 
 def _chat_adapters(settings: Settings, handle: Handle, store: Store) -> list[ChatAdapter]:

@@ -20,6 +20,9 @@ from typing import Any
 
 from bot.events import (
     ACTION_ALERT_ACK,
+    ACTION_ALERT_CONFIRM_ABEND,
+    ACTION_ALERT_CONFIRM_SUCC,
+    ACTION_ALERT_KILL,
     ACTION_ALERT_LOG,
     ACTION_ALERT_RERUN,
     ACTION_ALERT_SNOOZE_1H,
@@ -51,7 +54,7 @@ _FRAME = re.compile(r"^=(\s|=*$)")
 _EXIT = re.compile(r"^=\s*Exit Status\s*:\s*(-?\d+)", re.IGNORECASE)
 
 _EMOJI = {"ABEND": "🔴", "FAIL": "🔴", "ERROR": "🔴", "PEND": "🟡", "LATE": "🕒", "RECOVERED": "✅",
-          "CANCELLED": "⚪", "RERUNNING": "🔁", "GONE": "⚫"}
+          "CANCELLED": "⚪", "RERUNNING": "🔁", "GONE": "⚫", "LONG": "🐢"}
 
 
 # --- records -------------------------------------------------------------------------------
@@ -74,12 +77,29 @@ def _iso(value: datetime | None) -> str | None:
     return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ") if value else None
 
 
-def snapshot(job: Job) -> JSON:
+def snapshot(job: Job, *, now: float | None = None, factor: float | None = None) -> JSON:
     """The few facts an alert shows, as JSON for the store."""
-    return {"id": job.id, "name": job.name, "stream": job.stream, "stream_id": job.stream_id,
+    snap = {"id": job.id, "name": job.name, "stream": job.stream, "stream_id": job.stream_id,
             "workstation": job.workstation, "full_name": job.full_name, "status": job.status,
             "rc": job.return_code, "start": _iso(job.start), "end": _iso(job.end),
             "reruns": job.rerun_count, "run": run_key(job), "late": job.late}
+    if job.deadline is not None:
+        snap["deadline"] = _iso(job.deadline)
+    if job.estimated_duration:
+        snap["estimate"] = job.estimated_duration
+        if now is not None and job.start is not None:
+            snap["ran"], snap["factor"] = max(0.0, now - job.start.timestamp()), factor
+    return snap
+
+
+def _span(seconds: float | None) -> str:
+    """``1 h 05 min`` / ``12 min`` / ``40 s``."""
+    if not seconds:
+        return "—"
+    minutes = int(seconds // 60)
+    if minutes >= 60:
+        return f"{minutes // 60} h {minutes % 60:02d} min"
+    return f"{minutes} min" if minutes else f"{int(seconds)} s"
 
 
 def error_lines(log_text: str, limit: int = MAX_ERROR_LINES, *, only_real: bool = False) -> list[str]:
@@ -123,7 +143,7 @@ def reply_from_json(data: JSON) -> Reply:
 # --- formatting ----------------------------------------------------------------------------
 
 #: Labels of our own making; the rest (ABEND, FAIL, ERROR, PEND) are TWS's words and shown as is.
-_OWN_LABELS = {"RECOVERED", "RERUNNING", "CANCELLED", "GONE", "LATE"}
+_OWN_LABELS = {"RECOVERED", "RERUNNING", "CANCELLED", "GONE", "LATE", "LONG"}
 
 
 def _when(iso: str | None) -> str:
@@ -139,7 +159,7 @@ def _label(record: JSON) -> str:
     if state == "open":
         if new_run(failure, record["job"]):  # a status gone back within the failed run is no rerun
             return "RERUNNING"
-        return "LATE" if record["kind"] == "late" else failure["status"]
+        return {"late": "LATE", "long": "LONG"}.get(record["kind"], failure["status"])
     return {"recovered": "RECOVERED", "cancelled": "CANCELLED"}.get(state, "GONE")
 
 
@@ -156,8 +176,13 @@ def _summary(record: JSON, label: str, lang: str) -> str:
     where = say(lang, "alert_where", name=f["name"], stream=f["stream"], workstation=f["workstation"])
     if record["kind"] == "pend":
         text = say(lang, "alert_pend", where=where)
+    elif record["kind"] == "late" and f.get("deadline"):
+        text = say(lang, "alert_deadline", where=where, status=f["status"], deadline=_when(f["deadline"]))
     elif record["kind"] == "late":
         text = say(lang, "alert_late", where=where, start=_when(f["start"]))
+    elif record["kind"] == "long":
+        text = say(lang, "alert_long", where=where, ran=_span(f.get("ran")), factor=f.get("factor") or 0,
+                   estimate=_span(f.get("estimate")))
     else:
         text = say(lang, "alert_ended", where=where, status=f["status"], rc=_rc(lang, f["rc"]))
     if record.get("blocked"):
@@ -243,6 +268,14 @@ def _job_buttons(record: JSON, label: str, acked: bool, lang: str) -> tuple[Butt
     if label in {"ABEND", "FAIL", "ERROR"}:  # TWS refuses a rerun of a PEND, running or rerunning job
         buttons.insert(0, Button(label=say(lang, "btn_rerun"), action_id=ACTION_ALERT_RERUN, value=job_id,
                                  style="primary"))
+    elif label == "PEND":  # TWS's confirm-succ / confirm-abend, through the policy action "confirm"
+        buttons[:0] = [Button(label=say(lang, "alert_btn_confirm_succ"), action_id=ACTION_ALERT_CONFIRM_SUCC,
+                              value=job_id, style="primary"),
+                       Button(label=say(lang, "alert_btn_confirm_abend"), action_id=ACTION_ALERT_CONFIRM_ABEND,
+                              value=job_id)]
+    elif record["kind"] == "long" and record["job"]["status"] == "EXEC":  # a kill ends the run ABEND
+        buttons.insert(0, Button(label=say(lang, "alert_btn_kill"), action_id=ACTION_ALERT_KILL, value=job_id,
+                                 style="danger"))
     if not acked:
         buttons.append(Button(label=say(lang, "alert_btn_ack"), action_id=ACTION_ALERT_ACK, value=key))
     return tuple(buttons + _snooze_buttons(key, lang))
@@ -329,6 +362,8 @@ def transition(record: JSON, label: str, *, lang: str = "en") -> Reply:
     key = f"alert_step_{label.lower()}"
     if label == "GONE" and record.get("gone_why") == "plan":
         key = "alert_step_gone_plan"
+    elif label == "RECOVERED" and record["kind"] in {"long", "late"}:
+        key = "alert_step_finished"  # it did not fail: it finished
     text = say(lang, key, job=record["failure"]["full_name"], run=job["reruns"],
                status=job["status"], end=_when(job["end"]))
     return Reply(text=text, level="success" if label == "RECOVERED" else "info")

@@ -104,6 +104,7 @@ class Outbox:
         self.stopping = False  # set at shutdown: finish the send under way, start no other
         self.more = False  # the last round left due items behind (see ``deliver_due``)
         self._notifiers = tuple(notifiers)
+        self.notifiers = self._notifiers  # for messages outside the outbox (the daily digest)
         self._render_root = render_root
         self._clock = clock
         self._seq = itertools.count()
@@ -143,18 +144,20 @@ class Outbox:
         by_target: dict[str, list[OutboxItem]] = {}
         for item in items:
             by_target.setdefault(item.payload["target"], []).append(item)
-        self.more = len(due) >= SCAN or any(per_target is not None and len(batch) > per_target
-                                            for batch in by_target.values())
+        self.more = len(due) >= SCAN
         updated = set[tuple[str, str]]()
-        sent = await asyncio.gather(*(self._deliver_target(batch[:per_target] if per_target else batch, updated)
-                                      for batch in by_target.values()))
+        sent = await asyncio.gather(*(self._deliver_target(batch, updated, per_target) for batch in by_target.values()))
         return sum(sent)
 
-    async def _deliver_target(self, items: list[OutboxItem], updated: set[tuple[str, str]]) -> int:
+    async def _deliver_target(self, items: list[OutboxItem], updated: set[tuple[str, str]],
+                              per_target: int | None = None) -> int:
         delivered = 0
         for item in items:
             if self.stopping:
                 break  # shutting down: the rest stays queued for the next start
+            if per_target is not None and delivered >= per_target:
+                self.more = True  # this round's share of the channel's pace is used: the rest next round
+                break
             target = item.payload["target"]
             if self._paused.get(target, 0.0) > self._clock():
                 await self._store.outbox_retry(item.id, self._paused[target], "waiting behind a failed send")

@@ -75,8 +75,8 @@ CLOSED_TTL = 86400.0
 LOG_TAIL = 40
 DETAIL_CONCURRENCY = 8
 DELIVERY_INTERVAL = 2.0  # how often delivery looks at the outbox when nothing wakes it
-DELIVERY_ROUND = 3  # messages per target per delivery round (about 3 s at Slack's pace)
-STOP_GRACE = 1.2  # seconds a send under way may take to finish at shutdown
+DELIVERY_ROUND = 1  # messages per target per round: a paced channel never holds a round (and the others) up
+STOP_GRACE = 0.8  # seconds a send under way may take to finish at shutdown
 GROUP_PREFIXES = ("burst:", "flood:", "base:")
 INCIDENT_PREFIX = "pagerduty:"  # targets that open incidents (bot.alerts.pagerduty), not chat threads  # threads that are a group of failures, not one
 PURGE_EVERY = 600.0  # seconds between two purges of expired keys (SQLite keeps them until then)
@@ -195,11 +195,19 @@ class FailureWatch:
         return report
 
     def _kind(self, job: Job) -> str | None:
+        """What is wrong with a job, if anything: failed, pend, late (TWS says so, or past its
+        deadline), long (running more than ``long_factor`` times its estimated duration)."""
         if job.status in self._settings.states:
             return "failed"
         if job.status == "PEND" and self._settings.notify_pend:
             return "pend"
-        if job.status == "EXEC" and job.late and self._settings.notify_late:
+        if job.status != "EXEC" or not self._settings.notify_late:
+            return None
+        now = self._clock()
+        if job.start is not None and job.estimated_duration:  # the more telling of the two: it has a Kill button
+            if now - job.start.timestamp() > self._settings.long_factor * job.estimated_duration:
+                return "long"
+        if job.late or (job.deadline is not None and job.deadline.timestamp() < now):
             return "late"
         return None
 
@@ -274,17 +282,19 @@ class FailureWatch:
         by_targets: dict[tuple[str, ...], list[tuple[Job, str]]] = {}
         for job, kind, targets in singles:
             by_targets.setdefault(targets, []).append((job, kind))
-        singles = []
+        singles, floods = [], []
         for targets, items in by_targets.items():
             alone, flood = await self._flood_guard(targets, items)
             singles += [(job, kind, targets) for job, kind in alone]
             if flood is not None:
-                await self._grouped(flood, items[len(alone):])
-                self._tally["flooded"] += len(items) - len(alone)
-                self._tally["grouped"] -= len(items) - len(alone)
+                floods.append((flood, items[len(alone):]))
         details = await self._details([(job, kind) for job, kind, _ in singles])
         for job, kind, targets in singles:
             await self._open(job, kind, targets, details[job.id])
+        for flood, rest in floods:  # after the ones alone: the channel reads them first, then the rest
+            await self._grouped(flood, rest)
+            self._tally["flooded"] += len(rest)
+            self._tally["grouped"] -= len(rest)
 
     async def _flood_guard(self, targets: tuple[str, ...],
                            items: list[tuple[Job, str]]) -> tuple[list[tuple[Job, str]], JSON | None]:
@@ -332,6 +342,8 @@ class FailureWatch:
                 await self._save(record)
             if summary is not None:
                 for target in targets:
+                    if target.startswith(INCIDENT_PREFIX):
+                        continue  # a summary of old failures is no incident to page anyone for
                     await self._queue(f"root:{summary}:{target}", op="root", target=target, thread=summary)
             self._tally["baselined"] += len(items)
             log.info("alerts_baselined", targets=list(targets), count=len(items), summary=summary)
@@ -386,7 +398,8 @@ class FailureWatch:
         for target in group["targets"]:
             await self._queue(f"root:{thread}:{target}", op="root", target=target, thread=thread,
                               reply=compose.group_root(group, records, earlier=earlier, lang=self._lang))
-            for record in records if not created else ():
+            for record in records if not created and group.get("kind") != "flood" else ():
+                # (a flood message only grows: one reply per failure would be the flood again)
                 await self._queue(f"reply:{record['job_id']}:{record['failure']['run']}:grouped:{target}",
                                   op="reply", target=target, thread=thread,
                                   reply=compose.new_in_group(record, lang=self._lang))
@@ -456,7 +469,7 @@ class FailureWatch:
             return None
 
     def _record(self, job: Job, kind: str, targets: tuple[str, ...], thread: str, details: JSON) -> JSON:
-        snap, now = compose.snapshot(job), self._clock()
+        snap, now = compose.snapshot(job, now=self._clock(), factor=self._settings.long_factor), self._clock()
         return {"job_id": job.id, "thread": thread, "targets": list(targets), "kind": kind, "state": "open",
                 "job": snap, "failure": snap, "runs": [_failure_key(job, kind)], "failures": 1,
                 "errors": details.get("errors") or [], "log_note": details.get("log_note"),
@@ -477,7 +490,7 @@ class FailureWatch:
     async def _repeat(self, record: JSON, job: Job, kind: str, details: JSON) -> None:
         """A later run of an alerted job failed too: same thread, root updated."""
         record = await self._promote(record)
-        snap = compose.snapshot(job)
+        snap = compose.snapshot(job, now=self._clock(), factor=self._settings.long_factor)
         record = {**record, "state": "open", "kind": kind, "job": snap, "failure": snap,
                   "runs": [*record["runs"], _failure_key(job, kind)][-20:], "failures": record["failures"] + 1,
                   "errors": details["errors"], "log_note": details.get("log_note"), "blocked": details["blocked"],
@@ -553,6 +566,8 @@ class FailureWatch:
             if settled:
                 await self._save(record)
             return
+        if state != "open" and record["state"] == "open":
+            record = {**record, "closed_at": self._clock()}  # time to recover, in the digest
         record = {**record, "state": state, "job": snap}
         label = LABEL_OF_STATE.get(state)
         failure = record["failure"]
@@ -811,6 +826,11 @@ class FailureWatch:
                           id="alerts-poll", **common)
         scheduler.add_job(self._scheduled_housekeeping, "interval", seconds=max(0.5, self._settings.lock_ttl / 3),
                           id="alerts-housekeeping", **common)
+        for index, digest in enumerate(self._settings.digests):
+            hour, minute = (int(part) for part in digest.at.split(":"))
+            scheduler.add_job(self._scheduled_digest, "cron", hour=hour, minute=minute, timezone=digest.timezone,
+                              args=[index], id=f"alerts-digest-{index}", max_instances=1, coalesce=True,
+                              replace_existing=True)
         self._delivery = asyncio.get_running_loop().create_task(self._delivery_loop(), name="alerts-delivery")
 
     async def stop(self) -> None:
@@ -854,6 +874,41 @@ class FailureWatch:
             await self.poll_once()
         except Exception:  # entry point: log, keep the schedule alive
             log.exception("alerts_poll_failed")
+
+    async def _scheduled_digest(self, index: int) -> None:
+        try:
+            await self.send_digest(index)
+        except Exception:  # entry point
+            log.exception("alerts_digest_failed")
+
+    async def send_digest(self, index: int) -> bool:
+        """Post digest ``index`` of ``[[alerts.digests]]`` (leader only, once a day across replicas)."""
+        from bot.alerts import digest as digests
+
+        settings = self._settings.digests[index]
+        if not await self._lead():
+            return False
+        day = await digests.collect(self._store, now=self._clock(), timezone=settings.timezone)
+        if not await self._store.claim(f"digestsent:{index}:{day.day}", 2 * digests.DAY):
+            return False  # another replica (or this one before a restart) sent it
+        message = digests.reply(day, lang=self._lang)
+        png = digests.chart_png(day, lang=self._lang)
+        for target in settings.targets:
+            notifier = next((n for n in self._outbox.notifiers if n.handles(target)), None)
+            if notifier is None:
+                log.error("alert_target_unhandled", target=target, item="digest")
+                continue
+            try:
+                await notifier.post(target, message)
+                upload = getattr(notifier, "upload", None)
+                if upload is not None:
+                    await upload(target, png, filename=f"resync-digest-{day.day}.png", title=message.title or "",
+                                 comment=None)
+            except ResyncError as exc:
+                log.warning("alerts_digest_not_delivered", target=target, error=str(exc)[:200])
+                continue
+            log.info("alerts_digest_sent", target=target, day=day.day, failures=day.failures)
+        return True
 
     async def _scheduled_housekeeping(self) -> None:
         try:

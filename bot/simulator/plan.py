@@ -46,6 +46,7 @@ JOB_ACTIONS: dict[str, frozenset[str]] = {
     "cancel": frozenset({"SCHED", "HOLD", "READY", "ABEND", "FAIL", "ERROR", "PEND", "SUPPR"}),
     "kill": frozenset({"EXEC"}),
     "confirm-succ": frozenset({"ABEND", "FAIL", "PEND", "EXEC"}),
+    "confirm-abend": frozenset({"SUCC", "PEND", "EXEC"}),
 }
 STREAM_ACTIONS: dict[str, frozenset[str]] = {
     "hold": frozenset({"HOLD", "READY", "EXEC", "STUCK"}),
@@ -455,6 +456,11 @@ class Plan:
             job.end, job.rc = now, 0
         job.outcome, job.note = "SUCC", "confirmed"
 
+    def _confirm_abend(self, job: Job, now: float) -> None:
+        if job.end > now:  # still running: it ends here
+            job.end = now
+        job.outcome, job.rc, job.note = "ABEND", job.rc or 0, "confirmed"
+
     def force_fail(self, job_id: str, return_code: int, now: float) -> Job:
         """End the current run in ABEND now, whatever its state (a test's lever)."""
         job = self.job(job_id)
@@ -502,12 +508,13 @@ class Plan:
 
 _JOB_HANDLERS: dict[str, Callable[[Plan, Job, float], None]] = {
     "rerun": Plan._rerun, "hold": Plan._hold, "release": Plan._release, "cancel": Plan._cancel,
-    "kill": Plan._kill, "confirm-succ": Plan._confirm_succ,
+    "kill": Plan._kill, "confirm-succ": Plan._confirm_succ, "confirm-abend": Plan._confirm_abend,
 }
 _ACTION_MESSAGES = {
     "rerun": "AWSBHU611I Rerun submitted for", "hold": "AWSBHU612I Hold submitted for",
     "release": "AWSBHU613I Release submitted for", "cancel": "AWSBHU614I Cancel submitted for",
     "kill": "AWSBHU615I Kill submitted for", "confirm-succ": "AWSBHU616I Confirm SUCC submitted for",
+    "confirm-abend": "AWSBHU617I Confirm ABEND submitted for",
 }
 
 

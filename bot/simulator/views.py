@@ -6,6 +6,7 @@ where the wire shapes of docs/tws-wire.md live on the simulator's side.
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Any
 
@@ -72,11 +73,19 @@ def job_json(plan: Plan, job: Job, now: float, wire: Wire = DOCUMENTED) -> dict[
         "jobNumber": plan.job_number(job, job.run) if job.start <= now else None, "priority": job.priority,
         "actualStart": iso(_started(job, now)), "actualEnd": iso(_ended(job, now)), "rerunCount": job.run,
         "requiredConfirmation": job.confirm, "jobLate": is_late(job, now),
+        "estimatedDuration": estimated_duration(job),
         "dependencies": [_dependency(plan, job, pred, now, wire) for pred in job.preds],
     }
     if wire.run_id:
         body["runId"] = plan.run_id(job)
     return body
+
+
+def estimated_duration(job: Job) -> int | None:
+    """What the plan expects a run to take, in seconds [I]: its usual time (a long runner takes 8x)."""
+    if math.isinf(job.start) or math.isinf(job.end):
+        return None
+    return max(1, round((job.end - job.start) / (8 if job.long else 1)))
 
 
 def _dependency(plan: Plan, job: Job, pred: Job, now: float, wire: Wire) -> dict[str, Any]:

@@ -91,6 +91,65 @@ class FakeSlackApi:
         self._link: web.WebSocketResponse | None = None
         self._runner: web.AppRunner | None = None
         self.port = 0
+        self._pending_files: dict[str, JSON] = {}  # files upload v2: announced, maybe uploaded, not shared yet
+        self.uploads: list[JSON] = []  # files shared by files.completeUploadExternal
+
+    # --- files upload v2 (files.getUploadURLExternal, POST upload_url, files.completeUploadExternal) --
+    # As Slack documents it: step 1 takes ``filename`` and ``length`` (bytes) and hands out an
+    # ``upload_url`` and ``file_id``; step 2 POSTs the bytes (raw or a multipart ``file`` field) to
+    # that URL; step 3 takes ``files`` (a JSON array of ``{"id", "title"}``) and ``channel_id`` (with
+    # ``initial_comment``, ``thread_ts``) and shares them. A file not uploaded, or of another length
+    # than announced, is refused. ``slack.uploads`` holds the shared files: {id, filename, title,
+    # data, channel, initial_comment}.
+
+    def _get_upload_url(self, params: JSON) -> JSON:
+        filename, length = params.get("filename"), params.get("length")
+        try:
+            length = int(length)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            return {"ok": False, "error": "invalid_arguments"}
+        if not filename or length <= 0:
+            return {"ok": False, "error": "invalid_arguments"}
+        file_id = "F" + uuid.uuid4().hex[:10].upper()
+        self._pending_files[file_id] = {"id": file_id, "filename": str(filename), "length": length, "data": None}
+        return {"ok": True, "file_id": file_id, "upload_url": f"http://127.0.0.1:{self.port}/upload/v1/{file_id}"}
+
+    async def _upload(self, request: web.Request) -> web.Response:
+        pending = self._pending_files.get(request.match_info["file_id"])
+        if pending is None:
+            return web.Response(status=404, text="not found")
+        if request.content_type.startswith("multipart/"):
+            data = b""
+            async for part in await request.multipart():
+                if part.name in {"file", "filename"} or part.filename:  # type: ignore[union-attr]
+                    data = await part.read()  # type: ignore[union-attr]
+        else:
+            data = await request.read()
+        pending["data"] = bytes(data)
+        return web.Response(text=f"OK - {len(data)}")
+
+    def _complete_upload(self, params: JSON) -> JSON:
+        files = params.get("files")
+        if isinstance(files, str):
+            try:
+                files = json.loads(files)
+            except ValueError:
+                return {"ok": False, "error": "invalid_arguments"}
+        if not isinstance(files, list) or not files:
+            return {"ok": False, "error": "invalid_arguments"}
+        shared = []
+        for item in files:
+            pending = self._pending_files.get(item.get("id", "")) if isinstance(item, dict) else None
+            if pending is None or pending["data"] is None or len(pending["data"]) != pending["length"]:
+                return {"ok": False, "error": "file_not_found" if pending is None else "file_upload_size_mismatch"}
+            shared.append({**pending, "title": item.get("title") or pending["filename"],
+                           "channel": params.get("channel_id"), "initial_comment": params.get("initial_comment"),
+                           "thread_ts": params.get("thread_ts")})
+        for item in shared:
+            del self._pending_files[item["id"]]
+            self.uploads.append(item)
+        self._notify()
+        return {"ok": True, "files": [{"id": f["id"], "title": f["title"], "name": f["filename"]} for f in shared]}
 
     # --- lifecycle ------------------------------------------------------------------------
     async def __aenter__(self) -> FakeSlackApi:
@@ -99,6 +158,7 @@ class FakeSlackApi:
         app.router.add_get("/api/{method}", self._api)  # Slack takes arguments as a query string too
         app.router.add_post("/response/{key}", self._response_url)
         app.router.add_get("/link", self._socket)
+        app.router.add_post("/upload/v1/{file_id}", self._upload)  # files upload v2, step 2
         self._runner = web.AppRunner(app, handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -169,6 +229,7 @@ class FakeSlackApi:
             "auth.test": self._auth_test, "chat.postMessage": self._post_message,
             "chat.postEphemeral": self._post_ephemeral, "chat.update": self._update,
             "users.info": self._users_info, "apps.connections.open": self._connections_open,
+            "files.getUploadURLExternal": self._get_upload_url, "files.completeUploadExternal": self._complete_upload,
         }.get(method)
         if handler is None:
             return 200, {"ok": False, "error": "unknown_method"}, {}
@@ -297,6 +358,8 @@ async def _params(request: web.Request) -> JSON:
         params = json.loads(raw) if raw else {}
     else:
         params = dict(await request.post())
+    if request.method != "GET" and request.query:  # Slack takes arguments as a query string on a POST too
+        params = {**dict(request.query), **params}
     for key in ("blocks", "attachments"):
         if isinstance(params.get(key), str):
             params[key] = json.loads(params[key])
