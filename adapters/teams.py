@@ -22,7 +22,7 @@ a "working on it" goes out first, and the answer replaces it in place. The HTTP 
 Where answers go: a channel message is answered in its reply chain, personal and group chats in
 place; ``Reply.update`` rewrites a card (``update_activity``), which is how a confirmation card
 shows its outcome without buttons. Outbound calls use one SDK ``ConnectorClient`` per
-``serviceUrl`` (inside turns too), within Teams' per-conversation limits (``_Window``: 7 a second,
+``serviceUrl`` (inside turns too), within Teams' per-conversation limits (``SendWindow``: 7 a second,
 60 in 30 s), retried on 429 (``Retry-After``), 412, 502 and 504 (and other 5xx) with full-jitter
 backoff (``adapters.sending``); a post that finally fails raises ``DeliveryError``, so the alerts
 outbox keeps it. A conversation the bot was removed from (403, or 404 on a post) is marked gone
@@ -66,8 +66,9 @@ EMAIL_TTL = 3600.0
 _TRANSIENT = frozenset({412, 502, 504})  # besides 429 and other 5xx: Teams' documented retryables
 
 
-class _Window:
-    """Per-conversation send slots within Teams' limits: at most 7 in any second and 60 in any 30 s.
+class SendWindow:
+    """Per-conversation send slots within sliding-window limits, by default Teams': at most 7 in
+    any second and 60 in any 30 s (``LIMITS``; the widest window must come last).
 
     A 429 blocks the conversation for its ``Retry-After``. One event loop and no await between
     checking and taking a slot, so no lock.
@@ -75,7 +76,9 @@ class _Window:
 
     LIMITS = ((1.0, 7), (30.0, 60))
 
-    def __init__(self) -> None:
+    def __init__(self, limits: tuple[tuple[float, int], ...] = LIMITS) -> None:
+        self._limits = limits
+        self._span = max(span for span, _ in limits)
         self._sent: dict[str, deque[float]] = {}
         self._blocked: dict[str, float] = {}
 
@@ -84,17 +87,17 @@ class _Window:
         while True:
             now = loop.time()
             sent = self._sent.setdefault(key, deque())
-            while sent and sent[0] <= now - 30.0:
+            while sent and sent[0] <= now - self._span:
                 sent.popleft()
             delay = self._blocked.get(key, now) - now
-            for span, most in self.LIMITS:
+            for span, most in self._limits:
                 recent = [t for t in sent if t > now - span]
                 if len(recent) >= most:
                     delay = max(delay, recent[-most] + span - now)
             if delay <= 0:
                 sent.append(now)
                 if len(self._sent) > 10_000:
-                    self._sent = {k: v for k, v in self._sent.items() if v and v[-1] > now - 30.0}
+                    self._sent = {k: v for k, v in self._sent.items() if v and v[-1] > now - self._span}
                 return
             await asyncio.sleep(delay)
 
@@ -121,7 +124,7 @@ class TeamsAdapter:
         self._cloud.on_turn_error = self._turn_failed
         self._conversations = Conversations(store)
         self._answers = Answers(self._answer, store, platform="teams")
-        self._window = _Window()
+        self._window = SendWindow()
         self._clients: dict[str, Any] = {}  # serviceUrl -> ConnectorClient
         self._emails: dict[str, tuple[str | None, float]] = {}
         self._warm: asyncio.Task[None] | None = None

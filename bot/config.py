@@ -655,7 +655,8 @@ def _teams(s: _Source) -> TeamsSettings | None:
     app_id = s.str("MicrosoftAppId", "teams.MicrosoftAppId")
     names = ("MicrosoftAppPassword", "MicrosoftAppType", "MicrosoftAppTenantId", "ValidateAuthority",
              "TEAMS_ALLOWED_TENANTS", "TEAMS_APP_NAME", *_TEAMS_URLS, *_TEAMS_TEXTS)
-    given = {name: s.str(name, f"teams.{name}") if name != "ValidateAuthority" else None for name in names}
+    given = {name: s.str(name, f"teams.{name}") if name not in ("ValidateAuthority", "TEAMS_ALLOWED_TENANTS") else None
+             for name in names}  # those two are a flag and a list, read below
     if not app_id:
         present = [n for n in names if s.raw(n, f"teams.{n}") not in (_MISSING, "")]
         if present:

@@ -117,7 +117,7 @@ class FakeBotConnector:
     def calls(self, kind: str | None = None) -> list[Call]:
         return [c for c in self._calls if kind is None or c.kind == kind]
 
-    async def wait_for(self, kind: str, count: int = 1, timeout: float = 5.0, *, ok: bool = True) -> list[Call]:
+    async def wait_for(self, kind: str, count: int = 1, timeout: float = 10.0, *, ok: bool = True) -> list[Call]:
         """The first ``count`` calls of ``kind`` (only answered 2xx unless ``ok=False``)."""
         def found() -> list[Call]:
             return [c for c in self.calls(kind) if not ok or c.status < 300]
