@@ -35,6 +35,7 @@ from bot.errors import (
     TwsAuthError,
     TwsError,
     TwsForbidden,
+    TwsErrorAnswer,
     TwsUnavailable,
 )
 from bot.events import (
@@ -75,7 +76,7 @@ from bot.tools import (
     run_read_tool,
 )
 from bot.tws.client import TwsClient
-from bot.tws.models import Job
+from bot.tws.models import WAITING_STATUSES, Job
 
 log = structlog.get_logger(__name__)
 
@@ -140,6 +141,8 @@ class Agent:
             if event.kind == "action":
                 return await self._on_action(event, lang)
             return await self._on_text(event, lang)
+        except TwsErrorAnswer as exc:  # TWS did answer: quote it, never "not reachable"
+            return [Reply(text=say(lang, "tws_error", detail=exc.answer), level="error", ephemeral=True)]
         except TwsUnavailable as exc:
             return [Reply(text=say(lang, "tws_down", detail=str(exc)), level="error", ephemeral=True)]
         except TwsAuthError:
@@ -322,7 +325,7 @@ class Agent:
         except TwsError as exc:
             log.warning("confirm_successors_unknown", job=job.full_name, error=type(exc).__name__)
             return Field(label=say(lang, "f_successors"), value=say(lang, "successors_unknown"))
-        waiting = sum(1 for s in found if s.status in {"HOLD", "SCHED", "READY"})
+        waiting = sum(1 for s in found if s.status in WAITING_STATUSES)
         return Field(label=say(lang, "f_successors"), value=say(lang, "successors_count", count=len(found), waiting=waiting))
 
     async def _still_waiting(self, pending_id: str, lang: str) -> Reply:

@@ -47,6 +47,18 @@ class TwsUnavailable(TwsError):
     """TWS cannot be reached right now (network, timeout, 5xx, breaker open)."""
 
 
+class TwsErrorAnswer(TwsUnavailable):
+    """TWS itself answered a 5xx with an error message: it is reachable, so say what it answered.
+
+    Still a TwsUnavailable (retried, fed to the breaker, an action known not applied); ``answer``
+    holds TWS's own message so user-facing text can quote it instead of saying "not reachable".
+    """
+
+    def __init__(self, message: str, *, answer: str) -> None:
+        super().__init__(message)
+        self.answer = answer
+
+
 class TwsAuthError(TwsError):
     """TWS refused the credentials (HTTP 401)."""
 

@@ -310,7 +310,13 @@ async def test_llm_errors_fall_back_to_the_rules(world: World) -> None:
 async def test_tws_outage_gets_a_clear_answer(world: World) -> None:
     world.sim.set_faults(outage=True)  # type: ignore[attr-defined]
     [reply] = await world.say("which jobs failed?")
-    assert "not reachable" in reply.text and reply.level == "error"
+    # TWS did answer (a 503 with its own message): quote it, never call it "not reachable"
+    assert reply.text.startswith("TWS answered with an error: AWSJCO005E") and reply.level == "error"
+    assert "not reachable" not in reply.text and "TWS answered: " not in reply.text
+    [reply] = await world.say("quais jobs falharam?")
+    assert reply.text.startswith("O TWS respondeu com um erro: AWSJCO005E") and "acessível" not in reply.text
+    [reply] = await world.say("tws health")
+    assert reply.text.startswith("TWS answered with an error: AWSJCO005E") and "reachable" not in reply.text
 
 
 async def test_hold_then_release_a_waiting_job(world: World) -> None:

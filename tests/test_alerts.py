@@ -695,3 +695,21 @@ async def test_tws_outage_notices_and_lifecycle_steps_in_portuguese(sim, tws, sq
     [(_, _, updated)] = chat.updates
     assert {f.label: f.value for f in updated.fields}["Código de retorno"] == "12"
     assert "Já falhou 2 vezes neste plano" in updated.text
+
+
+async def test_a_scheduled_successor_waiting_on_the_failed_job_counts_as_blocked(sim, tws, sqlite_store):
+    """Not only HOLD: a successor that has not run yet (SCHED) waits on the failed job, as the
+    rerun confirmation counts it ("Successors 1 (1 waiting)"), so the alert says 1, not 0."""
+    simulator, _ = sim
+    candidates = [await tws.get_job(j["id"]) for j in simulator.jobs_in_state("SCHED")[:60]]
+    successors = await tws.successors_of(candidates)
+    job = next(j for j in candidates if [s.status for s in successors[j.id]] == ["SCHED"])
+    simulator.force_fail(job.id, 8)
+    [after] = (await tws.successors_of([await tws.get_job(job.id)]))[job.id]
+    assert after.status == "SCHED"  # still not run, and waiting on the failed job
+    chat = Recorder()
+    watch = watch_for(alerting(default_targets=("slack:C1",)), tws=tws, store=sqlite_store, notifiers=[chat])
+    assert (await watch.poll_once()).new == 1 and await watch.deliver_due() == 1
+    [(_, root, _)] = chat.posts
+    assert "1 successor job(s) are blocked." in root.text, root.text
+    assert any(f.value == "1" for f in root.fields), root.fields

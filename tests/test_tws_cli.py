@@ -50,3 +50,15 @@ async def test_a_closed_pipe_ends_quietly(tmp_path: Path) -> None:
             assert await asyncio.to_thread(reader.readline)  # in a thread: the simulator shares this loop
         _, err = await proc.communicate()
         assert proc.returncode == 141 and b"Traceback" not in err and b"BrokenPipe" not in err, err.decode()
+
+
+async def test_health_says_what_tws_answered_without_contradiction(tmp_path: Path) -> None:
+    async with run_simulator(jobs=50, seed=3, speed=0) as (sim, url):
+        sim.set_faults(outage=True)  # a 503 with a TWS message: TWS answered, so it is reachable
+        rc, out, err = await _resync(url, "tws", "health", tmp=tmp_path)
+        assert rc == 1 and out.startswith("TWS answered with an error: AWSJCO005E"), (out, err)
+        assert "NOT reachable" not in out and "TWS answered: " not in out
+        sim.set_faults(auth_fail=True)
+        rc, out, err = await _resync(url, "tws", "health", tmp=tmp_path)
+        assert rc == 1 and out.startswith("TWS is reachable but refused the credentials (HTTP 401"), (out, err)
+        assert out.count("refused the credentials") == 1

@@ -60,7 +60,7 @@ from bot.events import (
 from bot.store import Store
 from bot.texts import say
 from bot.tws.client import TwsClient
-from bot.tws.models import Job
+from bot.tws.models import WAITING_STATUSES, Job
 
 if TYPE_CHECKING:
     from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -449,13 +449,13 @@ class FailureWatch:
         return compose.error_lines(tail.text, only_real=kind != "failed" or job.return_code == 0), None
 
     async def _blocked(self, jobs: list[Job]) -> dict[str, int]:
-        """How many successors each job holds back (in HOLD); {} when TWS cannot say."""
+        """How many successors each job holds back (not run yet, waiting on it); {} when TWS cannot say."""
         try:
             successors = await self._tws.successors_of(jobs)
         except TwsError as exc:
             log.warning("alert_successors_unavailable", jobs=len(jobs), error=type(exc).__name__)
             return {}
-        return {job_id: sum(1 for s in found if s.status == "HOLD") for job_id, found in successors.items()}
+        return {job_id: sum(1 for s in found if s.status in WAITING_STATUSES) for job_id, found in successors.items()}
 
     async def _runbook(self, job: Job, errors: list[str]) -> str | None:
         if self._runbook_search is None:

@@ -28,6 +28,10 @@ STREAM_STATES: frozenset[str] = frozenset(
     {"ADD", "ABEND", "CANCELP", "CANCL", "ERROR", "EXEC", "EXTRN", "HOLD", "READY", "STUCK", "SUCC", "SUPPR"}
 )
 
+#: A successor in one of these states has not run yet: it waits on its predecessors. The rerun
+#: confirmation's "waiting" and an alert's "blocked" count both use it, so the two agree.
+WAITING_STATUSES = frozenset({"HOLD", "SCHED", "READY"})
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Dependency:
