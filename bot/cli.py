@@ -520,7 +520,7 @@ def _teams_package(args: argparse.Namespace) -> int:
     from adapters.teams_package import write_package
     from bot.config import load_teams_settings
 
-    settings = load_teams_settings()
+    settings = load_teams_settings(for_package=True)  # a package needs the app id, no secret
     if settings is None:
         raise ConfigError("MicrosoftAppId is required: the package names the bot by its Azure app id")
     path = write_package(settings, args.out)

@@ -366,10 +366,13 @@ def load_store_settings(env: Mapping[str, str] | None = None) -> StoreSettings:
     return _store(_Source(env, _read_toml(env.get("RESYNC_CONFIG", ""))))
 
 
-def load_teams_settings(env: Mapping[str, str] | None = None) -> TeamsSettings | None:
-    """Only the Teams slice: for ``resync teams package``, which needs no TWS settings."""
+def load_teams_settings(env: Mapping[str, str] | None = None, *, for_package: bool = False) -> TeamsSettings | None:
+    """Only the Teams slice: for ``resync teams package``, which needs no TWS settings.
+
+    ``for_package``: the package names the bot by its app id only, so no MicrosoftAppPassword is
+    asked for (serving still requires it: ``load_settings`` never passes this)."""
     env = os.environ if env is None else env
-    return _teams(_Source(env, _read_toml(env.get("RESYNC_CONFIG", ""))))
+    return _teams(_Source(env, _read_toml(env.get("RESYNC_CONFIG", ""))), secret_needed=not for_package)
 
 
 def load_llm_settings(env: Mapping[str, str] | None = None) -> LlmSettings | None:
@@ -649,7 +652,7 @@ _TEAMS_TEXTS = {"ChannelService": "channel_service", "ToChannelFromBotOAuthScope
                 "ToBotFromChannelTokenIssuer": "token_issuer"}
 
 
-def _teams(s: _Source) -> TeamsSettings | None:
+def _teams(s: _Source, *, secret_needed: bool = True) -> TeamsSettings | None:
     """On when ``MicrosoftAppId`` is set; never without authentication (the SDK's "auth disabled"
     mode trusts any serviceUrl)."""
     app_id = s.str("MicrosoftAppId", "teams.MicrosoftAppId")
@@ -668,7 +671,7 @@ def _teams(s: _Source) -> TeamsSettings | None:
         raise ConfigError(f"MicrosoftAppType must be MultiTenant, SingleTenant or UserAssignedMSI, "
                           f"got {given['MicrosoftAppType']!r}")
     password, tenant = given["MicrosoftAppPassword"] or None, given["MicrosoftAppTenantId"] or None
-    if app_type != "UserAssignedMSI" and not password:
+    if app_type != "UserAssignedMSI" and not password and secret_needed:
         raise ConfigError(f"MicrosoftAppPassword is required for a {app_type} Teams app")
     if app_type != "MultiTenant" and not tenant:
         raise ConfigError(f"MicrosoftAppTenantId is required for a {app_type} Teams app")

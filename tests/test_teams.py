@@ -564,6 +564,13 @@ def test_teams_package_writes_the_manifest_and_both_icons(tmp_path: Path) -> Non
     assert struct.unpack(">II", outline[16:24]) == (32, 32) and outline[25] == 6  # colour type 6: RGBA (transparent)
     missing = _resync("teams", "package", env={"MicrosoftAppPassword": PASSWORD})
     assert missing.returncode == 2 and "MicrosoftAppId" in missing.stderr.strip()
+    no_secret = _resync("teams", "package", "--out", str(tmp_path / "nosecret.zip"), env={"MicrosoftAppId": APP_ID})
+    assert no_secret.returncode == 0, no_secret.stderr  # building a package needs the app id, no secret
+    with zipfile.ZipFile(tmp_path / "nosecret.zip") as package:
+        assert json.loads(package.read("manifest.json"))["bots"][0]["botId"] == APP_ID
+    serve = _resync("serve", env={"MicrosoftAppId": APP_ID, "TWS_URL": "http://127.0.0.1:9/twsd", "TWS_USER": "u",
+                                  "TWS_PASSWORD": "p", "RESYNC_DATA_DIR": str(tmp_path)})
+    assert serve.returncode != 0 and "MicrosoftAppPassword is required" in serve.stderr  # serving still needs it
 
 
 async def test_not_healthy_until_the_signing_keys_are_known(idp: FakeIdentityProvider, connector: FakeBotConnector,
