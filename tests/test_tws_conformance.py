@@ -146,11 +146,15 @@ async def test_queries_with_every_filter(wired: Wired) -> None:
         ({"status": ["HOLD", "READY"], "workstation": _name(foldered)},
          lambda j: job_state(j, now) in {"HOLD", "READY"} and j.stream.workstation == _name(foldered)),
     ]
-    if not sim.wire.bare_names:  # a folder path names a workstation only where the server has folders
-        path = workstation_path(_name(foldered))
-        cases += [({"workstation": path}, lambda j: j.stream.workstation == _name(foldered)),
-                  ({"workstation": path.lstrip("/")}, lambda j: j.stream.workstation == _name(foldered)),
-                  ({"workstation": "/" + _name(foldered)}, lambda j: False)]  # not in the root folder
+    # A folder path as a user types it: exact where the server has folders; by its last segment
+    # where the server's names carry none (bare-names), in the OQL sent and in the client's check.
+    path = workstation_path(_name(foldered))
+    cases += [({"workstation": path}, lambda j: j.stream.workstation == _name(foldered)),
+              ({"workstation": path.lstrip("/")}, lambda j: j.stream.workstation == _name(foldered)),
+              ({"workstation": path, "status": "FAILED"},
+               lambda j: j.stream.workstation == _name(foldered) and job_state(j, now) in {"ABEND", "FAIL", "ERROR"})]
+    if not sim.wire.bare_names:
+        cases.append(({"workstation": "/" + _name(foldered)}, lambda j: False))  # not in the root folder
     for filters, keep in cases:
         expected = {sim.plan.job_id(j) for j in sim.plan.jobs if keep(j)}
         assert {j.id for j in await tws.query_jobs(**filters)} == expected, filters
@@ -168,9 +172,8 @@ async def test_every_printed_name_pastes_back_to_the_same_instance(wired: Wired)
     foldered = _on(sim, folder=True)
     job_id = sim.plan.job_id(foldered)
     ws, stream, name = _name(foldered), foldered.stream.name, foldered.name
-    forms = [f"{ws}#{stream}.{name}", f"{ws.lower()}#{stream.lower()}.{name.lower()}", f"{stream}.{name}"]
-    if not sim.wire.bare_names:
-        forms += [f"{workstation_path(ws)}#{stream}.{name}", f"{workstation_path(ws).lstrip('/')}#{stream}.{name}"]
+    forms = [f"{ws}#{stream}.{name}", f"{ws.lower()}#{stream.lower()}.{name.lower()}", f"{stream}.{name}",
+             f"{workstation_path(ws)}#{stream}.{name}", f"{workstation_path(ws).lstrip('/')}#{stream}.{name}"]
     for form in forms:
         assert (await tws.resolve_job(parse_job_ref(form))).id == job_id, form
     with pytest.raises(JobNotFound):

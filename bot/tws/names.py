@@ -8,7 +8,8 @@ matched by its parts, never by string equality:
 
 * ``AGT01`` (no slash) is the name in any folder, and a bare ``AGT01`` from the server;
 * ``/AGT01`` is the root folder's ``AGT01`` (or a bare ``AGT01``: such a server has no folders);
-* ``/ETL/LNX_ETL01`` is exactly that path.
+* ``/ETL/LNX_ETL01`` is exactly that path, or a bare ``LNX_ETL01`` from a server whose names carry
+  no folder (it cannot say the folder, so the last segment is all there is to match).
 
 When one job stream runs several times in a plan, ``WS#STREAM(0600 11/21/26).JOB`` (conman's
 instance syntax [A]) names one instance; candidate lists print that form.
@@ -104,6 +105,6 @@ def workstation_matches(wanted: str, actual: str) -> bool:
     got = str(actual or "").strip().upper().rstrip("/")
     if not want.startswith("/"):  # a bare name: the last segment, whatever the folder
         return fnmatchcase(got.rsplit("/", 1)[-1], want)
-    if not got.startswith("/"):  # a server without folders: only a root-level path can name it
-        return want.count("/") == 1 and fnmatchcase(got, want[1:])
+    if not got.startswith("/"):  # a server without folders: any folder path names it by its last segment
+        return fnmatchcase(got, want.rsplit("/", 1)[-1])
     return fnmatchcase(got, want)

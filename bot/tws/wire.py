@@ -270,16 +270,16 @@ def workstation_term(workstation: str) -> str:
 
     V2 names workstations by folder path (``/AGT01``, ``/FOLDER/AGT01``) [A]; some servers answer
     bare names [I]. So ``AGT01`` asks for the bare name or that name in any folder, ``/AGT01`` for
-    the root path or the bare name, ``/FOLDER/AGT01`` for exactly that path. That ``LIKE '@/X'``
+    the root path or the bare name, ``/FOLDER/AGT01`` for exactly that path or, from a server whose
+    names carry no folder, its last segment (a foldered server has no bare names, so that part of
+    the term matches nothing there). That ``LIKE '@/X'``
     works on ``workstation`` is [I]; the client checks every answer with
     ``names.workstation_matches`` anyway, so a broader server match is harmless.
     """
     key = names.workstation_key(workstation)
     if not key.startswith("/"):
         return "(" + name_term("workstation", key) + " OR workstation LIKE " + quote("@/" + key.replace("*", "@")) + ")"
-    if key.count("/") == 1:
-        return "(" + name_term("workstation", key) + " OR " + name_term("workstation", key[1:]) + ")"
-    return name_term("workstation", key)
+    return "(" + name_term("workstation", key) + " OR " + name_term("workstation", key.rsplit("/", 1)[-1]) + ")"
 
 
 def statuses(status: str | Iterable[str]) -> tuple[str, ...]:
