@@ -35,7 +35,6 @@ from bot.errors import (
     TwsAuthError,
     TwsError,
     TwsForbidden,
-    TwsErrorAnswer,
     TwsUnavailable,
 )
 from bot.events import (
@@ -141,9 +140,9 @@ class Agent:
             if event.kind == "action":
                 return await self._on_action(event, lang)
             return await self._on_text(event, lang)
-        except TwsErrorAnswer as exc:  # TWS did answer: quote it, never "not reachable"
-            return [Reply(text=say(lang, "tws_error", detail=exc.answer), level="error", ephemeral=True)]
         except TwsUnavailable as exc:
+            if exc.answer:  # TWS did answer: quote it, never "not reachable"
+                return [Reply(text=say(lang, "tws_error", detail=exc.answer), level="error", ephemeral=True)]
             return [Reply(text=say(lang, "tws_down", detail=str(exc)), level="error", ephemeral=True)]
         except TwsAuthError:
             return [Reply(text=say(lang, "tws_auth"), level="error", ephemeral=True)]

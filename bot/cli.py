@@ -408,7 +408,7 @@ async def _log_tail_text(tws, job) -> str:  # type: ignore[no-untyped-def]
 
 
 async def _tws_health(args: argparse.Namespace) -> int:
-    from bot.errors import TwsAuthError, TwsErrorAnswer, TwsUnavailable
+    from bot.errors import TwsAuthError, TwsUnavailable
 
     async with AsyncExitStack() as stack:
         tws = await _tws_client(stack)
@@ -417,11 +417,11 @@ async def _tws_health(args: argparse.Namespace) -> int:
         except TwsAuthError as exc:
             print(str(exc).replace("TWS refused", "TWS is reachable but refused", 1))  # said once, not twice
             return 1
-        except TwsErrorAnswer as exc:  # TWS did answer, with an error: it is reachable
-            print(f"TWS answered with an error: {exc.answer} (breaker {tws.breaker_state})")
-            return 1
         except TwsUnavailable as exc:
-            print(f"TWS NOT reachable: {exc} (breaker {tws.breaker_state})")
+            if exc.answer:  # TWS did answer, with an error: it is reachable
+                print(f"TWS answered with an error: {exc.answer} (breaker {tws.breaker_state})")
+            else:
+                print(f"TWS NOT reachable: {exc} (breaker {tws.breaker_state})")
             return 1
         except ResyncError as exc:
             print(f"TWS answered with an error: {exc} (breaker {tws.breaker_state})")

@@ -44,17 +44,13 @@ class TwsError(ResyncError):
 
 
 class TwsUnavailable(TwsError):
-    """TWS cannot be reached right now (network, timeout, 5xx, breaker open)."""
+    """TWS cannot be reached right now (network, timeout, 5xx, breaker open).
 
-
-class TwsErrorAnswer(TwsUnavailable):
-    """TWS itself answered a 5xx with an error message: it is reachable, so say what it answered.
-
-    Still a TwsUnavailable (retried, fed to the breaker, an action known not applied); ``answer``
-    holds TWS's own message so user-facing text can quote it instead of saying "not reachable".
+    ``answer`` is TWS's own message when it did answer (a 5xx with a TWS error body): it is
+    reachable then, so user-facing text quotes the answer instead of saying "not reachable".
     """
 
-    def __init__(self, message: str, *, answer: str) -> None:
+    def __init__(self, message: str, *, answer: str | None = None) -> None:
         super().__init__(message)
         self.answer = answer
 

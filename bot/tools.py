@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from bot.alerts.compose import error_lines
-from bot.errors import AmbiguousJob, BadResponse, JobNotFound, LogNotReady, TwsAuthError, TwsError, TwsErrorAnswer, TwsUnavailable
+from bot.errors import AmbiguousJob, BadResponse, JobNotFound, LogNotReady, TwsAuthError, TwsError, TwsUnavailable
 from bot.events import ACTION_CHOOSE, Button, Field, Reply, RunbookAnswers, RunbookSearch
 from bot.places import PlaceIndex
 from bot.texts import has_text, say
@@ -506,9 +506,10 @@ async def _engine_health(ctx: ToolContext, args: dict[str, str]) -> Outcome:
     try:
         info = await ctx.tws.engine_info()
     except TwsError as exc:  # reachable but refusing is not "NOT reachable"
-        key = ("tws_auth" if isinstance(exc, TwsAuthError) else "tws_error" if isinstance(exc, TwsErrorAnswer)
+        answer = exc.answer if isinstance(exc, TwsUnavailable) else None  # TWS answered: quote it
+        key = ("tws_auth" if isinstance(exc, TwsAuthError) else "tws_error" if answer
                else "health_down" if isinstance(exc, TwsUnavailable) else "tws_error")
-        detail = exc.answer if isinstance(exc, TwsErrorAnswer) else str(exc)
+        detail = answer or str(exc)
         return Outcome(replies=[Reply(text=say(ctx.lang, key, detail=detail), level="error",
                                       fields=(Field(label=say(ctx.lang, "f_breaker"), value=ctx.tws.breaker_state),))])
     fields = (Field(label=say(ctx.lang, "f_version"), value=f"{info.version} ({info.engine_type})"),

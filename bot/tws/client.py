@@ -49,7 +49,6 @@ from bot.errors import (
     TwsAuthError,
     TwsError,
     TwsForbidden,
-    TwsErrorAnswer,
     TwsUnavailable,
 )
 from bot.tws import wire
@@ -600,7 +599,7 @@ def _error(method: str, path: str, status: int, raw: bytes) -> TwsError:
             return TwsUnavailable("TWS is throttling requests (HTTP 429); the action was not applied")
         return TwsUnavailable("TWS is throttling requests (HTTP 429)")
     if status >= 500 and messages:  # TWS itself answered: for an action, that is a refusal, not a loss
-        return TwsErrorAnswer(f"TWS answered: {text}", answer=text)
+        return TwsUnavailable(f"TWS answered: {text}", answer=text)
     if status >= 500:
         return _lost(method, path, f"it answered HTTP {status} without a TWS message")
     detail = text or (exception or f"HTTP {status}")
