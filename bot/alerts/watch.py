@@ -201,9 +201,14 @@ class FailureWatch:
             return "failed"
         if job.status == "PEND" and self._settings.notify_pend:
             return "pend"
-        if job.status != "EXEC" or not self._settings.notify_late:
+        if not self._settings.notify_late:
             return None
         now = self._clock()
+        if job.status in WAITING:  # not started yet: late once its latest start (or deadline) has passed
+            limits = [t for t in (job.latest_start, job.deadline) if t is not None]
+            return "late" if limits and min(limits).timestamp() < now else None
+        if job.status != "EXEC":
+            return None
         if job.start is not None and job.estimated_duration:  # the more telling of the two: it has a Kill button
             if now - job.start.timestamp() > self._settings.long_factor * job.estimated_duration:
                 return "long"
@@ -218,6 +223,9 @@ class FailureWatch:
         if self._settings.notify_late:
             states.append("EXEC")
         jobs = [job async for job in self._tws.iter_jobs(status=tuple(dict.fromkeys(states)))]
+        if self._settings.notify_late:  # not started by their latest start, or still waiting at their deadline
+            now = datetime.fromtimestamp(self._clock(), timezone.utc)
+            jobs += [job async for job in self._tws.iter_jobs(status=tuple(sorted(WAITING)), overdue=now)]
         return [job for job in jobs if self._kind(job)]
 
     async def _plan_id(self, jobs: list[Job]) -> str:
@@ -573,6 +581,8 @@ class FailureWatch:
         failure = record["failure"]
         if label is None and compose.new_run(failure, snap) and not compose.new_run(failure, before):
             label = "RERUNNING"
+        elif label is None and record["kind"] == "late" and before["status"] in WAITING and snap["status"] == "EXEC":
+            label = "STARTED"  # late to start, under way now: said once; it closes when it finishes
         event = f"{record['job_id']}:{snap['run']}:{snap['status']}:{state}"
         quiet = bool(record.get("quiet"))
         announce = label is not None and not quiet and await self._worth_announcing(record, label)
