@@ -18,6 +18,8 @@ restarts and other replicas see it:
 
     alert:<job id>             the failure record (written by the poll only)
     alertgroup:<group key>     a burst group and its jobs (poll only)
+    alertchan1:<channel digest> when recent alerts went out one by one to that channel (flood guard)
+    alertchan:<targets digest> the flood message open for a set of targets (poll only)
     alertburst:<stream digest> recent new failures of a stream (and which went out one by one), for
                                burst detection (poll only)
     alertack:<key>             acknowledgement (button); ackclaim:<key>:<run> makes it once
@@ -314,17 +316,21 @@ class FailureWatch:
         now, window, limit = self._clock(), self._settings.burst_window, self._settings.channel_burst
         key = "alertchan:" + hashlib.sha1(",".join(targets).encode()).hexdigest()[:16]
         state = await self._store.get(key) or {"times": [], "group": None}
-        times = [t for t in state["times"] if now - t < window]
         group = await self._store.get(f"alertgroup:{state['group']}") if state.get("group") else None
-        room = 0 if group else max(0, limit - len(times))
+        # Counted per channel, whatever route sent there: a channel two routes share fills up once.
+        channels = {target: "alertchan1:" + hashlib.sha1(target.encode()).hexdigest()[:16] for target in targets}
+        times = {target: [t for t in ((await self._store.get(ckey)) or {"times": []})["times"] if now - t < window]
+                 for target, ckey in channels.items()}
+        room = 0 if group else max(0, min(limit - len(ts) for ts in times.values()))
         alone = items[:room]
         if len(items) > room and group is None:
             group = {"key": f"flood:{hashlib.sha1(f'{key}|{now}'.encode()).hexdigest()[:12]}", "kind": "flood",
                      "stream": ", ".join(targets), "targets": list(targets), "job_ids": [], "earlier": [],
                      "window": window, "opened_at": now, "limit": limit}
             log.warning("alerts_channel_flood", targets=list(targets), limit=limit, window=window)
-        times = (times + [now] * len(alone))[-limit:]
-        await self._store.put(key, {"times": times, "group": group["key"] if group else None}, window)
+        for target, ckey in channels.items():
+            await self._store.put(ckey, {"times": (times[target] + [now] * len(alone))[-limit:]}, window)
+        await self._store.put(key, {"times": [], "group": group["key"] if group else None}, window)
         return alone, (group if len(items) > room else None)
 
     async def _baseline(self, fresh: list[tuple[Job, str, tuple[str, ...]]], *, first_start: bool) -> None:
