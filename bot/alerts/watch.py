@@ -33,6 +33,7 @@ restarts and other replicas see it:
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import time
 from collections import Counter
@@ -909,21 +910,14 @@ class FailureWatch:
             return False  # another replica (or this one before a restart) sent it
         message = digests.reply(day, lang=self._lang)
         png = digests.chart_png(day, lang=self._lang)
-        for target in settings.targets:
-            notifier = next((n for n in self._outbox.notifiers if n.handles(target)), None)
-            if notifier is None:
-                log.error("alert_target_unhandled", target=target, item="digest")
-                continue
-            try:
-                await notifier.post(target, message)
-                upload = getattr(notifier, "upload", None)
-                if upload is not None:
-                    await upload(target, png, filename=f"resync-digest-{day.day}.png", title=message.title or "",
-                                 comment=None)
-            except ResyncError as exc:
-                log.warning("alerts_digest_not_delivered", target=target, error=str(exc)[:200])
-                continue
-            log.info("alerts_digest_sent", target=target, day=day.day, failures=day.failures)
+        picture = {"png": base64.b64encode(png).decode("ascii"), "filename": f"resync-digest-{day.day}.png",
+                   "title": message.title or ""}
+        for target in settings.targets:  # through the outbox: retried, paced, durable like any alert
+            await self._outbox.add(f"digest:{index}:{day.day}:{target}", op="notice", target=target, reply=message)
+            await self._outbox.add(f"digest:{index}:{day.day}:{target}:chart", op="picture", target=target,
+                                   picture=picture)
+            log.info("alerts_digest_queued", target=target, day=day.day, failures=day.failures)
+        self._wake.set()
         return True
 
     async def _scheduled_housekeeping(self) -> None:
