@@ -57,7 +57,7 @@ from bot.events import (
 )
 from bot.journal import ActionJournal
 from bot.llm import claims_action
-from bot.nlu import detect_language, examples, parse_command, understand
+from bot.nlu import detect_language, examples, understand
 from bot.policy import Policy, action_of, job_names_for, tws_action
 from bot.store import Store
 from bot.texts import say
@@ -282,6 +282,7 @@ class Agent:
         lang, action = ctx.lang, action_of(tool)
         wild = next((args[k] for k in ("job", "stream", "workstation") if args.get(k) and has_wildcard(args[k])), None)
         if wild:
+            await self._audit(event, "deny", tool, full_name(args), result="denied: wildcard")
             return [Reply(text=say(lang, "denied_action", action=say(lang, f"verb_{action}"), job=wild,
                                    reason=say(lang, "reason_wildcard")), level="warning", ephemeral=True)]
         found = await resolve(ctx, tool, args)

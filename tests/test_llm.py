@@ -257,3 +257,26 @@ def test_importing_bot_llm_does_not_import_litellm() -> None:
     code = "import sys, bot.llm; print(json.dumps(['litellm' in sys.modules, 'openai' in sys.modules]))"
     done = subprocess.run([sys.executable, "-c", "import json; " + code], capture_output=True, text=True, timeout=60, check=True)
     assert json.loads(done.stdout) == [False, False]
+
+
+# --- the model's words after a read ----------------------------------------------------------------
+
+import pytest as _pytest  # noqa: E402
+
+from bot.llm import claims_action  # noqa: E402
+
+
+@_pytest.mark.parametrize("prose", [
+    "Done. All jobs were cancelled as requested.", "I have rerun the job for you.", "The job was successfully released.",
+    "Feito! Os jobs foram cancelados.", "Eu cancelei o job.", "Reexecutei o EXTRACT01 conforme solicitado.",
+    "All set, it has been put on hold.", "O job foi liberado."])
+def test_prose_claiming_an_action_is_recognised(prose: str) -> None:
+    assert claims_action(prose)
+
+
+@_pytest.mark.parametrize("prose", [
+    "It ended in error with return code 12; the log shows a missing file.", "The stream is STUCK: 1 job failed.",
+    "O job terminou com erro (rc=8); veja o log.", "Nothing failed on that workstation so far.",
+    "You can rerun it once the file arrives.", "Você pode reexecutar quando o arquivo chegar."])
+def test_plain_explanations_are_kept(prose: str) -> None:
+    assert not claims_action(prose)
