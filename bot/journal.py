@@ -195,6 +195,8 @@ class ActionJournal:
             await store.put(f"done:{action_id}", {"lang": lang, "outcome": outcome}, ttl=_DONE_TTL)
             await store.delete(f"confirm:{action_id}")
             self._db.execute("UPDATE actions SET synced = 1 WHERE id = ?", (action_id,))
+        # The store remembers a synced outcome as long as the journal needs to (done:<id>, same TTL).
+        self._db.execute("DELETE FROM actions WHERE synced = 1 AND updated < ?", (self._clock() - _DONE_TTL,))
         return len(rows)
 
     def _close_abandoned(self) -> None:
@@ -224,8 +226,11 @@ class ActionJournal:
 async def keep_replaying(journal: ActionJournal, store: Store, *, interval: float = 5.0) -> None:
     """Replay now (the store may hold less than the journal after a restart), then every ``interval``."""
     while True:
-        if journal.needs_replay():
-            await journal.replay(store)
+        try:
+            if journal.needs_replay():
+                await journal.replay(store)
+        except Exception:  # the catch-all of this scheduled entry point: log, try again next time
+            log.exception("journal_replay_failed")
         await asyncio.sleep(interval)
 
 
