@@ -372,3 +372,20 @@ def test_the_model_loader_is_reusable_and_lazy() -> None:
     """)
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr
+
+
+def test_kb_settings_name_the_server_and_hide_its_key(tmp_path: Path) -> None:
+    from bot.config import load_kb_settings, load_settings
+    from bot.errors import ConfigError
+
+    local = load_kb_settings({"RESYNC_DATA_DIR": str(tmp_path)})
+    assert local.path == tmp_path / "kb" and local.qdrant_url is None
+    server = load_kb_settings({"QDRANT_URL": "https://qdrant.example.com:6333/", "QDRANT_API_KEY": "qk-secret-1234"})
+    assert server.qdrant_url == "https://qdrant.example.com:6333" and "qk-secret" not in repr(server)
+    settings = load_settings({"TWS_URL": "https://tws.example.com", "TWS_USER": "u", "TWS_PASSWORD": "p" * 8,
+                              "QDRANT_API_KEY": "qk-secret-1234"})
+    assert "qk-secret-1234" in settings.secrets()
+    with pytest.raises(ConfigError, match="QDRANT_URL"):
+        load_kb_settings({"QDRANT_URL": "qdrant:6333"})
+    with pytest.raises(ConfigError, match="RESYNC_KB_MIN_SCORE"):
+        load_kb_settings({"RESYNC_KB_MIN_SCORE": "high"})

@@ -542,3 +542,8 @@ def test_held_out_part_generalises() -> None:
 def test_when_unsure_between_a_read_and_an_action_it_reads() -> None:
     for text in ("should I rerun TAX_CALC_22?", "did you cancel PRICE_FEED_3?", "hold off on that", "stop"):
         assert understand(text).tool not in ACTIONS
+
+
+def test_accents_inside_a_name_do_not_make_the_message_portuguese() -> None:
+    assert detect_language("status ÉXTRAÇÃO_01") == "en"
+    assert detect_language("qual o status do ÉXTRAÇÃO_01?") == "pt"

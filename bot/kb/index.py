@@ -162,25 +162,25 @@ class RunbookIndex:
         dense = model.embed_dense([text])[0]
         sparse = model.embed_sparse([f"{text} {context}" if context else text], query=True)[0]
         sparse_vector = models.SparseVector(indices=sparse.indices.tolist(), values=sparse.values.tolist())
-        dense_q = models.QueryRequest(query=dense, using="dense", limit=max(k, _CANDIDATES), with_payload=False)
         if mode == "dense":
-            main = models.QueryRequest(query=dense, using="dense", limit=k, with_payload=True)
+            ranked = self.client.query_points(CHUNKS, query=dense, using="dense", limit=k, with_payload=True,
+                                              with_vectors=["dense"])
         elif mode == "sparse":
-            main = models.QueryRequest(query=sparse_vector, using="bm25", limit=k, with_payload=True)
+            ranked = self.client.query_points(CHUNKS, query=sparse_vector, using="bm25", limit=k, with_payload=True,
+                                              with_vectors=["dense"])
         else:
             fusion = models.Fusion.DBSF if mode == "hybrid-dbsf" else models.Fusion.RRF
-            main = models.QueryRequest(
-                prefetch=[models.Prefetch(query=dense, using="dense", limit=_CANDIDATES),
-                          models.Prefetch(query=sparse_vector, using="bm25", limit=_CANDIDATES)],
-                query=models.FusionQuery(fusion=fusion), limit=k, with_payload=True)
-        ranked, by_dense = self.client.query_batch_points(CHUNKS, requests=[main, dense_q])
-        cosine = {point.id: point.score for point in by_dense.points}
+            ranked = self.client.query_points(
+                CHUNKS, prefetch=[models.Prefetch(query=dense, using="dense", limit=_CANDIDATES),
+                                  models.Prefetch(query=sparse_vector, using="bm25", limit=_CANDIDATES)],
+                query=models.FusionQuery(fusion=fusion), limit=k, with_payload=True, with_vectors=["dense"])
         hits = []
         for point in ranked.points:
             p = point.payload or {}
+            vector = point.vector.get("dense") if isinstance(point.vector, dict) else None
+            cosine = float(sum(a * b for a, b in zip(dense, vector))) if vector else None  # both normalised
             hits.append(Hit(source=p.get("source", ""), heading=p.get("heading", ""), title=p.get("title", ""),
-                            text=p.get("text", ""), score=float(point.score), dense=cosine.get(point.id),
-                            path=p.get("path", "")))
+                            text=p.get("text", ""), score=float(point.score), dense=cosine, path=p.get("path", "")))
         return hits
 
     def chunks_of(self, path: str) -> list[Hit]:

@@ -41,11 +41,11 @@ def detect_language(text: str) -> str:
 
 
 def vote(text: str, tokens: list[tuple[str, str, int]]) -> str:
-    pt = 2 * len(_PT_ACCENT.findall(text))
-    en = 0
+    pt = en = 0
     for raw, folded, _ in tokens:
-        if strong_name(raw, folded):
+        if strong_name(raw, folded):  # a name's letters say nothing of the language (ÉXTRAÇÃO_01)
             continue
+        pt += 2 * len(_PT_ACCENT.findall(raw))
         if folded in _PT_WORDS:
             pt += 1
         elif folded in _EN_WORDS:
