@@ -296,7 +296,7 @@ class Agent:
             await self._audit(event, "deny", tool, job.full_name, result=f"denied: {decision.reason}")
             self._observed(action_of(tool), "denied")
             return [Reply(text=say(lang, "denied_action", action=say(lang, f"verb_{action}"), job=job.full_name,
-                                   reason=decision.reason), level="warning", ephemeral=True)]
+                                   reason=decision.reason_in(lang)), level="warning", ephemeral=True)]
         pending_id = uuid.uuid4().hex
         pending = {
             "id": pending_id, "tool": tool, "job_id": job.id, "job": job.full_name, "status": job.status,

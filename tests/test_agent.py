@@ -228,6 +228,17 @@ async def test_viewer_reads_but_cannot_act_and_denial_is_audited(world: World) -
     assert last["action"] == "deny" and last["target"] == _full(job)
 
 
+async def test_a_portuguese_denial_gives_its_reason_in_portuguese_and_audits_it_in_english(world: World) -> None:
+    job = _unique_failed(world)
+    [denied] = await world.say(f"roda de novo o {job['name']}", user="UCAREFUL")
+    assert "Você não tem permissão" in denied.text and "nenhum papel permite reexecutar" in denied.text
+    assert "no role grants" not in denied.text and "rerun" not in denied.text.replace(job["name"], "")
+    [english] = await world.say(f"rerun {job['name']}", user="UCAREFUL")
+    assert "no role grants rerun on" in english.text
+    last = (await audit.tail(world.store, 1))[0]
+    assert last["action"] == "deny" and last["result"].startswith("denied: no role grants rerun on")
+
+
 async def test_role_limited_to_a_pattern(world: World) -> None:
     jobs = world.sim.jobs_in_state("ABEND", "SUCC")  # type: ignore[attr-defined]
     names = [j["name"] for j in world.sim.jobs_in_state(*_ALL)]  # type: ignore[attr-defined]
