@@ -56,7 +56,7 @@ from bot.events import (
     RunbookSearch,
 )
 from bot.journal import ActionJournal
-from bot.llm import claims_action
+from bot.llm import claims_action, contradicts_data
 from bot.nlu import detect_language, examples, understand
 from bot.policy import Policy, action_of, job_names_for, tws_action
 from bot.store import Store
@@ -233,16 +233,21 @@ class Agent:
         """The model's words on the (bounded, data-marked) tool result, shown after the facts.
 
         The TWS answer is never replaced: the model's text comes second, marked as the model's,
-        and is dropped when it claims an action happened (no action runs from a read tool).
+        and is dropped when it claims an action happened (no action runs from a read tool) or
+        states a status or job count the data does not hold (it never contradicts the data).
         """
         first = outcome.replies[0]
+        data = reply_as_text(first)
         try:
-            answer = await self.llm.explain(event.text, lang=lang, tool=tool, result=reply_as_text(first))  # type: ignore[union-attr]
+            answer = await self.llm.explain(event.text, lang=lang, tool=tool, result=data)  # type: ignore[union-attr]
         except LlmError as exc:
             log.warning("llm_explain_failed", error=str(exc))
             return outcome
         if claims_action(answer):
             log.warning("llm_claim_dropped", tool=tool)
+            return outcome
+        if contradicts_data(answer, data):
+            log.warning("llm_contradiction_dropped", tool=tool)
             return outcome
         words = Reply(text=say(lang, "llm_words", text=answer), level="info")
         return Outcome(replies=[*outcome.replies, words], job=outcome.job)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from bot import audit
-from bot.agent import Agent
+from bot.agent import Agent, reply_as_text
 from bot.config import LlmSettings, PolicySettings, StoreSettings, TwsSettings
 from bot.events import ACTION_CANCEL, ACTION_CHOOSE, ACTION_CONFIRM, Event, Reply
 from bot.llm import ToolCaller
@@ -294,6 +294,16 @@ async def test_llm_understands_what_rules_did_not(world: World) -> None:
         assert "It abended, sorry." in words.text and "language model" in words.text  # then the model's words, marked
         explained = stub.completions[1].json["messages"]
         assert any("<tool_result" in str(m.get("content")) for m in explained)
+
+
+@pytest.mark.parametrize("prose", ["Good news: it completed successfully.", "O job está em execução agora."])
+async def test_llm_words_contradicting_the_status_are_dropped(world: World, prose: str) -> None:
+    job = _unique_failed(world)
+    async with OpenAIStub([tool_call("job_status", {"job": job["name"]}), text(prose)]) as stub:
+        agent = _llm_agent(world, stub)
+        replies = await agent.handle(world.event("yo bot, how is that nightly thing the audit folks run doing"))
+        assert len(stub.completions) == 2  # the model was asked to explain ...
+        assert [r.title for r in replies] == [_full(job)] and "ABEND" in reply_as_text(replies[0])  # ... and only the facts remain
 
 
 async def test_malicious_tool_call_cannot_act_by_itself(world: World) -> None:
