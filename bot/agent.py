@@ -353,7 +353,8 @@ class Agent:
             return [Reply(text=say(lang, "expired"), level="warning")]
         if self.clock() > pending["created"] + self.settings.confirm_ttl:
             await self.store.delete(f"confirm:{pending_id}")
-            await self._audit(event, "expired", pending["tool"], pending["job"], result="expired")
+            if await self._first_to_expire(pending_id):
+                await self._audit(event, "expired", pending["tool"], pending["job"], result="expired")
             return [Reply(text=say(lang, "expired"), level="warning")]
         pending["reason"] = reason[:500]
         remaining = max(1.0, pending["created"] + self.settings.confirm_ttl + _EXPIRED_KEPT - self.clock())
@@ -425,7 +426,8 @@ class Agent:
         lang, tool, action = pending["lang"], pending["tool"], action_of(pending["tool"])
         if self.clock() > pending["created"] + self.settings.confirm_ttl:
             await self.store.delete(f"confirm:{pending_id}")
-            await self._audit(event, "expired", tool, pending["job"], result="expired")
+            if await self._first_to_expire(pending_id):
+                await self._audit(event, "expired", tool, pending["job"], result="expired")
             return [Reply(text=say(lang, "expired"), ephemeral=True, level="warning")]
         if pending.get("justification_required") and not pending.get("reason"):
             return [Reply(text=say(lang, "ask_reason", action=say(lang, f"verb_{action}"), job=pending["job"]), ephemeral=True)]
@@ -456,7 +458,8 @@ class Agent:
             return [Reply(text=say(lang, "not_yours", action=say(lang, f"verb_{action_of(pending['tool'])}")), ephemeral=True)]
         if self.clock() > pending["created"] + self.settings.confirm_ttl:
             await self.store.delete(f"confirm:{pending_id}")
-            await self._audit(event, "expired", pending["tool"], pending["job"], result="expired")
+            if await self._first_to_expire(pending_id):
+                await self._audit(event, "expired", pending["tool"], pending["job"], result="expired")
             return [Reply(text=say(lang, "expired"), ephemeral=True, level="warning")]
         await self.store.delete(f"confirm:{pending_id}")
         await self._audit(event, "cancelled", pending["tool"], pending["job"], result="cancelled by user")
@@ -468,6 +471,37 @@ class Agent:
             self.hooks.observe_action(action, outcome)
 
     # --- audit ----------------------------------------------------------------------------------
+    async def sweep_expired(self) -> int:
+        """Audit each confirmation nobody touched, once, as expired after its TTL; returns how many.
+
+        Run periodically (bot/wiring.py). The ``expired:<id>`` claim (SET NX) makes it once across
+        restarts, replicas and a late press racing the sweep.
+        """
+        now, count = self.clock(), 0
+        for key, pending in await self.store.scan("confirm:"):
+            if not isinstance(pending, dict) or now <= float(pending.get("created", now)) + self.settings.confirm_ttl:
+                continue
+            pending_id = str(pending.get("id") or key.removeprefix("confirm:"))
+            if await self._first_to_expire(pending_id):
+                requester = pending.get("requester", "?")
+                name = pending.get("requester_name")
+                try:
+                    await audit.append(self.store, audit.AuditEntry(
+                        actor=f"{requester} ({name})" if name else requester, action="expired",
+                        tool=pending.get("tool", "?"), target=pending.get("job", "?"), where=pending.get("where", "?"),
+                        result="expired", details={"by": "sweep"}))
+                except StoreError:
+                    await self.store.delete(f"expired:{pending_id}")  # not written: the next sweep tries again
+                    raise
+                count += 1
+            await self.store.delete(key)
+        if count:
+            log.info("confirmations_expired", count=count)
+        return count
+
+    async def _first_to_expire(self, pending_id: str) -> bool:
+        return await self.store.claim(f"expired:{pending_id}", self.settings.confirm_ttl + _EXPIRED_KEPT)
+
     async def _audit(self, event: Event, action: str, tool: str, target: str, *, why: str | None = None,
                      result: str | None = None, details: dict[str, Any] | None = None) -> None:
         await audit.append(self.store, entry_for(event, action, tool, target, why=why, result=result, details=details))

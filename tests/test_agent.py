@@ -184,6 +184,36 @@ async def test_confirmation_expires(world: World) -> None:
     assert (await world.tws.get_job(job["id"])).rerun_count == 0
 
 
+async def test_an_untouched_confirmation_is_audited_once_as_expired_across_replicas(world: World) -> None:
+    job = _unique_failed(world)
+    token = _confirm_value(await world.say(f"rerun {job['name']}"))
+    other = _confirm_value(await world.say(f"hold {job['name']}"))
+    replica = Agent(tws=world.tws, store=world.store, policy=POLICY, settings=PolicySettings(confirm_ttl=300),
+                    clock=world.clock)  # a second process on the same store
+    assert await world.agent.sweep_expired() == 0  # not yet past its TTL: nothing is expired
+    world.clock.now += 301
+    swept = [await world.agent.sweep_expired(), await replica.sweep_expired(), await world.agent.sweep_expired()]
+    assert swept == [2, 0, 0]
+    records = await audit.tail(world.store, 20)
+    expired = [r for r in records if r["action"] == "expired"]
+    assert sorted(r["tool"] for r in expired) == ["hold_job", "rerun_job"]
+    assert all(r["target"] == _full(job) and r["actor"].startswith("slack:UOPS") for r in expired)
+    [late] = await world.press(ACTION_CONFIRM, token)  # a late press is told, and audits nothing more
+    assert "expired" in late.text
+    assert [r for r in await audit.tail(world.store, 20) if r["action"] == "expired"] == expired
+    assert (await world.tws.get_job(job["id"])).rerun_count == 0 and other != token
+
+
+async def test_a_late_press_and_the_sweep_audit_the_expiry_once(world: World) -> None:
+    job = _unique_failed(world)
+    token = _confirm_value(await world.say(f"rerun {job['name']}"))
+    world.clock.now += 301
+    [late] = await world.press(ACTION_CONFIRM, token)
+    assert "expired" in late.text
+    assert await world.agent.sweep_expired() == 0
+    assert len([r for r in await audit.tail(world.store, 20) if r["action"] == "expired"]) == 1
+
+
 async def test_cancel_button_sends_nothing(world: World) -> None:
     job = _unique_failed(world)
     token = _confirm_value(await world.say(f"rerun {job['name']}"))
