@@ -122,8 +122,8 @@ async def test_store_killed_at_every_step_of_a_confirmed_action(rig: Rig) -> Non
         during = await rig.confirm(token)  # pressed again while the store is still down
         assert rig.actions() == asked
         assert (HANDLED in during) if asked else (NOTHING_CHANGED in during), (n, during)
-        rig.server.start()  # the store is back, with its data
-        await rig.components.agent.actions.journal.replay(rig.components.store)
+        rig.server.start()  # the store is back, with its data (once it has loaded its AOF)
+        await _store_back(rig, token, outcome=bool(asked))
         after = await rig.confirm(token)
         assert rig.actions() == 1, f"step {n}: a retry after the outage must run it exactly once overall"
         assert (HANDLED in after) if asked else (ACCEPTED in after), (n, after)
@@ -139,6 +139,22 @@ async def test_store_killed_at_every_step_of_a_confirmed_action(rig: Rig) -> Non
     print("\nstore killed before command | TWS action requests | first message")
     for n, command, asked, message in steps:
         print(f"  {n:>2} {command:<40} {asked}  {message}")
+
+
+async def _store_back(rig: Rig, token: str, *, outcome: bool) -> None:
+    """Replay until the store holds the outcome (or, when TWS was never asked, the pending request
+    again): a restarted Redis answers LOADING until it has read its AOF."""
+    journal, store = rig.components.agent.actions.journal, rig.components.store
+    for _ in range(150):
+        await journal.replay(store)
+        try:
+            key = f"done:{token}" if outcome else f"confirm:{token}"
+            if not journal.needs_replay() and await store.get(key) is not None:
+                return
+        except StoreError:
+            pass
+        await asyncio.sleep(0.1)
+    pytest.fail("the store did not take the journal within 15 s of coming back")
 
 
 async def test_store_killed_while_tws_is_being_asked(rig: Rig) -> None:
