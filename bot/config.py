@@ -247,15 +247,11 @@ class _Source:
         return _unknown(self.toml, "", self.asked)
 
     def raw(self, env_name: str, toml_path: str) -> Any:
-        self.asked.add(toml_path)
+        """The environment wins over the TOML file; an empty variable counts as unset."""
         if self.env.get(env_name, "") != "":
+            self.asked.add(toml_path)
             return self.env[env_name]
-        node: Any = self.toml
-        for part in toml_path.split("."):
-            if not isinstance(node, Mapping) or part not in node:
-                return _MISSING
-            node = node[part]
-        return node
+        return self.table(toml_path)
 
     def str(self, env_name: str, toml_path: str, default: str | None = None) -> str | None:
         value = self.raw(env_name, toml_path)

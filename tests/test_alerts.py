@@ -342,7 +342,7 @@ async def test_two_watches_on_one_redis_store_make_one_poller_and_the_other_take
                                                                                      redis_namespace):
     simulator, _ = sim
     [job] = pick(simulator, 1, "SUCC")
-    settings = alerting(default_targets=("slack:C1",), lock_ttl=1.0)
+    settings = alerting(default_targets=("slack:C1",), lock_ttl=3.0)
     chat = Recorder()
     async with open_store(StoreSettings(redis_url=redis_url), namespace=redis_namespace) as store:
         a = watch_for(settings, tws=tws, store=store, notifiers=[chat], owner="replica-a")

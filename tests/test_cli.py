@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def _resync(*args: str, stdin: str | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("TWS_", "SLACK_", "LLM_", "RESYNC_", "REDIS_"))}
     return subprocess.run([sys.executable, "-m", "bot", *args], input=stdin, capture_output=True, text=True,
-                          cwd=ROOT, env={**clean, **(env or {})}, timeout=60)
+                          cwd=ROOT, env={**clean, **(env or {})}, timeout=180)
 
 
 def test_ask_dry_run_json_reads_stdin() -> None:
