@@ -52,6 +52,7 @@ from adapters.teams_activities import invoke_answer, parse, tenant_of, translate
 from adapters.teams_auth import REFRESH_EVERY, ChannelAuth
 from adapters.teams_cards import render
 from adapters.teams_conversations import Conversation, Conversations, base_id
+from adapters.teams_images import image_activity
 from bot.config import TeamsSettings
 from bot.errors import DeliveryError, StoreError
 from bot.events import Event, Handle, Posted, Reply
@@ -176,6 +177,14 @@ class TeamsAdapter:
         activity = Activity.deserialize({**render(reply), "id": message_ref})
         await self._call("update", conversation,
                          lambda c: c.conversations.update_activity(conversation.id, message_ref, activity))
+
+    async def upload(self, target: str, data: bytes, *, filename: str, title: str, comment: str | None = None) -> None:
+        """Show a picture (the digest's chart) in ``teams:<conversation id>``: a card with the image
+        inline (``adapters.teams_images``); ``comment`` is not used (the digest's text went before)."""
+        conversation = await self._known(target.removeprefix("teams:"))
+        activity = Activity.deserialize(image_activity(data, title=title, filename=filename))
+        await self._call("send", conversation,
+                         lambda c: c.conversations.send_to_conversation(conversation.id, activity))
 
     # --- inbound -----------------------------------------------------------------------------
     async def _on_http(self, request: web.Request) -> web.Response:

@@ -340,6 +340,8 @@ _TEXTS: dict[str, tuple[str, str]] = {
                        "{where} ainda está em {status} após o prazo ({deadline})."),
     "alert_nostart": ("{where} has not started by its latest start time ({latest}); it is {status}.",
                       "{where} não iniciou até o horário limite de início ({latest}); está em {status}."),
+    "alert_step_started": ("▶️ {job} started at last (run {run}, {status}).",
+                           "▶️ {job} finalmente iniciou (execução {run}, {status})."),
     "alert_step_finished": ("✅ {job} finished: run {run} ended {status} at {end}.",
                             "✅ {job} terminou: a execução {run} terminou em {status} (fim: {end})."),
     "alert_btn_confirm_succ": ("Confirm success", "Confirmar sucesso"),

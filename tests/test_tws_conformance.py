@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -146,6 +147,10 @@ async def test_queries_with_every_filter(wired: Wired) -> None:
         ({"status": ["HOLD", "READY"], "workstation": _name(foldered)},
          lambda j: job_state(j, now) in {"HOLD", "READY"} and j.stream.workstation == _name(foldered)),
     ]
+    limit = datetime.fromtimestamp(int(now) + 3600, timezone.utc)  # the plan's time limits [I], an hour from now
+    cases.append(({"status": ["HOLD", "READY", "SCHED"], "overdue": limit},
+                  lambda j: job_state(j, now) in {"HOLD", "READY", "SCHED"} and any(
+                      t is not None and t < limit.timestamp() for t in (j.latest_start, j.deadline))))
     if not sim.wire.bare_names:  # a folder path names a workstation only where the server has folders
         path = workstation_path(_name(foldered))
         cases += [({"workstation": path}, lambda j: j.stream.workstation == _name(foldered)),

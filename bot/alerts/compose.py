@@ -54,7 +54,8 @@ _FRAME = re.compile(r"^=(\s|=*$)")
 _EXIT = re.compile(r"^=\s*Exit Status\s*:\s*(-?\d+)", re.IGNORECASE)
 
 _EMOJI = {"ABEND": "🔴", "FAIL": "🔴", "ERROR": "🔴", "PEND": "🟡", "LATE": "🕒", "RECOVERED": "✅",
-          "CANCELLED": "⚪", "RERUNNING": "🔁", "GONE": "⚫", "LONG": "🐢"}
+          "CANCELLED": "⚪", "RERUNNING": "🔁", "GONE": "⚫", "LONG": "🐢",
+          "NOSTART": "🕒", "DEADLINE": "🕒"}
 
 
 # --- records -------------------------------------------------------------------------------
@@ -85,6 +86,10 @@ def snapshot(job: Job, *, now: float | None = None, factor: float | None = None)
             "reruns": job.rerun_count, "run": run_key(job), "late": job.late}
     if job.deadline is not None:
         snap["deadline"] = _iso(job.deadline)
+    if job.latest_start is not None:
+        snap["latest_start"] = _iso(job.latest_start)
+    if now is not None and (job.deadline is not None or job.latest_start is not None):
+        snap["seen_at"] = _iso(datetime.fromtimestamp(now, timezone.utc))  # which limit had passed
     if job.estimated_duration:
         snap["estimate"] = job.estimated_duration
         if now is not None and job.start is not None:
@@ -143,7 +148,7 @@ def reply_from_json(data: JSON) -> Reply:
 # --- formatting ----------------------------------------------------------------------------
 
 #: Labels of our own making; the rest (ABEND, FAIL, ERROR, PEND) are TWS's words and shown as is.
-_OWN_LABELS = {"RECOVERED", "RERUNNING", "CANCELLED", "GONE", "LATE", "LONG"}
+_OWN_LABELS = {"RECOVERED", "RERUNNING", "CANCELLED", "GONE", "LATE", "LONG", "NOSTART", "DEADLINE"}
 
 
 def _when(iso: str | None) -> str:
@@ -159,8 +164,17 @@ def _label(record: JSON) -> str:
     if state == "open":
         if new_run(failure, record["job"]):  # a status gone back within the failed run is no rerun
             return "RERUNNING"
+        if record["kind"] == "late" and failure["status"] != "EXEC" and record["job"]["status"] != "EXEC":
+            return "NOSTART" if _not_started_by_latest(failure) else "DEADLINE"
         return {"late": "LATE", "long": "LONG"}.get(record["kind"], failure["status"])
     return {"recovered": "RECOVERED", "cancelled": "CANCELLED"}.get(state, "GONE")
+
+
+def _not_started_by_latest(failure: JSON) -> bool:
+    """A waiting job alerted for its latest start, its deadline not passed yet (else: the deadline)."""
+    if failure["status"] == "EXEC" or not failure.get("latest_start"):
+        return False
+    return not (failure.get("deadline") and failure.get("seen_at") and failure["deadline"] <= failure["seen_at"])
 
 
 def _shown(label: str, lang: str) -> str:
@@ -176,6 +190,8 @@ def _summary(record: JSON, label: str, lang: str) -> str:
     where = say(lang, "alert_where", name=f["name"], stream=f["stream"], workstation=f["workstation"])
     if record["kind"] == "pend":
         text = say(lang, "alert_pend", where=where)
+    elif record["kind"] == "late" and _not_started_by_latest(f):
+        text = say(lang, "alert_nostart", where=where, status=f["status"], latest=_when(f["latest_start"]))
     elif record["kind"] == "late" and f.get("deadline"):
         text = say(lang, "alert_deadline", where=where, status=f["status"], deadline=_when(f["deadline"]))
     elif record["kind"] == "late":

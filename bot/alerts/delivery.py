@@ -27,6 +27,7 @@ sent. The one window left open: a crash between the platform accepting a message
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import itertools
 import json
@@ -46,7 +47,7 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger(__name__)
 
-Op = Literal["root", "update", "reply", "notice", "signal"]
+Op = Literal["root", "update", "reply", "notice", "signal", "picture"]
 Outcome = Literal["sent", "dropped", "duplicate", "wait", "unhandled"]
 RenderRoot = Callable[[str], Awaitable[Reply | None]]
 
@@ -113,11 +114,14 @@ class Outbox:
         self._unhandled: set[str] = set()  # targets already reported as unhandled by this process
 
     async def add(self, item_id: str, *, op: Op, target: str, thread: str | None = None,
-                  reply: Reply | None = None, signal: str | None = None) -> bool:
-        """Queue one message; False when this id was queued before (a repeated poll)."""
+                  reply: Reply | None = None, signal: str | None = None, picture: JSON | None = None) -> bool:
+        """Queue one message; False when this id was queued before (a repeated poll). ``picture``
+        (op "picture"): ``{"png": <base64>, "filename", "title"}``, shared where the notifier can."""
         now = self._clock()
         payload: JSON = {"op": op, "target": target, "thread": thread, "seq": [now, next(self._seq)],
                          "reply": reply_to_json(reply) if reply else None, "signal": signal}
+        if picture is not None:
+            payload["picture"] = picture
         added = await self._store.outbox_add(item_id, payload, now)
         if self._metrics is not None:
             if not added:
@@ -204,6 +208,15 @@ class Outbox:
         if op == "notice":
             await notifier.post(target, reply_from_json(item.payload["reply"]))
             log.info("alert_notice_sent", target=target, item=item.id)
+            return "sent"
+        if op == "picture":  # the digest's chart: after its text (queued first, same target)
+            upload = getattr(notifier, "upload", None)
+            if upload is None:
+                return "dropped"
+            picture = item.payload["picture"]
+            await upload(target, base64.b64decode(picture["png"]), filename=picture["filename"],
+                         title=picture["title"], comment=None)
+            log.info("alert_picture_sent", target=target, item=item.id)
             return "sent"
         ref = await self._store.get(ref_key(thread, target))
         if op == "root":

@@ -18,6 +18,8 @@ restarts and other replicas see it:
 
     alert:<job id>             the failure record (written by the poll only)
     alertgroup:<group key>     a burst group and its jobs (poll only)
+    alertchan1:<channel digest> when recent alerts went out one by one to that channel (flood guard)
+    alertchan:<targets digest> the flood message open for a set of targets (poll only)
     alertburst:<stream digest> recent new failures of a stream (and which went out one by one), for
                                burst detection (poll only)
     alertack:<key>             acknowledgement (button); ackclaim:<key>:<run> makes it once
@@ -31,6 +33,7 @@ restarts and other replicas see it:
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import time
 from collections import Counter
@@ -201,9 +204,14 @@ class FailureWatch:
             return "failed"
         if job.status == "PEND" and self._settings.notify_pend:
             return "pend"
-        if job.status != "EXEC" or not self._settings.notify_late:
+        if not self._settings.notify_late:
             return None
         now = self._clock()
+        if job.status in WAITING:  # not started yet: late once its latest start (or deadline) has passed
+            limits = [t for t in (job.latest_start, job.deadline) if t is not None]
+            return "late" if limits and min(limits).timestamp() < now else None
+        if job.status != "EXEC":
+            return None
         if job.start is not None and job.estimated_duration:  # the more telling of the two: it has a Kill button
             if now - job.start.timestamp() > self._settings.long_factor * job.estimated_duration:
                 return "long"
@@ -218,6 +226,9 @@ class FailureWatch:
         if self._settings.notify_late:
             states.append("EXEC")
         jobs = [job async for job in self._tws.iter_jobs(status=tuple(dict.fromkeys(states)))]
+        if self._settings.notify_late:  # not started by their latest start, or still waiting at their deadline
+            now = datetime.fromtimestamp(self._clock(), timezone.utc)
+            jobs += [job async for job in self._tws.iter_jobs(status=tuple(sorted(WAITING)), overdue=now)]
         return [job for job in jobs if self._kind(job)]
 
     async def _plan_id(self, jobs: list[Job]) -> str:
@@ -306,17 +317,21 @@ class FailureWatch:
         now, window, limit = self._clock(), self._settings.burst_window, self._settings.channel_burst
         key = "alertchan:" + hashlib.sha1(",".join(targets).encode()).hexdigest()[:16]
         state = await self._store.get(key) or {"times": [], "group": None}
-        times = [t for t in state["times"] if now - t < window]
         group = await self._store.get(f"alertgroup:{state['group']}") if state.get("group") else None
-        room = 0 if group else max(0, limit - len(times))
+        # Counted per channel, whatever route sent there: a channel two routes share fills up once.
+        channels = {target: "alertchan1:" + hashlib.sha1(target.encode()).hexdigest()[:16] for target in targets}
+        times = {target: [t for t in ((await self._store.get(ckey)) or {"times": []})["times"] if now - t < window]
+                 for target, ckey in channels.items()}
+        room = 0 if group else max(0, min(limit - len(ts) for ts in times.values()))
         alone = items[:room]
         if len(items) > room and group is None:
             group = {"key": f"flood:{hashlib.sha1(f'{key}|{now}'.encode()).hexdigest()[:12]}", "kind": "flood",
                      "stream": ", ".join(targets), "targets": list(targets), "job_ids": [], "earlier": [],
                      "window": window, "opened_at": now, "limit": limit}
             log.warning("alerts_channel_flood", targets=list(targets), limit=limit, window=window)
-        times = (times + [now] * len(alone))[-limit:]
-        await self._store.put(key, {"times": times, "group": group["key"] if group else None}, window)
+        for target, ckey in channels.items():
+            await self._store.put(ckey, {"times": (times[target] + [now] * len(alone))[-limit:]}, window)
+        await self._store.put(key, {"times": [], "group": group["key"] if group else None}, window)
         return alone, (group if len(items) > room else None)
 
     async def _baseline(self, fresh: list[tuple[Job, str, tuple[str, ...]]], *, first_start: bool) -> None:
@@ -573,6 +588,8 @@ class FailureWatch:
         failure = record["failure"]
         if label is None and compose.new_run(failure, snap) and not compose.new_run(failure, before):
             label = "RERUNNING"
+        elif label is None and record["kind"] == "late" and before["status"] in WAITING and snap["status"] == "EXEC":
+            label = "STARTED"  # late to start, under way now: said once; it closes when it finishes
         event = f"{record['job_id']}:{snap['run']}:{snap['status']}:{state}"
         quiet = bool(record.get("quiet"))
         announce = label is not None and not quiet and await self._worth_announcing(record, label)
@@ -893,21 +910,14 @@ class FailureWatch:
             return False  # another replica (or this one before a restart) sent it
         message = digests.reply(day, lang=self._lang)
         png = digests.chart_png(day, lang=self._lang)
-        for target in settings.targets:
-            notifier = next((n for n in self._outbox.notifiers if n.handles(target)), None)
-            if notifier is None:
-                log.error("alert_target_unhandled", target=target, item="digest")
-                continue
-            try:
-                await notifier.post(target, message)
-                upload = getattr(notifier, "upload", None)
-                if upload is not None:
-                    await upload(target, png, filename=f"resync-digest-{day.day}.png", title=message.title or "",
-                                 comment=None)
-            except ResyncError as exc:
-                log.warning("alerts_digest_not_delivered", target=target, error=str(exc)[:200])
-                continue
-            log.info("alerts_digest_sent", target=target, day=day.day, failures=day.failures)
+        picture = {"png": base64.b64encode(png).decode("ascii"), "filename": f"resync-digest-{day.day}.png",
+                   "title": message.title or ""}
+        for target in settings.targets:  # through the outbox: retried, paced, durable like any alert
+            await self._outbox.add(f"digest:{index}:{day.day}:{target}", op="notice", target=target, reply=message)
+            await self._outbox.add(f"digest:{index}:{day.day}:{target}:chart", op="picture", target=target,
+                                   picture=picture)
+            log.info("alerts_digest_queued", target=target, day=day.day, failures=day.failures)
+        self._wake.set()
         return True
 
     async def _scheduled_housekeeping(self) -> None:

@@ -35,6 +35,7 @@ PLAN_LENGTH = 86_400.0
 CLOCK_START = PLAN_START + 3 * 3600
 
 FAILED = frozenset({"ABEND", "FAIL", "ERROR"})
+WINDOW_SHARE = 0.05  # the share of jobs with a latest start and a deadline
 _RELEASING = frozenset({"SUCC", "CANCL"})  # outcomes that satisfy a successor's dependency
 KILL_RC = 137  # 128 + SIGKILL: what a killed Unix job reports
 
@@ -56,6 +57,7 @@ STREAM_ACTIONS: dict[str, frozenset[str]] = {
 
 # Salts separating the independent per-run random facts.
 _FATE, _FAIL_KIND, _ERROR, _DELAY, _DURATION, _NUMBER, _LOG = range(1, 8)
+_WINDOW = 8
 _M64 = (1 << 64) - 1
 
 
@@ -175,7 +177,8 @@ class Job:
     """A job instance: static facts, then the current run's timeline and outcome."""
 
     __slots__ = ("index", "stream", "name", "preds", "succs", "priority", "confirm", "long",
-                 "run", "floor", "held", "free", "ready", "start", "end", "outcome", "rc", "note", "history")
+                 "run", "floor", "held", "free", "ready", "start", "end", "outcome", "rc", "note", "history",
+                 "latest_start", "deadline")
 
     def __init__(self, index: int, stream: Stream, name: str, preds: tuple[Job, ...]) -> None:
         self.index = index
@@ -195,6 +198,8 @@ class Job:
         self.rc: int | None = 0
         self.note = ""
         self.history: tuple[Run, ...] = ()
+        self.latest_start: float | None = None  # when the plan wants it started (some jobs only)
+        self.deadline: float | None = None  # when the plan wants it finished (some jobs only)
 
     @property
     def kind(self) -> str:
@@ -272,6 +277,7 @@ class Plan:
         for job in self.jobs:  # indices are topological: predecessors always come first
             self._new_fate(job)
             self._schedule(job, -INF)
+            self._window(job)
 
     # --- generation -----------------------------------------------------------------------------
 
@@ -362,6 +368,19 @@ class Plan:
             return
         job.start = job.ready + 2.0 + 28.0 * self._unit(job, _DELAY)
         job.end = job.start if job.outcome == "FAIL" else job.start + self._duration(job)
+
+    def _window(self, job: Job) -> None:
+        """Give some jobs (one in twenty, and every long runner) a latest start and a deadline, as an
+        operator sets them in the plan: from the first schedule, with a margin; a job whose first
+        schedule is blocked gets them from its stream's schedule time."""
+        if not job.long and self._unit(job, _WINDOW) >= WINDOW_SHARE:
+            return
+        if math.isinf(job.start) or math.isinf(job.end):
+            job.latest_start, job.deadline = job.stream.sched + 3600.0, job.stream.sched + 7200.0
+        elif job.long:  # its deadline passes while it runs: twice its usual time
+            job.latest_start, job.deadline = job.start + 600.0, job.start + 2 * (job.end - job.start) / 8 + 60.0
+        else:
+            job.latest_start, job.deadline = job.start + 600.0, job.end + 1800.0
 
     def _propagate(self, job: Job, now: float) -> None:
         """Reschedule the successors that have not started yet; stop where nothing changed."""

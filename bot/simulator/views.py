@@ -74,6 +74,7 @@ def job_json(plan: Plan, job: Job, now: float, wire: Wire = DOCUMENTED) -> dict[
         "actualStart": iso(_started(job, now)), "actualEnd": iso(_ended(job, now)), "rerunCount": job.run,
         "requiredConfirmation": job.confirm, "jobLate": is_late(job, now),
         "estimatedDuration": estimated_duration(job),
+        "latestStart": iso(job.latest_start), "deadline": iso(job.deadline),  # [I]: names not documented
         "dependencies": [_dependency(plan, job, pred, now, wire) for pred in job.preds],
     }
     if wire.run_id:
@@ -162,6 +163,8 @@ def job_fields(plan: Plan, now: float, wire: Wire = DOCUMENTED) -> dict[str, Fie
         "actualStart": Field(get=lambda j: _started(j, now), parse=instant),
         "actualEnd": Field(get=lambda j: _ended(j, now), parse=instant),
         "jobLate": Field(get=lambda j: is_late(j, now), parse=boolean),
+        "latestStart": Field(get=lambda j: j.latest_start, parse=instant),  # [I]
+        "deadline": Field(get=lambda j: j.deadline, parse=instant),  # [I]
         "requiredConfirmation": Field(get=lambda j: j.confirm, parse=boolean),
         "dependencies.jobName": Field(get=lambda j: tuple(p.name for p in j.preds), many=True),
         "dependencies.jobStreamId": Field(get=lambda j: tuple(p.stream.index for p in j.preds),

@@ -31,6 +31,7 @@ import ssl
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from datetime import datetime
 from typing import Any
 
 import aiohttp
@@ -170,11 +171,13 @@ class TwsClient:
     # --- reads (retried with backoff + full jitter) -----------------------------------------
     async def iter_jobs(self, *, name: str | None = None, stream: str | None = None,
                         workstation: str | None = None, status: str | Iterable[str] | None = None,
-                        late: bool = False, page_size: int = 500) -> AsyncIterator[Job]:
+                        late: bool = False, overdue: datetime | None = None,
+                        page_size: int = 500) -> AsyncIterator[Job]:
         """Every matching job in the plan, page by page. ``status`` may be "FAILED" (the group),
-        one internal status, or several; ``late`` keeps jobs TWS marks late. Names may use ``@``
-        or ``*`` wildcards."""
-        oql = wire.job_filter(name=name, stream=stream, workstation=workstation, status=status, late=late)
+        one internal status, or several; ``late`` keeps jobs TWS marks late; ``overdue`` keeps jobs
+        whose latest start or deadline is before that instant. Names may use ``@`` or ``*`` wildcards."""
+        oql = wire.job_filter(name=name, stream=stream, workstation=workstation, status=status, late=late,
+                              overdue=overdue)
         async for raw in self._pages("iter_jobs", wire.JOBS, oql, page_size):
             job = wire.job(raw)
             if workstation is None or workstation_matches(workstation, job.workstation_path):

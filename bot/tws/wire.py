@@ -13,7 +13,7 @@ import base64
 import json
 import re
 from collections.abc import Iterable, Mapping
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import parse_qsl, urljoin, urlsplit
 
@@ -298,8 +298,10 @@ def any_of(field: str, values: Iterable[str]) -> str:
 
 
 def job_filter(*, name: str | None = None, stream: str | None = None, workstation: str | None = None,
-               status: str | Iterable[str] | None = None, late: bool = False) -> str | None:
-    """The OQL for the usual job filters, or None for the whole plan (``late``: ``jobLate`` set)."""
+               status: str | Iterable[str] | None = None, late: bool = False,
+               overdue: datetime | None = None) -> str | None:
+    """The OQL for the usual job filters, or None for the whole plan (``late``: ``jobLate`` set;
+    ``overdue``: its latest start or its deadline is before that instant)."""
     terms = []
     if name:
         terms.append(name_term("name", name))
@@ -311,7 +313,22 @@ def job_filter(*, name: str | None = None, stream: str | None = None, workstatio
         terms.append(any_of("internalStatus", wanted))
     if late:
         terms.append("jobLate = true")
+    if overdue is not None:
+        terms.append(overdue_term(overdue))
     return " AND ".join(terms) or None
+
+
+#: The plan's time limits of a job: not documented for V2. We read and filter on ``latestStart``
+#: and ``deadline`` [I] (the names the Dynamic Workload Console shows, "Latest start" and
+#: "Deadline"), ISO-8601 instants like ``actualStart``; a server without them sends neither.
+LATEST_START_FIELD = "latestStart"  # [I]
+DEADLINE_FIELD = "deadline"  # [I]
+
+
+def overdue_term(now: datetime) -> str:
+    """Jobs whose latest start or deadline has passed at ``now`` [I]."""
+    at = quote(now.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"))
+    return f"({LATEST_START_FIELD} < {at} OR {DEADLINE_FIELD} < {at})"
 
 
 def stream_filter(*, name: str | None = None, workstation: str | None = None, status: str | None = None) -> str | None:
@@ -385,8 +402,8 @@ def job(raw: Any) -> Job:
             requires_confirmation=bool(raw.get("requiredConfirmation", False)),
             dependencies=tuple(_dependency(d) for d in raw.get("dependencies") or ()),
             plan_id=_opt_text(raw.get("planId")),
-            deadline=instant(raw.get("deadline")),  # [I]
-            latest_start=instant(raw.get("latestStart")),  # [I]
+            deadline=instant(raw.get(DEADLINE_FIELD)),  # [I]
+            latest_start=instant(raw.get(LATEST_START_FIELD)),  # [I]
             estimated_duration=_seconds(raw.get("estimatedDuration")),  # [I]
         )
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
