@@ -56,7 +56,7 @@ from bot.events import (
     RunbookSearch,
 )
 from bot.journal import ActionJournal
-from bot.llm import claims_action
+from bot.llm import claims_action, contradicts_data
 from bot.nlu import detect_language, examples, understand
 from bot.policy import Policy, action_of, job_names_for, tws_action
 from bot.store import Store
@@ -235,16 +235,21 @@ class Agent:
         """The model's words on the (bounded, data-marked) tool result, shown after the facts.
 
         The TWS answer is never replaced: the model's text comes second, marked as the model's,
-        and is dropped when it claims an action happened (no action runs from a read tool).
+        and is dropped when it claims an action happened (no action runs from a read tool) or
+        states a status or job count the data does not hold (it never contradicts the data).
         """
         first = outcome.replies[0]
+        data = reply_as_text(first)
         try:
-            answer = await self.llm.explain(event.text, lang=lang, tool=tool, result=reply_as_text(first))  # type: ignore[union-attr]
+            answer = await self.llm.explain(event.text, lang=lang, tool=tool, result=data)  # type: ignore[union-attr]
         except LlmError as exc:
             log.warning("llm_explain_failed", error=str(exc))
             return outcome
         if claims_action(answer):
             log.warning("llm_claim_dropped", tool=tool)
+            return outcome
+        if contradicts_data(answer, data):
+            log.warning("llm_contradiction_dropped", tool=tool)
             return outcome
         words = Reply(text=say(lang, "llm_words", text=answer), level="info")
         return Outcome(replies=[*outcome.replies, words], job=outcome.job)
@@ -298,7 +303,7 @@ class Agent:
             await self._audit(event, "deny", tool, job.full_name, result=f"denied: {decision.reason}")
             self._observed(action_of(tool), "denied")
             return [Reply(text=say(lang, "denied_action", action=say(lang, f"verb_{action}"), job=job.full_name,
-                                   reason=decision.reason), level="warning", ephemeral=True)]
+                                   reason=decision.reason_in(lang)), level="warning", ephemeral=True)]
         pending_id = uuid.uuid4().hex
         pending = {
             "id": pending_id, "tool": tool, "job_id": job.id, "job": job.full_name, "status": job.status,
@@ -350,7 +355,8 @@ class Agent:
             return [Reply(text=say(lang, "expired"), level="warning")]
         if self.clock() > pending["created"] + self.settings.confirm_ttl:
             await self.store.delete(f"confirm:{pending_id}")
-            await self._audit(event, "expired", pending["tool"], pending["job"], result="expired")
+            if await self._first_to_expire(pending_id):
+                await self._audit(event, "expired", pending["tool"], pending["job"], result="expired")
             return [Reply(text=say(lang, "expired"), level="warning")]
         pending["reason"] = reason[:500]
         remaining = max(1.0, pending["created"] + self.settings.confirm_ttl + _EXPIRED_KEPT - self.clock())
@@ -422,7 +428,8 @@ class Agent:
         lang, tool, action = pending["lang"], pending["tool"], action_of(pending["tool"])
         if self.clock() > pending["created"] + self.settings.confirm_ttl:
             await self.store.delete(f"confirm:{pending_id}")
-            await self._audit(event, "expired", tool, pending["job"], result="expired")
+            if await self._first_to_expire(pending_id):
+                await self._audit(event, "expired", tool, pending["job"], result="expired")
             return [Reply(text=say(lang, "expired"), ephemeral=True, level="warning")]
         if pending.get("justification_required") and not pending.get("reason"):
             return [Reply(text=say(lang, "ask_reason", action=say(lang, f"verb_{action}"), job=pending["job"]), ephemeral=True)]
@@ -453,7 +460,8 @@ class Agent:
             return [Reply(text=say(lang, "not_yours", action=say(lang, f"verb_{action_of(pending['tool'])}")), ephemeral=True)]
         if self.clock() > pending["created"] + self.settings.confirm_ttl:
             await self.store.delete(f"confirm:{pending_id}")
-            await self._audit(event, "expired", pending["tool"], pending["job"], result="expired")
+            if await self._first_to_expire(pending_id):
+                await self._audit(event, "expired", pending["tool"], pending["job"], result="expired")
             return [Reply(text=say(lang, "expired"), ephemeral=True, level="warning")]
         await self.store.delete(f"confirm:{pending_id}")
         await self._audit(event, "cancelled", pending["tool"], pending["job"], result="cancelled by user")
@@ -465,6 +473,37 @@ class Agent:
             self.hooks.observe_action(action, outcome)
 
     # --- audit ----------------------------------------------------------------------------------
+    async def sweep_expired(self) -> int:
+        """Audit each confirmation nobody touched, once, as expired after its TTL; returns how many.
+
+        Run periodically (bot/wiring.py). The ``expired:<id>`` claim (SET NX) makes it once across
+        restarts, replicas and a late press racing the sweep.
+        """
+        now, count = self.clock(), 0
+        for key, pending in await self.store.scan("confirm:"):
+            if not isinstance(pending, dict) or now <= float(pending.get("created", now)) + self.settings.confirm_ttl:
+                continue
+            pending_id = str(pending.get("id") or key.removeprefix("confirm:"))
+            if await self._first_to_expire(pending_id):
+                requester = pending.get("requester", "?")
+                name = pending.get("requester_name")
+                try:
+                    await audit.append(self.store, audit.AuditEntry(
+                        actor=f"{requester} ({name})" if name else requester, action="expired",
+                        tool=pending.get("tool", "?"), target=pending.get("job", "?"), where=pending.get("where", "?"),
+                        result="expired", details={"by": "sweep"}))
+                except StoreError:
+                    await self.store.delete(f"expired:{pending_id}")  # not written: the next sweep tries again
+                    raise
+                count += 1
+            await self.store.delete(key)
+        if count:
+            log.info("confirmations_expired", count=count)
+        return count
+
+    async def _first_to_expire(self, pending_id: str) -> bool:
+        return await self.store.claim(f"expired:{pending_id}", self.settings.confirm_ttl + _EXPIRED_KEPT)
+
     async def _audit(self, event: Event, action: str, tool: str, target: str, *, why: str | None = None,
                      result: str | None = None, details: dict[str, Any] | None = None) -> None:
         await audit.append(self.store, entry_for(event, action, tool, target, why=why, result=result, details=details))

@@ -74,6 +74,40 @@ def claims_action(text: str) -> bool:
     return bool(_CLAIM.search(text))
 
 
+# A model's summary must not contradict the TWS data it was given: a status it states must be the
+# status in the data, a job count it states must be a count in the data. Checked only where the
+# data is unambiguous (one status family; explicit "N job(s)" counts), so a plain reading is kept.
+_FAMILY_OF_CODE = {"ABEND": "failed", "FAIL": "failed", "ERROR": "failed", "ABENP": "failed", "SUCC": "succeeded",
+                   "SUCCP": "succeeded", "EXEC": "running", "INTRO": "running", "HOLD": "held", "CANCL": "cancelled",
+                   "WAIT": "waiting", "READY": "waiting", "SCHED": "waiting"}
+_DATA_CODE = re.compile(r"(?<![\w.#])(" + "|".join(_FAMILY_OF_CODE) + r")(?![\w#]|\.\w)")
+_SAID = {  # words (any case) that state a status; the TWS codes themselves count only in capitals
+    "failed": r"abended|failed|ended\ in\ error|falhou|abendou|com\ falha|terminou\ com\ erro",
+    "succeeded": r"succeeded|successful(?:ly)?|com\ sucesso|bem-sucedido",
+    "running": r"(?:is|are|still)\ running|(?:is|are)\ executing|em\ execu[cç][aã]o|executando|rodando",
+    "held": r"on\ hold|em\ espera",
+    "cancelled": r"cancel+ed|cancelad[oa]s?",
+    "waiting": r"(?:is|are)\ waiting|aguardando",
+}
+_STATED = {family: re.compile(r"(?<![\w.#])(?:(?i:" + words + r")|"
+                              + "|".join(c for c, f in _FAMILY_OF_CODE.items() if f == family) + r")(?![\w#]|\.\w)")
+           for family, words in _SAID.items()}
+_NEGATED = re.compile(r"(?i)\b(?:not|n't|never|no|nor|não|nunca|nem|sem)\W+(?:\w+\W+)?$")
+_COUNT = re.compile(r"(?i)\b(\d+)\s+(?:jobs?\b|job\(s\))")
+
+
+def contradicts_data(text: str, data: str) -> bool:
+    """Whether model text states a job status or a job count the TWS data it was given does not hold."""
+    families = {_FAMILY_OF_CODE[code] for code in _DATA_CODE.findall(data)}
+    if len(families) == 1:
+        stated = {family for family, pattern in _STATED.items()
+                  if any(not _NEGATED.search(text[max(0, m.start() - 24):m.start()]) for m in pattern.finditer(text))}
+        if stated and not stated & families:
+            return True
+    counts = set(_COUNT.findall(data))
+    return bool(counts) and any(n not in counts for n in _COUNT.findall(text))
+
+
 class ToolCaller:
     """Lets a configured model pick one registered tool for a message the rules did not understand."""
 

@@ -71,9 +71,22 @@ class Role:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Decision:
     allowed: bool
-    reason: str  # "granted by role operator", "unknown user", "no role grants cancel on X"
+    reason: str  # "granted by role operator", "unknown user", "no role grants cancel on X" (audit, English)
     justification_required: bool = False
     role: str | None = None
+    key: str = ""  # bot/texts.py key of the reason a user sees, in their language (values below)
+    values: tuple[tuple[str, str], ...] = ()
+
+    def reason_in(self, lang: str) -> str:
+        """The reason in the user's language: the audit keeps ``reason`` (English), the reply uses this."""
+        from bot.texts import has_text, say
+
+        if not self.key or not has_text(self.key):
+            return self.reason
+        values = dict(self.values)
+        if has_text(f"verb_{values.get('action', '')}"):
+            values["action"] = say(lang, f"verb_{values['action']}")
+        return say(lang, self.key, **values)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -96,22 +109,25 @@ class Policy:
         """Known users read, unless every role they hold says ``read = false``."""
         identities = tuple(identities)
         if not self.is_known(identities):
-            return Decision(allowed=False, reason="unknown user")
+            return Decision(allowed=False, reason="unknown user", key="policy_unknown_user")
         roles = self.roles_of(identities)
         if roles and not any(role.read for role in roles):
-            return Decision(allowed=False, reason="no role grants reading")
-        return Decision(allowed=True, reason="known user")
+            return Decision(allowed=False, reason="no role grants reading", key="policy_no_read")
+        return Decision(allowed=True, reason="known user", key="policy_known_user")
 
     def can_act(self, identities: Iterable[str], tool: str, job_names: Iterable[str]) -> Decision:
         """May these identities run ``tool`` on a job known by any of ``job_names``?"""
         identities, names, action = tuple(identities), tuple(job_names), action_of(tool)
         if not self.is_known(identities):
-            return Decision(allowed=False, reason="unknown user")
+            return Decision(allowed=False, reason="unknown user", key="policy_unknown_user")
         for role in self.roles_of(identities):
             if role.grants(action, names):
                 return Decision(allowed=True, reason=f"granted by role {role.name}", role=role.name,
+                                key="policy_granted", values=(("role", role.name),),
                                 justification_required=action in role.require_justification)
-        return Decision(allowed=False, reason=f"no role grants {action} on {names[0] if names else '?'}")
+        target = names[0] if names else "?"
+        return Decision(allowed=False, reason=f"no role grants {action} on {target}", key="policy_no_grant",
+                        values=(("action", action), ("job", target)))
 
 
 def job_names_for(workstation: str, stream: str, job: str) -> tuple[str, ...]:

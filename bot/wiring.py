@@ -21,7 +21,7 @@ from bot.agent import Agent
 from bot.alerts import FailureWatch
 from bot.alerts.pagerduty import pagers
 from bot.config import AlertSettings, Settings
-from bot.errors import ConfigError
+from bot.errors import ConfigError, ResyncError
 from bot.events import ChatAdapter, Handle, Notifier
 from bot.journal import ActionJournal, keep_replaying
 from bot.metrics import Metrics
@@ -73,6 +73,17 @@ async def _stop_scheduler(scheduler: AsyncIOScheduler) -> None:
     if running:
         await asyncio.wait(running, timeout=STOP_WAIT)
     scheduler.shutdown(wait=False)
+
+
+#: How often untouched confirmations past their TTL are audited as expired (seconds).
+CONFIRM_SWEEP_EVERY = 30.0
+
+
+async def _sweep(agent: Agent) -> None:
+    try:
+        await agent.sweep_expired()
+    except ResyncError as exc:  # the store is down: the next sweep audits what this one could not
+        log.warning("confirm_sweep_failed", error=str(exc))
 
 
 #: How long shutdown waits for a poll under way (SIGTERM must end the process within 2 s; the
@@ -153,5 +164,10 @@ async def assemble(settings: Settings, stack: AsyncExitStack, *, poll: bool, wit
             stack.push_async_callback(_stop_scheduler, scheduler)
             log.info("alerts_poller_started", interval=settings.alerts.poll_interval,
                      targets=len(settings.alerts.default_targets) + len(settings.alerts.routes))
+    if poll:  # confirmations nobody touched are audited as expired (once: the sweep claims each)
+        sweeper = AsyncIOScheduler(timezone="UTC")
+        sweeper.add_job(_sweep, "interval", args=(agent,), seconds=CONFIRM_SWEEP_EVERY, max_instances=1, coalesce=True)
+        sweeper.start()
+        stack.push_async_callback(_stop_scheduler, sweeper)
     return Components(settings=settings, store=store, tws=tws, agent=agent, metrics=metrics, watch=watch,
                       scheduler=scheduler, adapters=tuple(adapters))

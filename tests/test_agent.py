@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from bot import audit
-from bot.agent import Agent
+from bot.agent import Agent, reply_as_text
 from bot.config import LlmSettings, PolicySettings, StoreSettings, TwsSettings
 from bot.events import ACTION_CANCEL, ACTION_CHOOSE, ACTION_CONFIRM, Event, Reply
 from bot.llm import ToolCaller
@@ -184,6 +184,36 @@ async def test_confirmation_expires(world: World) -> None:
     assert (await world.tws.get_job(job["id"])).rerun_count == 0
 
 
+async def test_an_untouched_confirmation_is_audited_once_as_expired_across_replicas(world: World) -> None:
+    job = _unique_failed(world)
+    token = _confirm_value(await world.say(f"rerun {job['name']}"))
+    other = _confirm_value(await world.say(f"hold {job['name']}"))
+    replica = Agent(tws=world.tws, store=world.store, policy=POLICY, settings=PolicySettings(confirm_ttl=300),
+                    clock=world.clock)  # a second process on the same store
+    assert await world.agent.sweep_expired() == 0  # not yet past its TTL: nothing is expired
+    world.clock.now += 301
+    swept = [await world.agent.sweep_expired(), await replica.sweep_expired(), await world.agent.sweep_expired()]
+    assert swept == [2, 0, 0]
+    records = await audit.tail(world.store, 20)
+    expired = [r for r in records if r["action"] == "expired"]
+    assert sorted(r["tool"] for r in expired) == ["hold_job", "rerun_job"]
+    assert all(r["target"] == _full(job) and r["actor"].startswith("slack:UOPS") for r in expired)
+    [late] = await world.press(ACTION_CONFIRM, token)  # a late press is told, and audits nothing more
+    assert "expired" in late.text
+    assert [r for r in await audit.tail(world.store, 20) if r["action"] == "expired"] == expired
+    assert (await world.tws.get_job(job["id"])).rerun_count == 0 and other != token
+
+
+async def test_a_late_press_and_the_sweep_audit_the_expiry_once(world: World) -> None:
+    job = _unique_failed(world)
+    token = _confirm_value(await world.say(f"rerun {job['name']}"))
+    world.clock.now += 301
+    [late] = await world.press(ACTION_CONFIRM, token)
+    assert "expired" in late.text
+    assert await world.agent.sweep_expired() == 0
+    assert len([r for r in await audit.tail(world.store, 20) if r["action"] == "expired"]) == 1
+
+
 async def test_cancel_button_sends_nothing(world: World) -> None:
     job = _unique_failed(world)
     token = _confirm_value(await world.say(f"rerun {job['name']}"))
@@ -226,6 +256,17 @@ async def test_viewer_reads_but_cannot_act_and_denial_is_audited(world: World) -
     assert "not allowed" in denied.text and not denied.buttons
     last = (await audit.tail(world.store, 1))[0]
     assert last["action"] == "deny" and last["target"] == _full(job)
+
+
+async def test_a_portuguese_denial_gives_its_reason_in_portuguese_and_audits_it_in_english(world: World) -> None:
+    job = _unique_failed(world)
+    [denied] = await world.say(f"roda de novo o {job['name']}", user="UCAREFUL")
+    assert "Você não tem permissão" in denied.text and "nenhum papel permite reexecutar" in denied.text
+    assert "no role grants" not in denied.text and "rerun" not in denied.text.replace(job["name"], "")
+    [english] = await world.say(f"rerun {job['name']}", user="UCAREFUL")
+    assert "no role grants rerun on" in english.text
+    last = (await audit.tail(world.store, 1))[0]
+    assert last["action"] == "deny" and last["result"].startswith("denied: no role grants rerun on")
 
 
 async def test_role_limited_to_a_pattern(world: World) -> None:
@@ -283,6 +324,16 @@ async def test_llm_understands_what_rules_did_not(world: World) -> None:
         assert "It abended, sorry." in words.text and "language model" in words.text  # then the model's words, marked
         explained = stub.completions[1].json["messages"]
         assert any("<tool_result" in str(m.get("content")) for m in explained)
+
+
+@pytest.mark.parametrize("prose", ["Good news: it completed successfully.", "O job está em execução agora."])
+async def test_llm_words_contradicting_the_status_are_dropped(world: World, prose: str) -> None:
+    job = _unique_failed(world)
+    async with OpenAIStub([tool_call("job_status", {"job": job["name"]}), text(prose)]) as stub:
+        agent = _llm_agent(world, stub)
+        replies = await agent.handle(world.event("yo bot, how is that nightly thing the audit folks run doing"))
+        assert len(stub.completions) == 2  # the model was asked to explain ...
+        assert [r.title for r in replies] == [_full(job)] and "ABEND" in reply_as_text(replies[0])  # ... and only the facts remain
 
 
 async def test_malicious_tool_call_cannot_act_by_itself(world: World) -> None:

@@ -280,3 +280,37 @@ def test_prose_claiming_an_action_is_recognised(prose: str) -> None:
     "You can rerun it once the file arrives.", "Você pode reexecutar quando o arquivo chegar."])
 def test_plain_explanations_are_kept(prose: str) -> None:
     assert not claims_action(prose)
+
+
+# --- the model's words never contradict the data they explain --------------------------------------
+
+from bot.llm import contradicts_data  # noqa: E402
+
+_ABENDED = "WS1#PAYROLL_DAILY.EXTRACT01\nStatus: ABEND (ended in error)\nReturn code: 12"
+_LISTED = "5 job(s) failed:\nWS1#S.A ABEND\nWS1#S.B FAIL"
+
+
+@_pytest.mark.parametrize("prose", [
+    "It succeeded.", "The job completed successfully.", "O job terminou com sucesso.", "It is running now.",
+    "Está em execução.", "The job is on HOLD.", "It ended SUCC.", "It is still running, be patient."])
+def test_a_status_the_data_does_not_hold_is_a_contradiction(prose: str) -> None:
+    assert contradicts_data(prose, _ABENDED)
+
+
+@_pytest.mark.parametrize("prose", [
+    "It abended, sorry.", "It ended in error with return code 12; the log shows a missing file.",
+    "O job terminou com erro (rc=8); veja o log.", "It was not successful; rc 12.", "It might fail again.",
+    "Você pode reexecutar quando o arquivo chegar.", "Check PAYROLL_DAILY.EXTRACT01 before it runs again."])
+def test_a_reading_that_agrees_with_the_status_is_kept(prose: str) -> None:
+    assert not contradicts_data(prose, _ABENDED)
+
+
+@_pytest.mark.parametrize(("prose", "contradicts"), [
+    ("5 jobs failed in this plan.", False), ("3 jobs failed.", True), ("Foram 7 jobs com falha.", True),
+    ("Two of them abended.", False)])
+def test_a_job_count_must_be_the_datas(prose: str, contradicts: bool) -> None:
+    assert contradicts_data(prose, _LISTED) is contradicts
+
+
+def test_without_a_count_or_a_single_status_in_the_data_nothing_is_judged() -> None:
+    assert not contradicts_data("12 jobs succeeded.", "WS1#S.A ABEND\nWS1#S.B SUCC")
