@@ -146,29 +146,7 @@ class ToolCaller:
         return answer.strip()
 
     async def _complete(self, purpose: str, messages: list[dict[str, str]], **extra: Any) -> Any:
-        """One call to the provider, bounded by ``settings.timeout``; the first choice's message."""
-        litellm, provider_errors = _litellm()
-        started = time.perf_counter()
-        try:
-            async with asyncio.timeout(self._settings.timeout):
-                response = await litellm.acompletion(
-                    model=self._settings.model, messages=messages, api_base=self._settings.api_base,
-                    api_key=self._api_key(), timeout=self._settings.timeout, num_retries=0, **extra)
-        except (*provider_errors, TimeoutError) as exc:
-            log.warning("llm_call_failed", model=self._settings.model, purpose=purpose,
-                        error=type(exc).__name__, latency_ms=_ms(started))
-            raise LlmError(f"LLM call failed: {type(exc).__name__}") from exc
-        message = _first_message(response)
-        calls = getattr(message, "tool_calls", None) or []
-        log.info("llm_call", model=self._settings.model, purpose=purpose, latency_ms=_ms(started),
-                 tool=_call_name(calls[0]) if calls else None)
-        return message
-
-    def _api_key(self) -> str | None:
-        # The OpenAI client refuses to start without a key, even for a local server that needs none.
-        if self._settings.api_key is None and self._settings.model.startswith("openai/"):
-            return "none"
-        return self._settings.api_key
+        return await complete(self._settings, purpose, messages, **extra)
 
     def _intent(self, call: Any, lang: str) -> Intent:
         name = _call_name(call)
@@ -191,6 +169,37 @@ class ToolCaller:
 
 class _Invalid(ValueError):
     """An argument the model sent is outside what the tool accepts; the message says why."""
+
+
+async def complete(settings: LlmSettings, purpose: str, messages: list[dict[str, str]], **extra: Any) -> Any:
+    """One call to the provider, bounded by ``settings.timeout``; the first choice's message.
+
+    The one way Resync calls a model (tool choice, explanations, grounded runbook answers), so the
+    lazy import, the key a local server needs, the timeout and the error translation live once.
+    """
+    litellm, provider_errors = _litellm()
+    started = time.perf_counter()
+    try:
+        async with asyncio.timeout(settings.timeout):
+            response = await litellm.acompletion(
+                model=settings.model, messages=messages, api_base=settings.api_base,
+                api_key=_api_key(settings), timeout=settings.timeout, num_retries=0, **extra)
+    except (*provider_errors, TimeoutError) as exc:
+        log.warning("llm_call_failed", model=settings.model, purpose=purpose,
+                    error=type(exc).__name__, latency_ms=_ms(started))
+        raise LlmError(f"LLM call failed: {type(exc).__name__}") from exc
+    message = _first_message(response)
+    calls = getattr(message, "tool_calls", None) or []
+    log.info("llm_call", model=settings.model, purpose=purpose, latency_ms=_ms(started),
+             tool=_call_name(calls[0]) if calls else None)
+    return message
+
+
+def _api_key(settings: LlmSettings) -> str | None:
+    # The OpenAI client refuses to start without a key, even for a local server that needs none.
+    if settings.api_key is None and settings.model.startswith("openai/"):
+        return "none"
+    return settings.api_key
 
 
 def _arguments(spec: ToolSpec, raw: Mapping[str, Any]) -> dict[str, str]:

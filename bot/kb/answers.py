@@ -285,26 +285,9 @@ def _plain(text: str) -> str:
 
 
 async def _complete(settings: LlmSettings, messages: list[dict[str, str]]) -> str:
-    import os
+    from bot.llm import complete  # litellm itself is imported there, on first use
 
-    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-    import litellm
-    import openai
-
-    litellm.suppress_debug_info = True
-    api_key = settings.api_key or ("none" if settings.model.startswith("openai/") else None)
-    started = time.perf_counter()
-    try:
-        async with asyncio.timeout(settings.timeout):
-            response = await litellm.acompletion(model=settings.model, messages=messages, api_base=settings.api_base,
-                                                 api_key=api_key, timeout=settings.timeout, num_retries=0)
-    except (openai.OpenAIError, TimeoutError) as exc:
-        raise LlmError(f"LLM call failed: {type(exc).__name__}") from exc
-    log.info("llm_call", model=settings.model, purpose="kb_answer", latency_ms=round((time.perf_counter() - started) * 1000))
-    try:
-        content = response.choices[0].message.content
-    except (AttributeError, IndexError):
-        content = None
+    content = getattr(await complete(settings, "kb_answer", messages), "content", None)
     if not isinstance(content, str) or not content.strip():
         raise LlmError("LLM answered with no text")
     return content
