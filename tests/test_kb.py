@@ -135,7 +135,9 @@ def test_the_cli_ingests_and_searches_with_the_network_blocked(tmp_path: Path) -
     stats = _resync(env, "kb", "stats")
     assert "files:       3" in stats.stdout and "embedded Qdrant" in stats.stdout and "all-MiniLM-L6-v2" in stats.stdout
     assert not (tmp_path / "net.log").exists(), (tmp_path / "net.log").read_text()  # nothing even tried
-    assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").rglob("*.onnx"))
+    # nothing downloaded into a hub cache; the one model file there is our int8 rewrite of the packaged one
+    models = sorted((tmp_path / "cache").rglob("*.onnx"))
+    assert [m.parent for m in models] == [tmp_path / "cache" / "resync" / "models"], models
 
 
 def test_a_second_process_is_told_in_one_line_what_to_do_while_the_bot_holds_the_store(tmp_path: Path) -> None:
@@ -372,6 +374,73 @@ def test_the_model_loader_is_reusable_and_lazy() -> None:
     """)
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr
+
+
+def test_the_packaged_model_runs_as_int8_with_the_float_models_embeddings(tmp_path: Path) -> None:
+    """The rewrite (bot/kb/model.py) computes every MatMul on the stored int8 weights, and its
+    embeddings stay those of the float graph the package ships (cosine above 0.98)."""
+    import numpy as np
+    import onnx
+    import onnxruntime as ort
+
+    from bot.kb import model
+
+    source = model._onnx_path()
+    rewritten = onnx.load_from_string(model._int8_graph(source))
+    ops = [node.op_type for node in rewritten.graph.node]
+    assert ops.count("DynamicQuantizeMatMul") == 36 and "MatMul" in ops  # 6 layers x 6 weights; attention stays float
+    float_weights = [t.name for t in rewritten.graph.initializer if t.data_type == onnx.TensorProto.FLOAT and
+                     np.prod(t.dims) > 100_000]
+    assert float_weights == [], float_weights  # no weight is rebuilt in float any more
+    tokenizer = model.dense_model().model.tokenizer
+    original = ort.InferenceSession(str(source), providers=["CPUExecutionProvider"])
+    int8 = ort.InferenceSession(rewritten.SerializeToString(), providers=["CPUExecutionProvider"])
+    for text in ("ORA-00060: deadlock detected while waiting for resource",
+                 "o SFTP do banco recusou a conexão; aguarde a janela e reexecute o job"):
+        encoded = tokenizer.encode(text)
+        feeds = {"input_ids": np.array([encoded.ids]), "attention_mask": np.array([encoded.attention_mask]),
+                 "token_type_ids": np.zeros((1, len(encoded.ids)), dtype=np.int64)}
+        a, b = (session.run(None, feeds)[0][0].mean(axis=0) for session in (original, int8))
+        assert float(a @ b / np.linalg.norm(a) / np.linalg.norm(b)) > 0.98
+
+
+def test_the_rewritten_model_is_cached_and_an_unknown_graph_is_loaded_as_it_is(tmp_path: Path,
+                                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    import onnx
+    from onnx import TensorProto, helper
+
+    from bot.kb import model
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    first, temporary = model._int8_model(model._onnx_path())
+    assert not temporary and first.parent == tmp_path / "cache" / "resync" / "models"
+    written = first.stat().st_mtime_ns
+    again, _ = model._int8_model(model._onnx_path())
+    assert again == first and again.stat().st_mtime_ns == written  # reused, not rewritten
+
+    plain = tmp_path / "plain.onnx"  # a graph without int8 weights: nothing to rewrite
+    node = helper.make_node("Identity", ["x"], ["y"])
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])])
+    onnx.save(helper.make_model(graph), str(plain))
+    assert model._int8_model(plain) == (plain, False)
+
+
+def test_vectors_of_another_model_are_embedded_again(tmp_path: Path) -> None:
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "disk.md").write_text("# Disk full\n\n## Fix\nPurge old backups with BKP_PURGE, then rerun.\n")
+    (folder / "sftp.txt").write_text("SFTP refused\n\nThe bank SFTP refused the connection: wait for the window.\n")
+    index = RunbookIndex(KbSettings(path=tmp_path / "kb"))
+    try:
+        assert len(ingest(index, [str(folder)]).added) == 2
+        index.client.update_collection("resync_runbooks", metadata={"dense_model": "an-older-model"})
+        upgraded = ingest(index, [str(folder)])
+        assert sorted(upgraded.changed) == ["disk.md", "sftp.txt"] and upgraded.chunks == 2
+        assert index.embedded_with() == "resync/all-MiniLM-L6-v2-int8-dq"
+        assert ingest(index, [str(folder)]).chunks == 0  # and only once
+    finally:
+        index.close()
 
 
 def test_kb_settings_name_the_server_and_hide_its_key(tmp_path: Path) -> None:

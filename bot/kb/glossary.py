@@ -7,7 +7,10 @@ text contains (to chunks when they are indexed and to questions when they are as
 the dense and the sparse side match across languages. ``bench/kb.py`` measures the difference.
 
 Each entry is a group of equivalent terms; a text containing any of them (accents and case
-ignored, whole words) gets the group's terms of the other language appended.
+ignored, whole words) gets the group's terms of the other language appended: all of them to a
+chunk, so that any phrasing matches it, and only the first of each group to a question, which is
+enough to meet the chunk's terms and keeps the question short (the sentence model's cost grows
+with its length: a third fewer words, with the same recall on the tuning questions).
 """
 
 from __future__ import annotations
@@ -103,20 +106,24 @@ def fold(text: str) -> str:
 
 
 @cache
-def _patterns() -> tuple[tuple[re.Pattern[str], str], ...]:
+def _patterns() -> tuple[tuple[re.Pattern[str], tuple[str, ...]], ...]:
     compiled = []
     for english, portuguese in GROUPS:
         for side, other in ((english, portuguese), (portuguese, english)):
             alternatives = "|".join(re.escape(fold(term)) for term in sorted(side, key=len, reverse=True))
-            compiled.append((re.compile(rf"(?<!\w)(?:{alternatives})(?!\w)"), " ".join(other)))
+            compiled.append((re.compile(rf"(?<!\w)(?:{alternatives})(?!\w)"), other))
     return tuple(compiled)
 
 
-def expand(text: str) -> str:
-    """``text`` followed by the other language's terms for the operations words it contains."""
+def expand(text: str, *, question: bool = False) -> str:
+    """``text`` followed by the other language's terms for the operations words it contains
+    (for a ``question``, the first term of each group only)."""
     folded = fold(text)
     extra: list[str] = []
     for pattern, other in _patterns():
-        if pattern.search(folded) and other not in extra:
-            extra.append(other)
+        if not pattern.search(folded):
+            continue
+        terms = other[0] if question else " ".join(other)
+        if terms not in extra:
+            extra.append(terms)
     return f"{text}\n{' '.join(extra)}" if extra else text

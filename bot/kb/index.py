@@ -108,6 +108,15 @@ class RunbookIndex:
         if not self.client.collection_exists(FILES):
             self.client.create_collection(FILES, vectors_config={})
 
+    def embedded_with(self) -> str | None:
+        """The dense model the stored chunks were embedded with (None: not recorded)."""
+        metadata = self.client.get_collection(CHUNKS).config.metadata or {}
+        return metadata.get("dense_model")
+
+    def mark_embedded_with_current_model(self) -> None:
+        self.client.update_collection(CHUNKS, metadata={"dense_model": model.DENSE_MODEL,
+                                                        "sparse_model": model.SPARSE_MODEL})
+
     # --- files --------------------------------------------------------------------------------
     def files(self) -> dict[str, FileRecord]:
         records: dict[str, FileRecord] = {}
@@ -158,7 +167,7 @@ class RunbookIndex:
         """
         from qdrant_client import models
 
-        text = expand(query) if self.glossary else query
+        text = expand(query, question=True) if self.glossary else query
         dense = model.embed_dense([text])[0]
         sparse = model.embed_sparse([f"{text} {context}" if context else text], query=True)[0]
         sparse_vector = models.SparseVector(indices=sparse.indices.tolist(), values=sparse.values.tolist())

@@ -81,6 +81,9 @@ def ingest(index: RunbookIndex, paths: Sequence[str], *, progress: Progress | No
     report = IngestReport()
     candidates, roots = _walk(paths, report)
     known = index.files()
+    # Vectors from another model do not compare with this one's questions: embed everything again.
+    stale = bool(known) and index.embedded_with() != model.DENSE_MODEL
+    redone: set[str] = set()
     total = len(candidates)
     for done, candidate in enumerate(candidates, start=1):
         key = str(candidate.path)
@@ -88,7 +91,8 @@ def ingest(index: RunbookIndex, paths: Sequence[str], *, progress: Progress | No
             data = _read(candidate.path)
             digest = hashlib.sha256(data).hexdigest()
             previous = known.get(key)
-            if previous is not None and previous.sha256 == digest and previous.source == candidate.source:
+            if (previous is not None and not stale and previous.sha256 == digest
+                    and previous.source == candidate.source):
                 report.unchanged.append(candidate.source)
                 if progress:
                     progress(done, total, f"unchanged {candidate.source}")
@@ -108,6 +112,7 @@ def ingest(index: RunbookIndex, paths: Sequence[str], *, progress: Progress | No
         record = FileRecord(path=key, source=candidate.source, root=candidate.root, sha256=digest,
                             chunks=len(records), ingested_at=now())
         index.put_file(record, records, dense, sparse, previous=previous)
+        redone.add(key)
         (report.changed if previous is not None else report.added).append(candidate.source)
         report.chunks += len(records)
         if progress:
@@ -116,9 +121,12 @@ def ingest(index: RunbookIndex, paths: Sequence[str], *, progress: Progress | No
     for record in known.values():
         if record.root and record.root in roots and record.path not in seen:
             index.remove_file(record)
+            redone.add(record.path)
             report.removed.append(record.source)
             if progress:
                 progress(total, total, f"removed {record.source}")
+    if stale and redone >= known.keys():
+        index.mark_embedded_with_current_model()
     report.seconds = now() - started
     return report
 

