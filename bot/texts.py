@@ -272,6 +272,17 @@ _TEXTS: dict[str, tuple[str, str]] = {
     "alert_tws_up_text": ("TWS answers again after about {minutes} min. Checking for failures that happened meanwhile.",
                           "O TWS voltou a responder após cerca de {minutes} min. Verificando as falhas que ocorreram "
                           "nesse meio-tempo."),
+    "alert_tws_error_title": ("⚠️ TWS is answering with errors", "⚠️ O TWS está respondendo com erros"),
+    "alert_tws_error_text": ("Since {since} TWS answers Resync's polls with an error: “{answer}”. Failure alerts are "
+                             "delayed; failures that happen meanwhile will be alerted when TWS answers normally again.",
+                             "Desde {since} o TWS responde às consultas do Resync com um erro: “{answer}”. Os alertas "
+                             "de falha estão atrasados; as falhas que ocorrerem nesse meio-tempo serão alertadas quando "
+                             "o TWS voltar a responder normalmente."),
+    "alert_tws_ok_title": ("✅ TWS answering normally again", "✅ O TWS voltou a responder normalmente"),
+    "alert_tws_ok_text": ("TWS answers without errors again after about {minutes} min. Checking for failures that "
+                          "happened meanwhile.",
+                          "O TWS voltou a responder sem erros após cerca de {minutes} min. Verificando as falhas que "
+                          "ocorreram nesse meio-tempo."),
     "alert_untracked": ("This alert is no longer tracked (it may be from an older plan).",
                         "Este alerta não é mais acompanhado (pode ser de um plano anterior)."),
     "alert_already_acked": ("Already acknowledged by {user}.", "Já reconhecido por {user}."),
