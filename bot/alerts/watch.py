@@ -350,7 +350,7 @@ class FailureWatch:
                 summary = f"base:{hashlib.sha1(where.encode()).hexdigest()[:12]}"
                 group = {"key": summary, "kind": "baseline", "targets": list(targets), "first_start": first_start,
                          "job_ids": [job.id for job in baseline.worst_first(items)], "opened_at": self._clock(),
-                         "stream": ""}
+                         "stream": "", "kinds": baseline.kinds_of(items)}
                 await self._store.put(f"alertgroup:{summary}", group, OPEN_TTL)
             for job, kind in items:
                 record = {**self._record(job, kind, targets, job.id, {}), "quiet": True, "summary": summary}
