@@ -272,6 +272,17 @@ _TEXTS: dict[str, tuple[str, str]] = {
     "alert_tws_up_text": ("TWS answers again after about {minutes} min. Checking for failures that happened meanwhile.",
                           "O TWS voltou a responder após cerca de {minutes} min. Verificando as falhas que ocorreram "
                           "nesse meio-tempo."),
+    "alert_tws_error_title": ("⚠️ TWS is answering with errors", "⚠️ O TWS está respondendo com erros"),
+    "alert_tws_error_text": ("Since {since} TWS answers Resync's polls with an error: “{answer}”. Failure alerts are "
+                             "delayed; failures that happen meanwhile will be alerted when TWS answers normally again.",
+                             "Desde {since} o TWS responde às consultas do Resync com um erro: “{answer}”. Os alertas "
+                             "de falha estão atrasados; as falhas que ocorrerem nesse meio-tempo serão alertadas quando "
+                             "o TWS voltar a responder normalmente."),
+    "alert_tws_ok_title": ("✅ TWS answering normally again", "✅ O TWS voltou a responder normalmente"),
+    "alert_tws_ok_text": ("TWS answers without errors again after about {minutes} min. Checking for failures that "
+                          "happened meanwhile.",
+                          "O TWS voltou a responder sem erros após cerca de {minutes} min. Verificando as falhas que "
+                          "ocorreram nesse meio-tempo."),
     "alert_untracked": ("This alert is no longer tracked (it may be from an older plan).",
                         "Este alerta não é mais acompanhado (pode ser de um plano anterior)."),
     "alert_already_acked": ("Already acknowledged by {user}.", "Já reconhecido por {user}."),
@@ -310,16 +321,28 @@ _TEXTS: dict[str, tuple[str, str]] = {
     "alert_you_snoozed": ("Snoozed for {hours} h: repeat failures stay quiet until then.",
                           "Adiado por {hours} h: falhas repetidas ficam em silêncio até lá."),
     # --- alerts at production scale: baseline, flood guard, plan turnover, late/long, PEND and kill
-    "alert_baseline_title_start": ("{count} jobs had already failed when Resync started",
-                                   "{count} jobs já tinham falhado quando o Resync iniciou"),
-    "alert_baseline_title_plan": ("{count} jobs had already failed when Resync first saw this plan",
-                                  "{count} jobs já tinham falhado quando o Resync viu este plano pela primeira vez"),
+    "alert_baseline_title_start": ("{what} when Resync started", "{what} quando o Resync iniciou"),
+    "alert_baseline_title_plan": ("{what} when Resync first saw this plan",
+                                  "{what} quando o Resync viu este plano pela primeira vez"),
+    # {what} of the two titles above: failures counted as failures, PEND / late / long jobs as needing attention
+    "alert_baseline_failed": ("{failed} jobs had already failed", "{failed} jobs já tinham falhado"),
+    "alert_baseline_failed_attention": ("{failed} jobs had already failed and {attention} needed attention",
+                                        "{failed} jobs já tinham falhado e {attention} precisavam de atenção"),
+    "alert_baseline_attention": ("{attention} jobs needed attention", "{attention} jobs precisavam de atenção"),
     "alert_baseline_text": ("They are not alerted one by one ({open} still failed), the worst first. A job that fails "
                             "again or that someone acts on gets its own alert.",
                             "Eles não são alertados um a um ({open} ainda com falha), os piores primeiro. Um job que "
                             "falhar de novo ou em que alguém agir recebe seu próprio alerta."),
+    "alert_baseline_text_mixed": ("They are not alerted one by one ({open} still failed, {attention} still need "
+                                  "attention), the worst first. A job that fails again or that someone acts on gets "
+                                  "its own alert.",
+                                  "Eles não são alertados um a um ({open} ainda com falha, {attention} ainda precisam "
+                                  "de atenção), os piores primeiro. Um job que falhar de novo ou em que alguém agir "
+                                  "recebe seu próprio alerta."),
     "alert_baseline_hint": ("Ask “which jobs failed?” to list them all.",
                             "Pergunte “quais jobs falharam?” para ver a lista completa."),
+    "alert_baseline_hint_failures": ("Ask “which jobs failed?” to list all the failures.",
+                                     "Pergunte “quais jobs falharam?” para ver todas as falhas."),
     "alert_flood_title": ("{count} more failures for this channel", "Mais {count} falhas para este canal"),
     "alert_flood_text": ("More than {limit} alerts for this channel within {minutes} min, across job streams: the rest "
                          "are listed here and this message is updated as more arrive ({open} still open).",

@@ -316,9 +316,11 @@ async def test_a_tws_outage_gives_one_notice_each_way_and_is_caught_up(sim, tws,
                         default_targets=("slack:C_ALL",))
     watch = watch_for(settings, tws=tws, store=sqlite_store, notifiers=[chat])
     await watch.poll_once()
-    simulator.set_faults(outage=True)
-    for _ in range(3):
-        assert not (await watch.poll_once()).tws_ok
+    simulator.set_faults(drop_rate=1.0)  # every connection closed with no answer: TWS really is unreachable
+    with capture_logs() as logs:
+        for _ in range(3):
+            assert not (await watch.poll_once()).tws_ok
+    assert [e["event"] for e in logs if e["event"].startswith("alerts_tws")] == ["alerts_tws_unreachable"]
     simulator.force_fail(job["id"], 8)  # fails while nobody can see it
     assert await watch.deliver_due() == 2
     assert [(t, r.title) for t, r, _ in chat.posts] == [("slack:C_ALL", "⚠️ TWS unreachable"),
@@ -331,9 +333,46 @@ async def test_a_tws_outage_gives_one_notice_each_way_and_is_caught_up(sim, tws,
     assert sorted((t, r.title) for t, r, _ in chat.posts[2:]) == [
         ("slack:C_ALL", "✅ TWS reachable again"), ("slack:C_ALL", f"🔴 ABEND: {full_name(job)}"),
         ("slack:C_ROUTE", "✅ TWS reachable again")]
-    simulator.set_faults(outage=True)  # a second outage is a new pair of notices
+    simulator.set_faults(drop_rate=1.0)  # a second outage is a new pair of notices
     await watch.poll_once()
     assert await watch.deliver_due() == 2
+
+
+@pytest.mark.parametrize("lang", ["en", "pt"])
+async def test_tws_answering_with_an_error_is_quoted_never_called_unreachable(sim, tws, sqlite_store, lang):
+    """A 503 carrying TWS's own message: TWS answered, so the notice says so and quotes it."""
+    simulator, _ = sim
+    [job] = pick(simulator, 1, "SUCC")
+    chat = Recorder()
+    settings = alerting(routes=(AlertRoute(stream="NOPE@", targets=("slack:C_ROUTE",)),),
+                        default_targets=("slack:C_ALL",), lang=lang)
+    watch = watch_for(settings, tws=tws, store=sqlite_store, notifiers=[chat])
+    await watch.poll_once()
+    simulator.set_faults(outage=True)  # every request: 503 {"messages": ["AWSJCO005E ..."]}
+    with capture_logs() as logs:
+        for _ in range(3):
+            assert not (await watch.poll_once()).tws_ok
+    said = "AWSJCO005E The engine is not available (simulated outage)."
+    events = [e for e in logs if e["event"].startswith("alerts_tws")]
+    assert [(e["event"], e["log_level"], e["answer"]) for e in events] == [("alerts_tws_error", "warning", said)]
+    simulator.force_fail(job["id"], 8)  # fails while TWS cannot be polled
+    assert await watch.deliver_due() == 2  # one notice per target, however many polls failed
+    title, text = {"en": ("⚠️ TWS is answering with errors", f"TWS answers Resync's polls with an error: “{said}”"),
+                   "pt": ("⚠️ O TWS está respondendo com erros",
+                          f"o TWS responde às consultas do Resync com um erro: “{said}”")}[lang]
+    assert [(t, r.title) for t, r, _ in chat.posts] == [("slack:C_ALL", title), ("slack:C_ROUTE", title)]
+    for _, reply, _ in chat.posts:
+        assert text in reply.text
+        assert not any(word in reply.text.lower() for word in ("unreachable", "cannot reach", "inacess", "acessar"))
+    simulator.clear_faults()
+    report = await watch.poll_once()
+    assert report.tws_ok and report.new == 1
+    assert (await watch.poll_once()).queued == 0
+    assert await watch.deliver_due() == 3
+    back = {"en": "✅ TWS answering normally again", "pt": "✅ O TWS voltou a responder normalmente"}[lang]
+    assert sorted((t, r.title) for t, r, _ in chat.posts[2:]) == [
+        ("slack:C_ALL", back), ("slack:C_ALL", f"🔴 ABEND: {full_name(job)}"), ("slack:C_ROUTE", back)]
+    assert await sqlite_store.get("alertstate:tws") is None
 
 
 # --- several replicas ---------------------------------------------------------------------------
@@ -674,7 +713,7 @@ async def test_tws_outage_notices_and_lifecycle_steps_in_portuguese(sim, tws, sq
     watch = watch_for(alerting(default_targets=("slack:C1",), lang="pt"), tws=tws, store=sqlite_store,
                       notifiers=[chat])
     await watch.poll_once()
-    simulator.set_faults(outage=True)
+    simulator.set_faults(drop_rate=1.0)
     assert not (await watch.poll_once()).tws_ok
     simulator.force_fail(job["id"], 8)
     simulator.clear_faults()

@@ -221,6 +221,24 @@ def test_thread_messages_group_and_notices_speak_portuguese_when_asked() -> None
     assert group.context == "Reconhecido por ana"
 
 
+def test_a_tws_error_notice_quotes_the_answer_bounded_and_without_credentials() -> None:
+    answer = ("AWSJCO005E The engine is not available.\n  Request was: Authorization: Basic cmVzeW5jOnJlc3luYw== "
+              "password=hunter2secret; token: xoxb-1234-abcdef " + "x" * 400)
+    notice = compose.tws_error(0.0, answer)
+    quoted = notice.text.split("“")[1].split("”")[0]
+    assert notice.title == "⚠️ TWS is answering with errors" and notice.level == "warning"
+    assert quoted.startswith("AWSJCO005E The engine is not available. Request was: Authorization: Basic [REDACTED]")
+    assert "password=[REDACTED]" in quoted and "token: [REDACTED]" in quoted
+    assert not any(s in notice.text for s in ("cmVzeW5jOnJlc3luYw==", "hunter2secret", "xoxb-1234", "\n"))
+    assert len(quoted) == compose.MAX_ANSWER and quoted.endswith("…")
+    assert compose.quote_answer(quoted) == quoted  # quoting twice changes nothing
+    pt = compose.tws_error(0.0, "AWSJCO005E The engine is not available.", lang="pt")
+    assert pt.title == "⚠️ O TWS está respondendo com erros"
+    assert "Desde 1970-01-01 00:00 UTC o TWS responde às consultas do Resync com um erro: “AWSJCO005E" in pt.text
+    assert compose.tws_up(0.0, 600.0, answered=True).title == "✅ TWS answering normally again"
+    assert "cerca de 10 min" in compose.tws_up(0.0, 600.0, answered=True, lang="pt").text
+
+
 def test_a_group_counts_and_marks_the_failures_of_its_burst_already_alerted_one_by_one() -> None:
     record = failure_record()
     earlier = {**record, "failure": {**record["failure"], "full_name": "CPU1#PAYROLL_DAILY.LOAD02", "rc": None}}

@@ -153,6 +153,50 @@ async def test_failures_already_there_become_one_summary_and_keep_their_lifecycl
         assert "(11 still failed)" in chat.updates[-1][2].text
 
 
+async def test_a_baseline_counts_failures_as_failures_and_pend_jobs_as_needing_attention(sqlite_store) -> None:
+    from bot.alerts import baseline
+
+    async with serving() as (simulator, url, _), client_for(url) as tws:
+        [pend] = simulator.jobs_in_state("PEND")  # the generated plan's one job waiting for confirmation
+        failing = [job for job in streams_of(simulator, 13) if job["id"] != pend["id"]][:12]
+        for job in failing:
+            simulator.force_fail(job["id"], 8)
+        chat = Recorder()
+        watch = watch_for(settings(notify_pend=True), tws, sqlite_store, chat)
+        assert (await watch.poll_once()).baselined == 13
+        await drain(watch)
+        [(_, summary, _)] = chat.posts
+        assert summary.title == "🗂️ 12 jobs had already failed and 1 needed attention when Resync started"
+        intro, *lines = summary.text.splitlines()
+        assert "(12 still failed, 1 still need attention)" in intro
+        assert len(lines) == 11 and lines[-1] == "… and 3 more"  # 10 shown + 3 more = 12 + 1, as the title says
+        assert all(" — ABEND rc 8" in line for line in lines[:10])  # the worst first: the PEND one is in "more"
+        assert summary.context == "Ask “which jobs failed?” to list all the failures."
+        # The PEND job is confirmed: the title keeps saying what there was at the start, the text what is left.
+        await tws.confirm_succ(pend["id"])
+        await watch.poll_once()
+        await drain(watch)
+        updated = chat.updates[-1][2]
+        assert updated.title == summary.title and "(12 still failed, 0 still need attention)" in updated.text
+        [(key, group)] = await sqlite_store.scan("alertgroup:")
+        records = [await sqlite_store.get(f"alert:{job_id}") for job_id in group["job_ids"]]
+        pt = baseline.summary(group, records, lang="pt")
+        assert pt.title == "🗂️ 12 jobs já tinham falhado e 1 precisavam de atenção quando o Resync iniciou"
+        assert pt.text.splitlines()[-1] == "… e mais 3"
+
+
+def test_a_baseline_of_jobs_that_only_need_attention_says_none_failed() -> None:
+    from bot.alerts import baseline
+
+    records = [{"job_id": f"j{n}", "kind": "pend", "state": "open",
+                "failure": {"full_name": f"WS#S.J{n}", "status": "PEND", "rc": 0, "run": "run0", "reruns": 0},
+                "job": {"status": "PEND", "run": "run0", "reruns": 0}} for n in range(2)]
+    group = {"key": "base:k", "kind": "baseline", "job_ids": ["j0", "j1"], "kinds": {"pend": 2}, "first_start": False}
+    shown = baseline.summary(group, records)
+    assert shown.title == "🗂️ 2 jobs needed attention when Resync first saw this plan"
+    assert "(0 still failed, 2 still need attention)" in shown.text and "more" not in shown.text
+
+
 async def test_baseline_alert_and_ignore(sqlite_store, tmp_path: Path) -> None:
     async with serving() as (simulator, url, _), client_for(url) as tws:
         for job in streams_of(simulator, 3):

@@ -26,7 +26,7 @@ restarts and other replicas see it:
     snooze:<job id>            snooze, with a TTL
     alertact:<job id>          the last rerun/hold/cancel done through the bot (note_action)
     alertref:<thread>:<target> where the root message landed (delivery only)
-    alertstate:tws             set while TWS is unreachable
+    alertstate:tws             set while TWS is unreachable or answers polls with an error
     mute:<pattern>             runtime mute, with a TTL
 """
 
@@ -350,7 +350,7 @@ class FailureWatch:
                 summary = f"base:{hashlib.sha1(where.encode()).hexdigest()[:12]}"
                 group = {"key": summary, "kind": "baseline", "targets": list(targets), "first_start": first_start,
                          "job_ids": [job.id for job in baseline.worst_first(items)], "opened_at": self._clock(),
-                         "stream": ""}
+                         "stream": "", "kinds": baseline.kinds_of(items)}
                 await self._store.put(f"alertgroup:{summary}", group, OPEN_TTL)
             for job, kind in items:
                 record = {**self._record(job, kind, targets, job.id, {}), "quiet": True, "summary": summary}
@@ -691,26 +691,39 @@ class FailureWatch:
     # --- TWS outage ---------------------------------------------------------------------------
 
     async def _tws_down(self, exc: TwsUnavailable) -> None:
+        """One notice per outage and target, saying what is true of it.
+
+        ``TwsUnavailable`` also stands for a 5xx in which TWS answered with its own message
+        (``exc.answer``): TWS is reachable then, so the notice quotes that answer instead of calling
+        it unreachable. What the first failed poll of an outage saw decides its notice (stored with
+        it, so a restart or another replica says the same).
+        """
         state = await self._store.get("alertstate:tws")
         if state is None:
-            state = {"down_since": self._clock()}
+            answer = compose.quote_answer(exc.answer) if exc.answer else None
+            state = {"down_since": self._clock(), "answer": answer}
             await self._store.put("alertstate:tws", state)
-            log.warning("alerts_tws_unreachable", error=str(exc)[:200])
-        since = state["down_since"]
+            if answer:
+                log.warning("alerts_tws_error", answer=answer)
+            else:
+                log.warning("alerts_tws_unreachable", error=str(exc)[:200])
+        since, answer = state["down_since"], state.get("answer")
+        reply = (compose.tws_error(since, answer, lang=self._lang) if answer
+                 else compose.tws_down(since, lang=self._lang))
         for target in all_targets(self._settings):
-            await self._queue(f"notice:tws-down:{since:.6f}:{target}", op="notice", target=target,
-                              reply=compose.tws_down(since, lang=self._lang))
+            await self._queue(f"notice:tws-down:{since:.6f}:{target}", op="notice", target=target, reply=reply)
 
     async def _tws_back(self) -> None:
         state = await self._store.get("alertstate:tws")
         if state is None:
             return
-        since = state["down_since"]
+        since, answered = state["down_since"], bool(state.get("answer"))
         for target in all_targets(self._settings):
             await self._queue(f"notice:tws-up:{since:.6f}:{target}", op="notice", target=target,
-                              reply=compose.tws_up(since, self._clock(), lang=self._lang))
+                              reply=compose.tws_up(since, self._clock(), answered=answered, lang=self._lang))
         await self._store.delete("alertstate:tws")
-        log.info("alerts_tws_reachable", down_for=round(self._clock() - since, 1))
+        log.info("alerts_tws_error_cleared" if answered else "alerts_tws_reachable",
+                 down_for=round(self._clock() - since, 1))
 
     # --- delivery -----------------------------------------------------------------------------
 
