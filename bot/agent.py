@@ -16,6 +16,7 @@ Every request, denial, confirmation and outcome of an action is appended to the 
 from __future__ import annotations
 
 import json
+import math
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -60,7 +61,7 @@ from bot.llm import claims_action, contradicts_data
 from bot.nlu import detect_language, examples, understand
 from bot.policy import Policy, action_of, job_names_for, tws_action
 from bot.store import Store
-from bot.texts import say
+from bot.texts import quote_answer, say
 from bot.places import PlaceIndex
 from bot.tools import (
     TOOLS,
@@ -141,9 +142,7 @@ class Agent:
                 return await self._on_action(event, lang)
             return await self._on_text(event, lang)
         except TwsUnavailable as exc:
-            if exc.answer:  # TWS did answer: quote it, never "not reachable"
-                return [Reply(text=say(lang, "tws_error", detail=exc.answer), level="error", ephemeral=True)]
-            return [Reply(text=say(lang, "tws_down", detail=str(exc)), level="error", ephemeral=True)]
+            return [Reply(text=_unavailable(lang, exc), level="error", ephemeral=True)]
         except TwsAuthError:
             return [Reply(text=say(lang, "tws_auth"), level="error", ephemeral=True)]
         except TwsForbidden:
@@ -533,6 +532,17 @@ def reason_kind(text: str, intent: Intent) -> str:
     if len(text.split()) < 3 or letters < 12:
         return "thin"
     return "reason"
+
+
+def _unavailable(lang: str, exc: TwsUnavailable) -> str:
+    """Why TWS could not serve the request, truthfully: what it answered (quoted as in the alert
+    notices: one line, credentials cut out), whether the breaker is holding requests back after
+    such answers, or that nothing answered at all."""
+    if exc.answer is None:
+        return say(lang, "tws_down", detail=str(exc))
+    if exc.held_for is not None:
+        return say(lang, "tws_error_held", detail=quote_answer(exc.answer), seconds=max(1, math.ceil(exc.held_for)))
+    return say(lang, "tws_error", detail=quote_answer(exc.answer))
 
 
 def _duration(seconds: float) -> str:

@@ -10,7 +10,7 @@ HTTP route, a scheduled job, the console loop) catch ``ResyncError`` and answer 
     ├── DeliveryError           a chat platform did not take a message (the outbox retries)
     ├── LlmError                the language model failed, timed out or answered nonsense
     └── TwsError                anything the TWS engine or the way to it said no to
-        ├── TwsUnavailable      connection refused, timeout, 5xx, or the circuit breaker is open
+        ├── TwsUnavailable      connection refused, timeout, 429, 5xx, or the circuit breaker is open
         ├── TwsAuthError        401: the credentials were refused
         ├── TwsForbidden        403: the TWS user may not do this
         ├── JobNotFound         no plan instance matches (AWSBIO006E or an empty query)
@@ -44,15 +44,22 @@ class TwsError(ResyncError):
 
 
 class TwsUnavailable(TwsError):
-    """TWS cannot be reached right now (network, timeout, 5xx, breaker open).
+    """TWS cannot serve the request right now (network, timeout, 429, 5xx, breaker open).
 
-    ``answer`` is TWS's own message when it did answer (a 5xx with a TWS error body): it is
-    reachable then, so user-facing text quotes the answer instead of saying "not reachable".
+    ``answer`` is what came back when something did answer: TWS's own message (a 5xx with a TWS
+    error body), or the status line of a 429 or a bare 5xx (TWS, or a proxy in front of it). It is
+    reachable then, so user-facing text quotes the answer instead of saying "not reachable"; None
+    means nothing answered at all (refused, timed out, dropped).
+
+    ``held_for`` is set only when the circuit breaker refused the call without asking TWS: about
+    how many seconds it keeps doing so. ``answer`` is then what TWS said to the failures that
+    opened it, so a fail-fast error tells the same truth as the failures behind it.
     """
 
-    def __init__(self, message: str, *, answer: str | None = None) -> None:
+    def __init__(self, message: str, *, answer: str | None = None, held_for: float | None = None) -> None:
         super().__init__(message)
         self.answer = answer
+        self.held_for = held_for
 
 
 class TwsAuthError(TwsError):

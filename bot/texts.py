@@ -1,12 +1,22 @@
 """What the bot says, in English and Brazilian Portuguese.
 
 One catalogue, keyed by message id, so a reply never mixes languages and translators find every
-sentence in one place. ``say(lang, key, **values)`` falls back to English.
+sentence in one place. ``say(lang, key, **values)`` falls back to English. ``quote_answer`` is how
+TWS's own words are put in front of people (a chat reply, a channel notice): the same bounded,
+credential-free quote wherever they appear.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
+
+from bot.logs import REDACTED, Scrubber
+
+MAX_ANSWER = 200  # characters of TWS's own error message quoted to people
+
+#: ``password=...``, ``token: ...`` and the like inside a message; the value goes, the name stays.
+_SECRET_PAIR = re.compile(r"(?i)\b(pass(?:word|wd)?|pwd|secret|token|api[_-]?key)(\s*[=:]\s*)([^\s,;]+)")
 
 _TEXTS: dict[str, tuple[str, str]] = {
     # key: (English, Portuguese)
@@ -36,6 +46,10 @@ _TEXTS: dict[str, tuple[str, str]] = {
                  "O TWS recusou as credenciais do Resync. Peça a um administrador para verificar TWS_USER / TWS_API_KEY."),
     "tws_forbidden": ("TWS says Resync's user may not do that.", "O TWS diz que o usuário do Resync não pode fazer isso."),
     "tws_error": ("TWS answered with an error: {detail}", "O TWS respondeu com um erro: {detail}"),
+    "tws_error_held": ("TWS answered its last requests with an error: {detail}. To spare it, Resync sends it nothing "
+                       "for about {seconds} s (circuit breaker); nothing was changed.",
+                       "O TWS respondeu às últimas requisições com um erro: {detail}. Para poupá-lo, o Resync não lhe "
+                       "envia nada por cerca de {seconds} s (circuit breaker); nada foi alterado."),
     "store_down": ("My state store is unavailable, so I cannot take actions safely right now (reads still work). "
                    "Nothing was changed; try again in a moment.",
                    "Meu armazenamento de estado está indisponível, então não posso executar ações com segurança agora "
@@ -408,3 +422,14 @@ def say(lang: str, key: str, **values: Any) -> str:
     english, portuguese = _TEXTS[key]
     text = portuguese if lang == "pt" else english
     return text.format(**values) if values else text
+
+
+def quote_answer(answer: str) -> str:
+    """TWS's own words for people: one line of at most ``MAX_ANSWER`` characters, credentials cut out.
+
+    A chat or a channel is a wider audience than a log: an answer echoing an Authorization header,
+    a token or a ``password=`` must not carry it there. Quoting twice changes nothing.
+    """
+    text = _SECRET_PAIR.sub(lambda m: f"{m.group(1)}{m.group(2)}{REDACTED}", " ".join(answer.split()))
+    text = Scrubber().text(text)
+    return text if len(text) <= MAX_ANSWER else text[:MAX_ANSWER - 1].rstrip() + "…"

@@ -20,7 +20,7 @@ from bot.alerts.compose import error_lines
 from bot.errors import AmbiguousJob, BadResponse, JobNotFound, LogNotReady, TwsAuthError, TwsError, TwsUnavailable
 from bot.events import ACTION_CHOOSE, Button, Field, Reply, RunbookAnswers, RunbookSearch
 from bot.places import PlaceIndex
-from bot.texts import has_text, say
+from bot.texts import has_text, quote_answer, say
 from bot.tws.client import TwsClient
 from bot.tws.models import STATUS_FILTERS, Job
 from bot.tws.names import JobRef, parse_job_ref
@@ -509,7 +509,7 @@ async def _engine_health(ctx: ToolContext, args: dict[str, str]) -> Outcome:
         answer = exc.answer if isinstance(exc, TwsUnavailable) else None  # TWS answered: quote it
         key = ("tws_auth" if isinstance(exc, TwsAuthError) else "tws_error" if answer
                else "health_down" if isinstance(exc, TwsUnavailable) else "tws_error")
-        detail = answer or str(exc)
+        detail = quote_answer(answer) if answer else str(exc)  # bounded, credential-free, as in alert notices
         return Outcome(replies=[Reply(text=say(ctx.lang, key, detail=detail), level="error",
                                       fields=(Field(label=say(ctx.lang, "f_breaker"), value=ctx.tws.breaker_state),))])
     fields = (Field(label=say(ctx.lang, "f_version"), value=f"{info.version} ({info.engine_type})"),

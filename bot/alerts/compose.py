@@ -31,9 +31,8 @@ from bot.events import (
     Field,
     Reply,
 )
-from bot.logs import REDACTED, Scrubber
 from bot.policy import ACTIONS, action_of
-from bot.texts import say
+from bot.texts import MAX_ANSWER, quote_answer, say  # the quote of TWS's words is shared with chat replies
 from bot.tws.models import Job
 
 JSON = dict[str, Any]
@@ -41,7 +40,6 @@ JSON = dict[str, Any]
 MAX_ERROR_LINES = 8
 MAX_LINE = 300
 MAX_GROUP_LINES = 25
-MAX_ANSWER = 200  # characters of TWS's own error message quoted in a channel notice
 
 #: Lines of a job log that usually carry the cause of a failure.
 _ERROR_LINE = re.compile(
@@ -54,8 +52,6 @@ _HEADER = re.compile(r"^=\s*(JOB|TASK|AGENT|Job Number|Environment|Requested|Run
 #: CPU, memory, timestamp) and the ``=====`` rules. Not the job's words.
 _FRAME = re.compile(r"^=(\s|=*$)")
 _EXIT = re.compile(r"^=\s*Exit Status\s*:\s*(-?\d+)", re.IGNORECASE)
-#: ``password=...``, ``token: ...`` and the like inside a message; the value goes, the name stays.
-_SECRET_PAIR = re.compile(r"(?i)\b(pass(?:word|wd)?|pwd|secret|token|api[_-]?key)(\s*[=:]\s*)([^\s,;]+)")
 
 _EMOJI = {"ABEND": "🔴", "FAIL": "🔴", "ERROR": "🔴", "PEND": "🟡", "LATE": "🕒", "RECOVERED": "✅",
           "CANCELLED": "⚪", "RERUNNING": "🔁", "GONE": "⚫", "LONG": "🐢",
@@ -409,8 +405,9 @@ def tws_down(since: float, *, lang: str = "en") -> Reply:
 
 
 def tws_error(since: float, answer: str, *, lang: str = "en") -> Reply:
-    """TWS answered the poll with an error of its own (a 5xx with a TWS message): it is reachable,
-    so the notice quotes what it said instead of calling it unreachable."""
+    """TWS answered the poll with an error (a 5xx with a TWS message, a 429, a 5xx without one, or
+    the breaker holding after such answers): it is reachable, so the notice quotes what came back
+    instead of calling it unreachable."""
     return Reply(title=say(lang, "alert_tws_error_title"), level="warning",
                  text=say(lang, "alert_tws_error_text", since=_clock(since), answer=quote_answer(answer)))
 
@@ -421,13 +418,3 @@ def tws_up(since: float, now: float, *, answered: bool = False, lang: str = "en"
     key = "alert_tws_ok" if answered else "alert_tws_up"
     return Reply(title=say(lang, f"{key}_title"), level="success", text=say(lang, f"{key}_text", minutes=minutes))
 
-
-def quote_answer(answer: str) -> str:
-    """TWS's own words for a channel: one line of at most ``MAX_ANSWER`` characters, credentials cut out.
-
-    A channel is a wider audience than a log: an answer echoing an Authorization header, a token or
-    a ``password=`` must not carry it there.
-    """
-    text = _SECRET_PAIR.sub(lambda m: f"{m.group(1)}{m.group(2)}{REDACTED}", " ".join(answer.split()))
-    text = Scrubber().text(text)
-    return text if len(text) <= MAX_ANSWER else text[:MAX_ANSWER - 1].rstrip() + "…"

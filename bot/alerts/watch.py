@@ -693,9 +693,10 @@ class FailureWatch:
     async def _tws_down(self, exc: TwsUnavailable) -> None:
         """One notice per outage and target, saying what is true of it.
 
-        ``TwsUnavailable`` also stands for a 5xx in which TWS answered with its own message
-        (``exc.answer``): TWS is reachable then, so the notice quotes that answer instead of calling
-        it unreachable. What the first failed poll of an outage saw decides its notice (stored with
+        ``TwsUnavailable`` also stands for an answer (``exc.answer``): a 5xx with TWS's own message,
+        a 429 or a bare 5xx (its status line), or the client's breaker holding requests back after
+        such answers. TWS is reachable then, so the notice quotes that answer instead of calling it
+        unreachable. What the first failed poll of an outage saw decides its notice (stored with
         it, so a restart or another replica says the same).
         """
         state = await self._store.get("alertstate:tws")

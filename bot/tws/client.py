@@ -8,6 +8,11 @@ become ``bot.errors`` exceptions:
                                         PUT: OutcomeUnknown (it may have been applied)
     5xx with a TWS error body        -> TwsUnavailable("TWS answered: <message>"): an answer, so an
                                         action is known NOT applied (never OutcomeUnknown)
+    429, or a 5xx without a message  -> TwsUnavailable whose ``answer`` is the status line ("HTTP 429
+                                        Too Many Requests (retry after 30 s)", "HTTP 502 Bad Gateway,
+                                        with no TWS message"): something answered, so never
+                                        "unreachable"; an action after a bare 5xx is still
+                                        OutcomeUnknown (a proxy may have lost TWS's answer)
     401 TwsAuthError, 403 TwsForbidden, 404 / AWSBIO006E JobNotFound, AWSBIN076E InvalidState,
     EQQM637I LogNotReady, unreadable body or unexpected status -> BadResponse
 
@@ -16,7 +21,10 @@ Each attempt carries its own ``Request-Id``; the first one is logged with every 
 for ``TWS_READ_CACHE_TTL`` seconds); a job read by id and actions never do, and an action empties it.
 
 Unavailability (not 4xx answers) feeds a pybreaker circuit breaker; while it is open every call
-fails fast with TwsUnavailable. Wire details (paths, fields, OQL) live in ``wire.py``.
+fails fast with TwsUnavailable(``held_for``=seconds left), carrying the ``answer`` of the failures
+that opened it: a breaker opened by TWS's error answers still says what TWS said, and only one
+opened by silence (refused, timed out, dropped) reads as unreachable. Wire details (paths,
+fields, OQL) live in ``wire.py``.
 """
 
 from __future__ import annotations
@@ -26,12 +34,14 @@ import contextlib
 import copy
 import difflib
 import json
+import math
 import random
 import ssl
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from datetime import datetime
+from http import HTTPStatus
 from typing import Any
 
 import aiohttp
@@ -99,10 +109,21 @@ class _NotSent(Exception):
 
 
 class _BreakerWatch(pybreaker.CircuitBreakerListener):
-    """Remembers when the breaker opened (our fail-fast clock) and logs every transition."""
+    """Remembers when the breaker opened (our fail-fast clock) and what TWS said to the failures that
+    opened it, and logs every transition. One per breaker: ``uncached()`` views share it."""
 
     def __init__(self) -> None:
         self.opened_at = 0.0
+        #: The newest answer among the failures since the last success (a failed half-open probe
+        #: starts over: it alone reopened the breaker); None when none of them was answered.
+        self.answer: str | None = None
+
+    def failed(self, error: TwsError, *, probe: bool) -> None:
+        said = getattr(error, "answer", None)  # OutcomeUnknown carries none: nothing came back
+        self.answer = said if probe else (said or self.answer)
+
+    def succeeded(self) -> None:
+        self.answer = None
 
     def state_change(self, cb: pybreaker.CircuitBreaker, old_state: Any, new_state: Any) -> None:
         if new_state.name == pybreaker.STATE_OPEN:
@@ -414,9 +435,9 @@ class TwsClient:
                         page: int | None) -> tuple[JobLog, int | None, int | None]:
         path, params = wire.log_request(form, job_id=job_id, run_id=run_id, lines=lines, page=page)
 
-        def decode(method: str, path: str, status: int, content_type: str, raw: bytes) -> Any:
+        def decode(method: str, path: str, status: int, headers: Mapping[str, str], raw: bytes) -> Any:
             # Read inside the request, so "not retrieved yet" (EQQM637I) is an error the cache never keeps.
-            content_type, raw = _raw(method, path, status, content_type, raw)
+            content_type, raw = _raw(method, path, status, headers, raw)
             return wire.log_answer(raw, content_type, job_id=job_id, run_id=run_id, source=form,
                                    paged=bool(params.get("Lines")))
 
@@ -455,15 +476,15 @@ class TwsClient:
         try:
             result = await self._with_retries(method, path, params, body, decode)
         except (TwsUnavailable, OutcomeUnknown) as exc:
-            self._record(exc)
+            self._record(exc, probe=probe)
             raise
         except TwsError:
-            self._record(None)  # TWS answered: it is up, even if it said no
+            self._record(None, probe=probe)  # TWS answered: it is up, even if it said no
             raise
         finally:
             if probe:
                 self._probing = False
-        self._record(None)
+        self._record(None, probe=probe)
         return result
 
     def _admit(self) -> bool:
@@ -474,16 +495,26 @@ class TwsClient:
         if state == pybreaker.STATE_OPEN:
             wait = self._watch.opened_at + self._breaker.reset_timeout - time.monotonic()
             if wait > 0:
-                raise TwsUnavailable(f"TWS is unavailable (circuit open after repeated failures; "
-                                     f"next try in {wait:.0f}s)")
+                raise self._held(f"circuit open after repeated failures; next try in {wait:.0f}s", wait)
             self._breaker.half_open()
-        if self._probing:
-            raise TwsUnavailable("TWS is unavailable (circuit half-open: a probe request is in flight)")
+        if self._probing:  # the probe answers within the timeout
+            raise self._held("circuit half-open: a probe request is in flight", self._settings.timeout)
         self._probing = True
         return True
 
-    def _record(self, error: TwsError | None) -> None:
+    def _held(self, state: str, wait: float) -> TwsUnavailable:
+        """The fail-fast error: the breaker's state, and what TWS said to the failures behind it."""
+        answer = self._watch.answer
+        if answer is None:
+            return TwsUnavailable(f"TWS is unavailable ({state})", held_for=wait)
+        return TwsUnavailable(f"TWS answered with errors ({state}): {answer}", answer=answer, held_for=wait)
+
+    def _record(self, error: TwsError | None, *, probe: bool) -> None:
         """Feed pybreaker's state machine through its sync ``call`` (its call_async needs tornado)."""
+        if error is None:
+            self._watch.succeeded()
+        else:
+            self._watch.failed(error, probe=probe)
         with contextlib.suppress(pybreaker.CircuitBreakerError, TwsError):
             if error is None:
                 self._breaker.call(_succeed)
@@ -538,14 +569,14 @@ class TwsClient:
                                               middlewares=(_no_resend,)) as response:
                 raw = await response.read()
                 status = response.status
-                content_type = response.headers.get("Content-Type", "")
+                headers = response.headers
         except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
             raise _NotSent(type(exc).__name__) from exc
         except (asyncio.TimeoutError, aiohttp.ClientError) as exc:
             what = "timed out" if isinstance(exc, asyncio.TimeoutError) else f"failed ({type(exc).__name__})"
             raise _lost(method, path, f"the request {what}") from exc
         log.debug("tws_response", status=status, bytes=len(raw), request_id=request_id)
-        return decode(method, path, status, content_type, raw)
+        return decode(method, path, status, headers, raw)
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None:
@@ -561,27 +592,28 @@ def _lost(method: str, path: str, what: str) -> TwsError:
                           f"been applied; check the current state before trying again.")
 
 
-Decode = Callable[[str, str, int, str, bytes], Any]
+#: (method, path, status, response headers, body) -> the decoded answer, or raises what it stands for.
+Decode = Callable[[str, str, int, Mapping[str, str], bytes], Any]
 
 
-def _decode(method: str, path: str, status: int, content_type: str, raw: bytes) -> Any:
+def _decode(method: str, path: str, status: int, headers: Mapping[str, str], raw: bytes) -> Any:
     """A 2xx JSON body, or the error it stands for."""
     if 200 <= status < 300:
         try:
             return json.loads(raw) if raw.strip() else {}
         except ValueError as exc:
             raise BadResponse(f"TWS answered {status} with a body that is not JSON") from exc
-    raise _error(method, path, status, raw)
+    raise _error(method, path, status, raw, headers)
 
 
-def _raw(method: str, path: str, status: int, content_type: str, raw: bytes) -> tuple[str, bytes]:
-    """A 2xx body as it came (a job log may be text/plain), or the error it stands for."""
+def _raw(method: str, path: str, status: int, headers: Mapping[str, str], raw: bytes) -> tuple[str, bytes]:
+    """A 2xx body as it came, with its content type (a job log may be text/plain), or the error it stands for."""
     if 200 <= status < 300:
-        return content_type, raw
-    raise _error(method, path, status, raw)
+        return headers.get("Content-Type", ""), raw
+    raise _error(method, path, status, raw, headers)
 
 
-def _error(method: str, path: str, status: int, raw: bytes) -> TwsError:
+def _error(method: str, path: str, status: int, raw: bytes, headers: Mapping[str, str]) -> TwsError:
     """Every documented error shape (``messages`` with AWS* codes, ``exceptionName``) to its exception."""
     messages, exception = wire.error_body(raw)
     text = "; ".join(messages)[:300]
@@ -597,16 +629,30 @@ def _error(method: str, path: str, status: int, raw: bytes) -> TwsError:
         return JobNotFound(f"Not in the current plan: {text}")
     if status in (404, 405, 501) and not messages:
         return _NoSuchForm(f"TWS answered HTTP {status} to {method} {path} (no such endpoint here)")
-    if status == 429:
-        if method != "GET":
-            return TwsUnavailable("TWS is throttling requests (HTTP 429); the action was not applied")
-        return TwsUnavailable("TWS is throttling requests (HTTP 429)")
+    if status == 429:  # throttled: the request was refused, so an action is known not applied
+        answer = _status_line(status, text, wire.retry_after(headers.get(wire.RETRY_AFTER_HEADER)))
+        applied = "" if method == "GET" else "; the action was not applied"
+        return TwsUnavailable(f"TWS is throttling requests: {answer}{applied}", answer=answer)
     if status >= 500 and messages:  # TWS itself answered: for an action, that is a refusal, not a loss
         return TwsUnavailable(f"TWS answered: {text}", answer=text)
     if status >= 500:
-        return _lost(method, path, f"it answered HTTP {status} without a TWS message")
+        if method != "GET":  # a proxy's 502/504 may hide an action TWS did apply
+            return _lost(method, path, f"it answered HTTP {status} without a TWS message")
+        answer = _status_line(status, "", None)
+        return TwsUnavailable(f"TWS did not serve the request: {answer}", answer=answer)
     detail = text or (exception or f"HTTP {status}")
     return BadResponse(f"TWS answered HTTP {status} to {method} {path}: {detail}")
+
+
+def _status_line(status: int, text: str, retry: float | None) -> str:
+    """What came back, said plainly: "HTTP 429 Too Many Requests (retry after 30 s)", with TWS's own
+    message when there is one, else "HTTP 502 Bad Gateway, with no TWS message"."""
+    try:
+        line = f"HTTP {status} {HTTPStatus(status).phrase}"
+    except ValueError:
+        line = f"HTTP {status}"
+    line += f": {text}" if text else ("" if status == 429 else ", with no TWS message")
+    return line + (f" (retry after {math.ceil(retry)} s)" if retry is not None else "")
 
 
 def _lines(text: str) -> list[str]:

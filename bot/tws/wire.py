@@ -12,8 +12,10 @@ from __future__ import annotations
 import base64
 import json
 import re
+import time
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import parse_qsl, urljoin, urlsplit
 
@@ -65,6 +67,23 @@ def _segment(value: str) -> str:
 # --- headers and authentication --------------------------------------------------------------
 BASE_HEADERS: Mapping[str, str] = {"Accept": "application/json", "Content-Type": "application/json"}
 REQUEST_ID_HEADER = "Request-Id"  # [B]: the official client sends a uuid4
+#: [I] No TWS source documents HTTP 429 or ``Retry-After``; a gateway or proxy in front of TWS may
+#: throttle, and HTTP gives the hint as delay-seconds or an HTTP-date (RFC 9110, 10.2.3).
+RETRY_AFTER_HEADER = "Retry-After"
+
+
+def retry_after(value: str | None, *, now: float | None = None) -> float | None:
+    """Seconds a ``Retry-After`` value asks to wait (never negative); None when absent or unreadable."""
+    text = (value or "").strip()
+    if text.isdigit():
+        return float(text)
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:  # an HTTP-date is GMT by definition
+        when = when.replace(tzinfo=timezone.utc)
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
 def authorization(*, user: str | None, password: str | None, api_key: str | None) -> str:
