@@ -32,6 +32,7 @@ from bot.simulator import Simulator, run_simulator
 from bot.tws import names, wire
 from bot.tws.client import TwsClient
 from bot.tws.names import JobRef
+from tests.fakes.tws_proxy import TwsProxy
 
 PASSWORD = "resync"  # the simulator's default, only ever used against loopback
 API_KEY = f"key-{uuid.uuid4().hex}"
@@ -419,6 +420,116 @@ async def test_outage_opens_the_breaker_which_recovers(sim: Sim) -> None:
         await asyncio.sleep(0.35)
         assert (await tws.engine_info()).version
         assert tws.breaker_state == "closed"
+
+
+OUTAGE = "AWSJCO005E The engine is not available (simulated outage)."
+
+
+async def test_an_open_breaker_keeps_what_tws_said_and_is_unreachable_only_after_silence(sim: Sim) -> None:
+    simulator, url = sim
+    simulator.set_faults(outage=True)  # 503 with TWS's own message
+    async with client(url, retries=0, breaker_fail_max=2, breaker_reset=0.3) as tws:
+        poller = tws.uncached()  # the alert poller's view shares the breaker, and what TWS said
+        for _ in range(2):
+            with pytest.raises(TwsUnavailable, match="AWSJCO005E"):
+                await tws.engine_info()
+        sent = simulator.stats["requests"]
+        for caller in (tws, poller):
+            with pytest.raises(TwsUnavailable, match=r"^TWS answered with errors \(circuit open") as held:
+                await caller.engine_info()
+            assert held.value.answer == OUTAGE and 0 < held.value.held_for <= 0.3
+        assert simulator.stats["requests"] == sent  # failed fast: TWS was not asked
+        await asyncio.sleep(0.35)
+        simulator.set_faults(drop_rate=1.0)  # now nothing answers: the failed probe alone reopens it
+        with pytest.raises(TwsUnavailable, match="did not answer") as silent:
+            await tws.engine_info()
+        assert silent.value.answer is None and tws.breaker_state == "open"
+        with pytest.raises(TwsUnavailable, match=r"^TWS is unavailable \(circuit open") as held:
+            await poller.engine_info()
+        assert held.value.answer is None and held.value.held_for is not None
+        simulator.clear_faults()
+        await asyncio.sleep(0.35)
+        assert (await tws.engine_info()).version and tws.breaker_state == "closed"
+        simulator.set_faults(drop_rate=1.0)  # silence from the start: unreachable, as before
+        for _ in range(2):
+            with pytest.raises(TwsUnavailable):
+                await tws.engine_info()
+        with pytest.raises(TwsUnavailable, match=r"^TWS is unavailable \(circuit open") as held:
+            await tws.engine_info()
+        assert held.value.answer is None
+
+
+async def test_an_answer_anywhere_in_the_failures_that_opened_the_breaker_is_kept(sim: Sim) -> None:
+    simulator, url = sim
+    async with client(url, retries=0, breaker_fail_max=3, breaker_reset=5) as tws:
+        simulator.set_faults(outage=True)
+        with pytest.raises(TwsUnavailable):
+            await tws.engine_info()
+        simulator.set_faults(drop_rate=1.0)
+        for _ in range(2):
+            with pytest.raises(TwsUnavailable, match="did not answer"):
+                await tws.engine_info()
+        assert tws.breaker_state == "open"
+        with pytest.raises(TwsUnavailable, match="circuit open") as held:
+            await tws.rerun(raw_jobs(simulator, "ABEND")[0]["id"])
+        assert held.value.answer == OUTAGE  # TWS was answering when the trouble began: never "unreachable"
+
+
+@pytest.fixture
+async def proxied(sim: Sim) -> AsyncIterator[tuple[Simulator, TwsProxy]]:
+    """The simulator behind a gateway, which answers 429s and bare 5xx when told to."""
+    async with TwsProxy(sim[1]) as proxy:
+        yield sim[0], proxy
+
+
+async def test_throttling_is_an_answer_quoted_with_its_retry_hint(proxied: tuple[Simulator, TwsProxy]) -> None:
+    simulator, proxy = proxied
+    failed = raw_jobs(simulator, "ABEND")[0]
+    proxy.answer(429, headers={"Retry-After": "30"})
+    async with client(proxy.url, retries=1, breaker_fail_max=2, breaker_reset=5) as tws:
+        with pytest.raises(TwsUnavailable, match="^TWS is throttling requests: HTTP 429") as read:
+            await tws.get_job(failed["id"])
+        assert read.value.answer == "HTTP 429 Too Many Requests (retry after 30 s)" and proxy.answered == 2
+        with pytest.raises(TwsUnavailable, match="the action was not applied$") as action:
+            await tws.rerun(failed["id"])
+        assert action.value.answer == "HTTP 429 Too Many Requests (retry after 30 s)"
+        assert not isinstance(action.value, OutcomeUnknown) and proxy.answered == 3  # sent once
+        assert requests(simulator, "job_action") == 0
+        with pytest.raises(TwsUnavailable, match="circuit open") as held:  # two throttled calls opened it
+            await tws.get_job(failed["id"])
+        assert held.value.answer == "HTTP 429 Too Many Requests (retry after 30 s)" and proxy.answered == 3
+    proxy.answer(429, json={"messages": ["AWSJCO429W Too many requests."]},
+                 headers={"Retry-After": "Wed, 21 Oct 2015 07:28:00 GMT"})  # a date in the past: no wait
+    async with client(proxy.url, retries=0) as tws:
+        with pytest.raises(TwsUnavailable) as dated:
+            await tws.engine_info()
+    assert dated.value.answer == "HTTP 429 Too Many Requests: AWSJCO429W Too many requests. (retry after 0 s)"
+    proxy.forward()
+    async with client(proxy.url) as tws:
+        assert (await tws.get_job(failed["id"])).id == failed["id"]
+
+
+async def test_a_bare_5xx_is_an_answer_on_a_read_and_an_unknown_outcome_on_an_action(
+        proxied: tuple[Simulator, TwsProxy]) -> None:
+    simulator, proxy = proxied
+    failed = raw_jobs(simulator, "ABEND")[0]
+    proxy.answer(502, text="<html><body>Bad gateway</body></html>")
+    async with client(proxy.url, retries=2, breaker_fail_max=2, breaker_reset=5) as tws:
+        with pytest.raises(TwsUnavailable, match="^TWS did not serve the request: HTTP 502") as read:
+            await tws.engine_info()
+        assert read.value.answer == "HTTP 502 Bad Gateway, with no TWS message" and proxy.answered == 3
+        # The gateway may have passed the rerun on and lost TWS's answer: only a state check can tell.
+        with pytest.raises(OutcomeUnknown, match="without a TWS message"):
+            await tws.rerun(failed["id"])
+        assert proxy.answered == 4
+        with pytest.raises(TwsUnavailable, match="circuit open") as held:
+            await tws.engine_info()
+        assert held.value.answer == "HTTP 502 Bad Gateway, with no TWS message"  # the read's, not silence
+    proxy.answer(599)
+    async with client(proxy.url, retries=0) as tws:
+        with pytest.raises(TwsUnavailable) as odd:
+            await tws.engine_info()
+    assert odd.value.answer == "HTTP 599, with no TWS message"
 
 
 async def test_answers_from_tws_do_not_open_the_breaker(sim: Sim) -> None:

@@ -338,6 +338,36 @@ async def test_every_error_shape_on_an_action(status: int, body: Any, error: typ
         await runner.cleanup()
 
 
+@pytest.mark.parametrize(("status", "body", "headers", "answer"), [
+    (503, {"messages": ["AWSJCO005E The engine is not available."]}, {}, "AWSJCO005E The engine is not available."),
+    (502, "<html>Bad gateway</html>", {}, "HTTP 502 Bad Gateway, with no TWS message"),
+    (504, "", {}, "HTTP 504 Gateway Timeout, with no TWS message"),
+    (500, {"exceptionName": "X"}, {}, "HTTP 500 Internal Server Error, with no TWS message"),
+    (429, {}, {"Retry-After": "12"}, "HTTP 429 Too Many Requests (retry after 12 s)"),
+    (429, "", {"Retry-After": "soon"}, "HTTP 429 Too Many Requests"),
+])
+async def test_every_answer_that_is_not_served_is_kept_on_a_read(status: int, body: Any, headers: dict[str, str],
+                                                                answer: str) -> None:
+    """Something answered (TWS or a gateway before it): the error carries what, never "unreachable"."""
+    async def reply(request: web.Request) -> web.Response:
+        if isinstance(body, str):
+            return web.Response(status=status, text=body, content_type="text/html", headers=headers)
+        return web.json_response(body, status=status, headers=headers)
+
+    app = web.Application()
+    app.router.add_get("/twsd/api/v2/engine/info", reply)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    try:
+        async with client(f"http://127.0.0.1:{runner.addresses[0][1]}/twsd", retries=0) as tws:
+            with pytest.raises(TwsUnavailable) as raised:
+                await tws.engine_info()
+        assert raised.value.answer == answer and "unreachable" not in str(raised.value)
+    finally:
+        await runner.cleanup()
+
+
 def test_the_check_catches_what_the_document_does_not_list() -> None:
     doc = documented()
     ok = {"method": "GET", "path": "/api/v2/plan/job", "params": ["limit", "offset", "oql"],
