@@ -46,10 +46,10 @@ _TEXTS: dict[str, tuple[str, str]] = {
                  "O TWS recusou as credenciais do Resync. Peça a um administrador para verificar TWS_USER / TWS_API_KEY."),
     "tws_forbidden": ("TWS says Resync's user may not do that.", "O TWS diz que o usuário do Resync não pode fazer isso."),
     "tws_error": ("TWS answered with an error: {detail}", "O TWS respondeu com um erro: {detail}"),
-    "tws_error_held": ("TWS answered its last requests with an error: {detail}. To spare it, Resync sends it nothing "
-                       "for about {seconds} s (circuit breaker); nothing was changed.",
-                       "O TWS respondeu às últimas requisições com um erro: {detail}. Para poupá-lo, o Resync não lhe "
-                       "envia nada por cerca de {seconds} s (circuit breaker); nada foi alterado."),
+    "tws_error_held": ("TWS answered its last requests with an error, so Resync sends it nothing for about {seconds} s "
+                       "to spare it (circuit breaker); nothing was changed. TWS said: {detail}",
+                       "O TWS respondeu às últimas requisições com um erro, então o Resync não lhe envia nada por "
+                       "cerca de {seconds} s para poupá-lo (circuit breaker); nada foi alterado. O TWS disse: {detail}"),
     "store_down": ("My state store is unavailable, so I cannot take actions safely right now (reads still work). "
                    "Nothing was changed; try again in a moment.",
                    "Meu armazenamento de estado está indisponível, então não posso executar ações com segurança agora "

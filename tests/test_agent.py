@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,9 @@ from bot.store import Store, open_store
 from bot.tools import TOOLS
 from bot.tws.client import TwsClient
 from bot.tws.names import workstation_label
+from bot.texts import MAX_ANSWER
 from tests.fakes.openai_stub import OpenAIStub, error, text, tool_call
+from tests.fakes.tws_proxy import TwsProxy
 
 POLICY = parse_policy({
     "groups": {"ops": ["slack:UOPS", "slack:UOPS2"], "viewers": ["slack:UVIEW"]},
@@ -368,6 +371,49 @@ async def test_tws_outage_gets_a_clear_answer(world: World) -> None:
     assert reply.text.startswith("O TWS respondeu com um erro: AWSJCO005E") and "acessível" not in reply.text
     [reply] = await world.say("tws health")
     assert reply.text.startswith("TWS answered with an error: AWSJCO005E") and "reachable" not in reply.text
+
+
+async def test_an_open_breaker_after_tws_errors_still_quotes_tws_and_after_silence_says_unreachable(
+        world: World) -> None:
+    world.sim.set_faults(outage=True)  # type: ignore[attr-defined]
+    for _ in range(10):  # each failed read counts once; the breaker opens after five
+        if world.tws.breaker_state == "open":
+            break
+        await world.say("which jobs failed?")
+    assert world.tws.breaker_state == "open"
+    [held] = await world.say("which jobs failed?")
+    assert held.text == ("TWS answered its last requests with an error, so Resync sends it nothing for about 1 s to "
+                         "spare it (circuit breaker); nothing was changed. TWS said: AWSJCO005E The engine is not "
+                         "available (simulated outage).")
+    [held] = await world.say("quais jobs falharam?")
+    assert held.text.startswith("O TWS respondeu às últimas requisições com um erro")
+    assert held.text.endswith("O TWS disse: AWSJCO005E The engine is not available (simulated outage).")
+    assert "acessível" not in held.text and held.level == "error"
+    world.sim.set_faults(drop_rate=1.0)  # type: ignore[attr-defined]
+    await asyncio.sleep(1.05)  # the breaker lets one probe through: it meets silence and reopens
+    [probe] = await world.say("which jobs failed?")
+    assert probe.text.startswith("TWS is not reachable right now (TWS did not answer")
+    [held] = await world.say("which jobs failed?")
+    assert held.text.startswith("TWS is not reachable right now (TWS is unavailable (circuit open")
+
+
+async def test_what_tws_says_reaches_chat_as_one_short_line_without_credentials(tmp_path: Path) -> None:
+    leaky = ("AWSJCO005E Cannot connect to the database as db2inst1 password=hunter2; request was\n"
+             "Authorization: Basic cmVzeW5jOnJlc3luYw== token: s3cr3t-t0ken " + "and more detail " * 30)
+    async with run_simulator(jobs=100, seed=3, speed=0) as (_, url), TwsProxy(url) as proxy:
+        proxy.answer(503, json={"messages": [leaky], "exceptionName": "EngineUnavailableException"})
+        async with TwsClient(TwsSettings(urls=(proxy.url,), user="resync", password="resync", timeout=5,
+                                         retries=0)) as tws, open_store(StoreSettings(data_dir=tmp_path)) as store:
+            agent = Agent(tws=tws, store=store, policy=POLICY, settings=PolicySettings(confirm_ttl=300))
+            event = Event(platform="slack", workspace="T1", channel="C1", user_id="UOPS", text="which jobs failed?")
+            [failures] = await agent.handle(event)
+            [health] = await agent.handle(replace(event, text="tws health"))
+    for reply in (failures, health):
+        said = reply.text.split("TWS answered with an error: ", 1)[1]
+        assert said.startswith("AWSJCO005E Cannot connect to the database as db2inst1 password=[REDACTED]; request was "
+                               "Authorization: Basic [REDACTED] token: [REDACTED] and more detail")
+        assert len(said) <= MAX_ANSWER and said.endswith("…") and "\n" not in said
+        assert not any(secret in reply.text for secret in ("hunter2", "cmVzeW5jOnJlc3luYw", "s3cr3t"))
 
 
 async def test_hold_then_release_a_waiting_job(world: World) -> None:
