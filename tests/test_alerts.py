@@ -21,12 +21,14 @@ from structlog.testing import capture_logs
 from adapters.slack import SlackAdapter
 from bot.alerts import FailureWatch
 from bot.config import AlertRoute, AlertSettings, SlackSettings, StoreSettings, TwsSettings
+from bot.errors import TwsUnavailable
 from bot.events import ACTION_ALERT_ACK, ACTION_ALERT_SNOOZE_1H, Event, Notifier, Posted, Reply
 from bot.simulator import run_simulator
 from bot.store import Store, open_store
 from bot.tws.client import TwsClient
 from bot.tws.names import workstation_label
 from tests.fakes.slack_api import FakeSlackApi
+from tests.fakes.tws_proxy import TwsProxy
 
 JSON = dict[str, Any]
 
@@ -373,6 +375,72 @@ async def test_tws_answering_with_an_error_is_quoted_never_called_unreachable(si
     assert sorted((t, r.title) for t, r, _ in chat.posts[2:]) == [
         ("slack:C_ALL", back), ("slack:C_ALL", f"🔴 ABEND: {full_name(job)}"), ("slack:C_ROUTE", back)]
     assert await sqlite_store.get("alertstate:tws") is None
+
+
+async def test_a_breaker_opened_by_tws_errors_before_the_first_poll_still_quotes_tws(sim, sqlite_store):
+    """Chat requests opened the breaker on 503s carrying TWS's message: the poll fails fast, and its
+    notice still says what TWS said. Opened by silence, the same poll says unreachable."""
+    simulator, url = sim
+    chat = Recorder()
+    settings = TwsSettings(urls=(url,), user="resync", password="resync", timeout=2.0, retries=0,
+                           breaker_fail_max=2, breaker_reset=30.0)
+    async with TwsClient(settings) as tws:
+        watch = watch_for(alerting(default_targets=("slack:C_ALL",)), tws=tws.uncached(), store=sqlite_store,
+                          notifiers=[chat])
+        await watch.poll_once()
+        simulator.set_faults(outage=True)
+        for _ in range(2):  # what the agent's requests would meet
+            with pytest.raises(TwsUnavailable):
+                await tws.engine_info()
+        assert tws.breaker_state == "open"
+        sent = simulator.stats["requests"]
+        with capture_logs() as logs:
+            assert not (await watch.poll_once()).tws_ok
+        assert simulator.stats["requests"] == sent  # the poll failed fast
+        said = "AWSJCO005E The engine is not available (simulated outage)."
+        assert [(e["event"], e.get("answer")) for e in logs if e["event"].startswith("alerts_tws")] == [
+            ("alerts_tws_error", said)]
+        assert await watch.deliver_due() == 1
+        [(_, notice, _)] = chat.posts
+        assert notice.title == "⚠️ TWS is answering with errors" and f"with an error: “{said}”" in notice.text
+    simulator.clear_faults()
+    await sqlite_store.delete("alertstate:tws")
+    async with TwsClient(settings) as tws:
+        watch = watch_for(alerting(default_targets=("slack:C_ALL",)), tws=tws.uncached(), store=sqlite_store,
+                          notifiers=[chat])
+        simulator.set_faults(drop_rate=1.0)  # nothing answers: the breaker opens on silence
+        for _ in range(2):
+            with pytest.raises(TwsUnavailable):
+                await tws.engine_info()
+        assert tws.breaker_state == "open"
+        await watch.poll_once()
+        assert await watch.deliver_due() == 1
+        assert chat.posts[-1][1].title == "⚠️ TWS unreachable"
+
+
+@pytest.mark.parametrize(("status", "headers", "said"), [
+    (502, {}, "HTTP 502 Bad Gateway, with no TWS message"),
+    (429, {"Retry-After": "30"}, "HTTP 429 Too Many Requests (retry after 30 s)"),
+])
+async def test_a_gateway_answering_for_tws_is_quoted_never_called_unreachable(sim, sqlite_store, status, headers,
+                                                                              said):
+    simulator, url = sim
+    chat = Recorder()
+    async with TwsProxy(url) as proxy, TwsClient(TwsSettings(urls=(proxy.url,), user="resync", password="resync",
+                                                             timeout=2.0, retries=0, breaker_fail_max=2,
+                                                             breaker_reset=30.0)) as tws:
+        watch = watch_for(alerting(default_targets=("slack:C_ALL",)), tws=tws.uncached(), store=sqlite_store,
+                          notifiers=[chat])
+        await watch.poll_once()
+        proxy.answer(status, text="<html>Bad gateway</html>" if status >= 500 else "", headers=headers)
+        for _ in range(3):  # the third poll meets the open breaker: the same answer stands
+            assert not (await watch.poll_once()).tws_ok
+        assert tws.breaker_state == "open" and proxy.answered == 2
+        assert await watch.deliver_due() == 1
+        [(_, notice, _)] = chat.posts
+        assert notice.title == "⚠️ TWS is answering with errors" and f"“{said}”" in notice.text
+        proxy.forward()
+    assert (await sqlite_store.get("alertstate:tws"))["answer"] == said
 
 
 # --- several replicas ---------------------------------------------------------------------------
