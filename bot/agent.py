@@ -136,29 +136,28 @@ class Agent:
     async def handle(self, event: Event) -> list[Reply]:
         # The entry point (HTTP route, Slack task, console) bound the correlation id; add to it.
         structlog.contextvars.bind_contextvars(platform=event.platform, channel=event.channel, user=event.user_id)
-        lang = event.lang or detect_language(event.text or "")
         try:
             if event.kind == "action":
-                return await self._on_action(event, lang)
-            return await self._on_text(event, lang)
+                return await self._on_action(event, _lang_of(event))
+            return await self._on_text(event)  # understanding the text also tells its language
         except TwsUnavailable as exc:
-            return [Reply(text=_unavailable(lang, exc), level="error", ephemeral=True)]
+            return [Reply(text=_unavailable(_lang_of(event), exc), level="error", ephemeral=True)]
         except TwsAuthError:
-            return [Reply(text=say(lang, "tws_auth"), level="error", ephemeral=True)]
+            return [Reply(text=say(_lang_of(event), "tws_auth"), level="error", ephemeral=True)]
         except TwsForbidden:
-            return [Reply(text=say(lang, "tws_forbidden"), level="error", ephemeral=True)]
+            return [Reply(text=say(_lang_of(event), "tws_forbidden"), level="error", ephemeral=True)]
         except JobNotFound as exc:
             return [Reply(text=str(exc), level="warning")]
         except StoreError as exc:
             log.error("store_unavailable", error=str(exc))
-            return [Reply(text=say(lang, "store_down"), level="error", ephemeral=True)]
+            return [Reply(text=say(_lang_of(event), "store_down"), level="error", ephemeral=True)]
         except TwsError as exc:
             ref = uuid.uuid4().hex[:8]
             log.error("request_failed", ref=ref, error=f"{type(exc).__name__}: {exc}")
-            return [Reply(text=say(lang, "internal_error", ref=ref), level="error", ephemeral=True)]
+            return [Reply(text=say(_lang_of(event), "internal_error", ref=ref), level="error", ephemeral=True)]
 
     # --- text -------------------------------------------------------------------------------
-    async def _on_text(self, event: Event, lang: str) -> list[Reply]:
+    async def _on_text(self, event: Event) -> list[Reply]:
         text = event.text.strip()
         reason_key = f"reason:{event.conversation_key}:{event.identity}"
         try:
@@ -167,7 +166,7 @@ class Agent:
             log.warning("store_unavailable", error=str(exc))
             waiting = None
         intent = understand(text, lang=event.lang)
-        lang = event.lang or intent.lang or lang
+        lang = event.lang or intent.lang or "en"
         if waiting:
             kind = reason_kind(text, intent)
             if kind == "cancel":
@@ -532,6 +531,10 @@ def reason_kind(text: str, intent: Intent) -> str:
     if len(text.split()) < 3 or letters < 12:
         return "thin"
     return "reason"
+
+
+def _lang_of(event: Event) -> str:
+    return event.lang or detect_language(event.text or "")
 
 
 def _unavailable(lang: str, exc: TwsUnavailable) -> str:

@@ -59,7 +59,7 @@ class KbSettings:
     path: Path = Path(".resync") / "kb"  # embedded Qdrant folder (one process at a time)
     qdrant_url: str | None = None  # a Qdrant server, shared by several processes
     qdrant_api_key: str | None = field(default=None, repr=False)
-    alert_min_score: float = 0.55  # dense cosine below which a hit is not relevant (no runbook line)
+    alert_min_score: float = 0.50  # dense cosine below which a hit is not relevant (no runbook line); bench/kb.py
 
     def secrets(self) -> tuple[str | None, ...]:
         return (self.qdrant_api_key,)
@@ -638,7 +638,7 @@ def _kb(s: _Source) -> KbSettings:
     url = s.str("QDRANT_URL", "kb.qdrant_url")
     return KbSettings(path=_store(s).data_dir / "kb", qdrant_url=_url("QDRANT_URL", url) if url else None,
                       qdrant_api_key=s.str("QDRANT_API_KEY", "kb.qdrant_api_key") or None,
-                      alert_min_score=s.number("RESYNC_KB_MIN_SCORE", "kb.min_score", 0.55))
+                      alert_min_score=s.number("RESYNC_KB_MIN_SCORE", "kb.min_score", KbSettings().alert_min_score))
 
 
 _TEAMS_APP_TYPES = {"multitenant": "MultiTenant", "singletenant": "SingleTenant", "userassignedmsi": "UserAssignedMSI"}

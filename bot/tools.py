@@ -14,6 +14,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from functools import cache
 from typing import Any
 
 from bot.alerts.compose import error_lines
@@ -529,10 +530,16 @@ async def _search_runbooks(ctx: ToolContext, args: dict[str, str]) -> Outcome:
 
 
 async def _help(ctx: ToolContext, args: dict[str, str]) -> Outcome:
+    return Outcome(replies=[_help_reply(ctx.lang)])
+
+
+@cache
+def _help_reply(lang: str) -> Reply:
+    """The same words every time (a Reply is immutable): built once per language."""
     from bot.nlu import examples
 
-    sample = "\n".join(f"• {e}" for e in examples(ctx.lang)[:6])
-    return Outcome(replies=[Reply(title=say(ctx.lang, "help_title"), text=say(ctx.lang, "help_text") + "\n" + sample)])
+    sample = "\n".join(f"• {e}" for e in examples(lang)[:6])
+    return Reply(title=say(lang, "help_title"), text=say(lang, "help_text") + "\n" + sample)
 
 
 _READERS: dict[str, Callable[[ToolContext, dict[str, str]], Awaitable[Outcome]]] = {

@@ -12,6 +12,8 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bot.nlu import detect_language, examples, parse_command, understand
 from bot.tools import TOOLS
@@ -547,3 +549,14 @@ def test_when_unsure_between_a_read_and_an_action_it_reads() -> None:
 def test_accents_inside_a_name_do_not_make_the_message_portuguese() -> None:
     assert detect_language("status ÉXTRAÇÃO_01") == "en"
     assert detect_language("qual o status do ÉXTRAÇÃO_01?") == "pt"
+
+
+@given(st.text(alphabet=st.characters(max_codepoint=127, blacklist_characters="<:*~`>&-"), max_size=60))
+@settings(max_examples=300, deadline=None)
+def test_cleaning_skips_no_work_on_a_text_with_nothing_to_clean(text: str) -> None:
+    """clean_text returns a text without any character its patterns need as it is; the same text
+    with one such character goes through every pattern, and must come out the same (plus a space)."""
+    from bot.nlu.text import clean_text
+
+    assert clean_text(text + "*") == clean_text(text) + " "
+    assert clean_text(text) == text

@@ -44,7 +44,11 @@ MAX_GROUP_LINES = 25
 #: Lines of a job log that usually carry the cause of a failure.
 _ERROR_LINE = re.compile(
     r"error|exception|traceback|fatal|ORA-\d+|SQL\d+N|SQLSTATE|failed|failure|refused|denied|"
-    r"not found|no such|cannot|can't|unable|timed? ?out|killed|abend|Exit Status|return code|\brc\s*=\s*[1-9]",
+    r"not found|no such|cannot|can't|unable|timed? ?out|killed|abend|Exit Status|return code|\brc\s*=\s*[1-9]|"
+    # SAP, Windows and FTP say it in other words: "status 51: ... not posted", "does not exist",
+    # "ABORTED", "There is not enough space on the disk", "421 Service not available"
+    r"not posted|does not exist|abort|cancell?ed|not enough space|no space|not available|unavailable|"
+    r"^(?-i:[45]\d\d [A-Z])",
     re.IGNORECASE,
 )
 _HEADER = re.compile(r"^=\s*(JOB|TASK|AGENT|Job Number|Environment|Requested|Running|Launched)\b", re.IGNORECASE)

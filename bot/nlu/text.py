@@ -54,8 +54,14 @@ STREAM_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_\-]*")
 _NOT_NAME = re.compile(r"(?i)(?:rc|cc)\d+|aws[a-z]{3}\d{3}[a-z]")
 
 
+# A character without which none of the patterns of clean_text can match: most messages have none.
+_CLEANABLE = re.compile(r"[<:*~`>&\-]|[^\x00-\x7f]")
+
+
 def clean_text(text: str) -> str:
     """Remove what Slack adds around words: mentions, links, emojis, *bold*, `code`."""
+    if not _CLEANABLE.search(text):
+        return text
     text = _SLACK_SPECIAL.sub(" ", text)
     text = _SLACK_LABEL.sub(r" \1 ", text)
     text = _SHORTCODE.sub(" ", text)
