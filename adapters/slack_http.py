@@ -122,8 +122,10 @@ def _json_object(text: str, what: str) -> dict[str, Any] | str:
         return f"{what} is nested too deeply"
     if not isinstance(payload, dict) or not isinstance(payload.get("type"), str):
         return f"{what} has no type"
-    # the walk is needed only when the text could hold a surrogate or nest deeper than allowed
-    suspect = _SURROGATE_ESCAPE.search(text) or text.count("{") + text.count("[") > MAX_DEPTH
+    # the walk is needed only when the text could hold a surrogate or nests deeper than allowed
+    # (real messages carry rich-text blocks: dozens of brackets, a few levels deep)
+    suspect = _SURROGATE_ESCAPE.search(text) or (text.count("{") + text.count("[") > MAX_DEPTH
+                                                 and _nesting(text) > MAX_DEPTH)
     problem = (_unreadable(payload, 0) if suspect else None) or _mistyped(payload, "")
     if problem:
         return f"{what}: {problem}"
@@ -141,6 +143,23 @@ def _json_object(text: str, what: str) -> dict[str, Any] | str:
         if not all(isinstance(a, dict) and isinstance(a.get("action_id"), str) for a in actions):
             return "block_actions with an action without action_id"
     return payload
+
+
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+_BRACKET = re.compile(r"[\[\]{}]")
+
+
+def _nesting(text: str) -> int:
+    """How many containers deep a JSON text nests (strings taken out, brackets counted): a few
+    microseconds, against tens for walking the parsed payload."""
+    depth = deepest = 0
+    for bracket in _BRACKET.findall(_JSON_STRING.sub("", text)):
+        if bracket in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        else:
+            depth -= 1
+    return deepest
 
 
 def _unreadable(node: Any, depth: int) -> str | None:

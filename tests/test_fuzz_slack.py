@@ -207,3 +207,27 @@ def test_no_signed_request_gets_a_5xx(tmp_path: Path) -> None:
     finally:
         loop.run_until_complete(running.__aexit__(None, None, None))
         loop.close()
+
+
+_JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(alphabet='ab{}[]"\\:, ', max_size=6),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(alphabet='k{["\\', max_size=4), inner, max_size=3),
+    max_leaves=40)
+
+
+def _containers_deep(value: Any) -> int:
+    if isinstance(value, dict):
+        return 1 + max((_containers_deep(v) for v in value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max((_containers_deep(v) for v in value), default=0)
+    return 0
+
+
+@given(_JSON_VALUES)
+@settings(max_examples=400, deadline=None)
+def test_the_guards_quick_nesting_count_is_the_payloads_depth(value: Any) -> None:
+    """The guard decides from the text whether the payload needs the full walk (depth, surrogates);
+    brackets inside strings, escaped quotes included, must not count."""
+    from adapters.slack_http import _nesting
+
+    assert _nesting(json.dumps(value)) == _containers_deep(value)
