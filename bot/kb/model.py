@@ -11,7 +11,7 @@ instead:
   fp32 before its MatMul, which ONNX Runtime folds at load into 90 MB of fp32 weights (+160 MB
   RSS, 220 MB at the peak of loading) and fp32 arithmetic. ``_int8_graph`` rewrites it once to
   compute in int8 (``DynamicQuantizeMatMul`` on the stored weights, the embedding table
-  gathered as int8 and scaled per row): +37 MB RSS and 1.6x faster on this machine's AVX2 cores,
+  gathered as int8 and scaled per row): about +45 MB RSS and 1.6x faster on this machine's AVX2 cores,
   with embeddings at cosine 0.99 to the float ones. The rewrite is cached per user
   (``~/.cache/resync/models``, keyed by the source file's SHA-256 and ``_REWRITE``).
 * sparse: fastembed's ``Qdrant/bm25`` (no weights: a tokenizer, a Snowball stemmer and stopword
@@ -79,7 +79,7 @@ def _int8_model(source: Path) -> tuple[Path, bool]:
         return cached, False
     try:
         data = _int8_graph(source)
-    except (ValueError, KeyError, IndexError) as exc:
+    except (ImportError, ValueError, KeyError, IndexError) as exc:
         import structlog
 
         structlog.get_logger(__name__).warning("kb_model_not_rewritten", reason=str(exc))
