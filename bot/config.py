@@ -59,7 +59,7 @@ class KbSettings:
     path: Path = Path(".resync") / "kb"  # embedded Qdrant folder (one process at a time)
     qdrant_url: str | None = None  # a Qdrant server, shared by several processes
     qdrant_api_key: str | None = field(default=None, repr=False)
-    alert_min_score: float = 0.50  # dense cosine below which a hit is not relevant (no runbook line); bench/kb.py
+    alert_min_score: float = 0.55  # dense cosine below which a hit is not relevant (no runbook line); bench/kb.py
 
     def secrets(self) -> tuple[str | None, ...]:
         return (self.qdrant_api_key,)

@@ -215,6 +215,8 @@ def test_chunks_follow_headings_in_markdown_html_and_text() -> None:
 
 @pytest.mark.parametrize(("question", "expected"), [
     ("ORA-00060 deadlock", "oracle/ora-00060-deadlock.md"),
+    ("ORA-00060", "oracle/ora-00060-deadlock.md"),  # a bare code: fusion alone put ORA-12541's runbook first
+    ("SQL0911N", "db2/sql0911n-deadlock-timeout.md"),
     ("how do I fix ORA-00060?", "oracle/ora-00060-deadlock.md"),
     ("o que fazer quando o SFTP falha?", "ftp/conexao-recusada.md"),  # pt question, pt runbook
     ("how to fix a full tablespace in Oracle?", "oracle/ora-01653-tablespace-cheia.md"),  # en question, pt runbook

@@ -31,6 +31,7 @@ import structlog
 from bot.config import KbSettings, LlmSettings
 from bot.errors import LlmError
 from bot.events import Reply
+from bot.kb.index import error_codes
 from bot.texts import say
 
 log = structlog.get_logger(__name__)
@@ -38,7 +39,6 @@ log = structlog.get_logger(__name__)
 PASSAGES = 3
 _PASSAGE_CHARS = 600
 _RETRY_AFTER = 60.0
-_CODE = re.compile(r"\b(?:[A-Z]{2,6}-\d{3,5}|[A-Z]{3,6}\d{3,5}[A-Z]?|S[0-9][0-9A-F]{2})\b")
 _CITE = re.compile(r"\[(\d{1,2})\]")
 _NO_ANSWER = "NO_ANSWER"
 
@@ -76,10 +76,6 @@ def failure_query(job: str, stream: str, return_code: int | None, errors: list[s
 
 
 _CONTEXT = "\n[job] "
-
-
-def error_codes(text: str) -> set[str]:
-    return set(_CODE.findall(text.upper()))
 
 
 def relevant(hit: Any, codes: set[str], min_score: float) -> bool:

@@ -13,6 +13,7 @@ running bot keeps its copy in memory, so writing behind its back could not work 
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from collections.abc import Sequence
@@ -34,6 +35,12 @@ FILES = "resync_runbook_files"
 Mode = str  # "hybrid" (RRF), "dense", "sparse"; "hybrid-dbsf" for comparison in bench/kb.py
 _CANDIDATES = 30  # per prefetch, before fusion
 _NS = uuid.UUID("6f1c1a52-5b1e-4c55-9a57-0d7c3f2f8a10")
+#: Error codes: ORA-00060, SQL0911N, AWSBDW057E, S0C7...
+_CODE = re.compile(r"\b(?:[A-Z]{2,6}-\d{3,5}|[A-Z]{3,6}\d{3,5}[A-Z]?|S[0-9][0-9A-F]{2})\b")
+
+
+def error_codes(text: str) -> set[str]:
+    return set(_CODE.findall(text.upper()))
 
 
 class KbError(ResyncError):
@@ -168,6 +175,8 @@ class RunbookIndex:
         from qdrant_client import models
 
         text = expand(query, question=True) if self.glossary else query
+        codes = error_codes(query) if mode == "hybrid" else set()
+        limit = max(k, 10) if codes else k
         dense = model.embed_dense([text])[0]
         sparse = model.embed_sparse([f"{text} {context}" if context else text], query=True)[0]
         sparse_vector = models.SparseVector(indices=sparse.indices.tolist(), values=sparse.values.tolist())
@@ -182,7 +191,7 @@ class RunbookIndex:
             ranked = self.client.query_points(
                 CHUNKS, prefetch=[models.Prefetch(query=dense, using="dense", limit=_CANDIDATES),
                                   models.Prefetch(query=sparse_vector, using="bm25", limit=_CANDIDATES)],
-                query=models.FusionQuery(fusion=fusion), limit=k, with_payload=True, with_vectors=["dense"])
+                query=models.FusionQuery(fusion=fusion), limit=limit, with_payload=True, with_vectors=["dense"])
         hits = []
         for point in ranked.points:
             p = point.payload or {}
@@ -190,7 +199,9 @@ class RunbookIndex:
             cosine = float(sum(a * b for a, b in zip(dense, vector))) if vector else None  # both normalised
             hits.append(Hit(source=p.get("source", ""), heading=p.get("heading", ""), title=p.get("title", ""),
                             text=p.get("text", ""), score=float(point.score), dense=cosine, path=p.get("path", "")))
-        return hits
+        if codes:  # a question naming an error code ("ORA-00060") is about the chunks that name it
+            hits.sort(key=lambda hit: not codes & error_codes(f"{hit.title} {hit.heading} {hit.text}"))
+        return hits[:k]
 
     def chunks_of(self, path: str) -> list[Hit]:
         """Every chunk of one file, in order (score 0): to show a runbook's fix next to its symptoms."""
