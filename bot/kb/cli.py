@@ -68,6 +68,9 @@ def _search(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"hits": [{"source": h.source, "heading": h.heading, "score": round(h.score, 6), "text": h.text}
                                    for h in hits]}, ensure_ascii=False))
+        if not hits:  # stdout stays the exact JSON; the person reading gets the reason
+            print("resync: no hits: nothing is ingested yet? see `resync kb stats`, then `resync kb ingest PATH`",
+                  file=sys.stderr)
         return 0
     if not hits:
         print("no runbook passage found (is anything ingested? see `resync kb stats`)")
@@ -131,4 +134,7 @@ def ingest_samples(settings: Any) -> str:
         files = len(index.files())
     finally:
         index.close()
-    return f"Runbooks: {files} sample runbooks from config/runbooks in the knowledge base ({report.summary()})."
+    samples = len(report.added) + len(report.changed) + len(report.unchanged)
+    others = f", {files - samples} more from elsewhere" if files > samples else ""
+    return (f"Runbooks: {samples} sample runbooks from config/runbooks in the knowledge base{others} "
+            f"({report.summary()}).")
