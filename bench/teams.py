@@ -113,8 +113,8 @@ class Run:
 
 async def serve_fakes() -> None:
     """The identity provider and the Bot Connector; prints one JSON line with their addresses.
-    ``GET /stats`` counts what reached the connector since ``POST /reset``; ``GET /token`` is a
-    channel token for the connector's serviceUrl."""
+    ``GET /stats`` counts what reached the connector since ``POST /reset``, ``GET /last`` is the
+    last message; ``GET /token`` is a channel token for the connector's serviceUrl."""
     with FakeIdentityProvider(tls=True, clients={APP_ID: APP_PASSWORD}) as idp:
         async with FakeBotConnector(idp) as connector:
             connector.add_member(USER_ACCOUNT)
@@ -144,6 +144,10 @@ async def serve_fakes() -> None:
                 tokens[0] = idp.tokens_issued
                 return web.Response(text="ok")
 
+            async def last(_request: web.Request) -> web.Response:  # to see what the bots answer
+                answers = [c.body for c in connector.calls() if c.status < 300 and c.body.get("type") == "message"]
+                return web.json_response(answers[-1] if answers else None)
+
             async def token(_request: web.Request) -> web.Response:
                 return web.Response(text=idp.channel_token(APP_ID, connector.url))
 
@@ -151,6 +155,7 @@ async def serve_fakes() -> None:
             app.router.add_get("/stats", stats)
             app.router.add_post("/reset", reset)
             app.router.add_get("/token", token)
+            app.router.add_get("/last", last)
             runner = web.AppRunner(app, handle_signals=False, access_log=None)
             await runner.setup()
             site = web.TCPSite(runner, "127.0.0.1", 0)
