@@ -1,45 +1,82 @@
-"""Benchmark of the Teams adapter inside the real bot: activity -> reply latency and token validation.
+"""Resync's Teams path side by side with bare botbuilder apps, interleaved, in one run.
 
-    python bench/teams.py                            # 500 activities at 50 in flight
-    python bench/teams.py --activities 1000 --in-flight 100 --no-bare
+    python bench/teams.py                     # 3 repetitions, fresh processes, rotating order
+    python bench/teams.py --reps 5 --activities 2000
+    python bench/teams.py --bare bare,bare-credentials,bare-clients   # all three bare apps
+    python bench/teams.py --root /path/to/other/checkout   # measure another Resync (before/after)
 
-Processes, as in production: the TWS simulator (``resync simulator``), the bot (``resync serve
---no-poll``: web app, agent core, Teams adapter, SQLite store) and this script, which plays Teams:
-it hosts the loopback identity provider (OpenID metadata, JWKS, the bot's token endpoint) and the
-loopback Bot Connector the bot answers to, and sends Activities with real RS256 bearer tokens, so
-every request is validated by botbuilder (keys cached after the first). It prints:
+Four processes, as in production: the TWS simulator (``python -m bot simulator``), the loopback
+Teams (``python bench/teams.py --serve-fakes``: the fake identity provider of the tests, with
+OpenID metadata, JWKS and a token endpoint over TLS, and the fake Bot Connector), the bot under
+test, and this script, which plays the channel: it sends Activity JSON with a real RS256 bearer
+token, which each bot validates. The bot is ``python -m bot serve --no-poll`` (web app, agent
+core, Teams adapter, SQLite store, a policy with one viewer) or ``bench/bare_botbuilder.py``:
+botbuilder's template (``CloudAdapter``, ``ConfigurationBotFrameworkAuthentication``, an
+``ActivityHandler``) doing the same job (ack then answer, the same single TWS query, one Adaptive
+Card posted through ``continue_conversation``) and nothing else, as (``--bare``):
 
-* the cost of token validation per request: botbuilder's ``authenticate_request`` on one valid
-  token, in this process, keys cached (what each inbound request pays before anything runs);
-* activity -> reply: for ``--activities`` personal-chat messages ``status <job>`` (each in its own
-  conversation, so Teams' per-conversation pacing does not enter the figures) with ``--in-flight``
-  outstanding, the time from sending the Activity until the answer card reaches the connector,
-  and the HTTP answer time the channel sees;
-* side by side, unless ``--no-bare``: a bare botbuilder bot (``CloudAdapter.process`` and an
-  ``ActivityHandler`` that echoes in the turn, no core, no TWS) under the same load and validation.
+* ``bare``: exactly as the SDK's documentation and template configure it. botbuilder then makes,
+  for every turn and every reply, new msrest clients (a connector and a user-token client each)
+  and new credentials, so a new MSAL client with an empty token cache: one token fetch per
+  answer, blocking the event loop. That is botbuilder's own default, read in its code, not a
+  mistake of this bench (bench/bare_botbuilder.py says where);
+* ``bare-credentials``: the same with one credentials object reused through the SDK's
+  ``credentials_factory`` parameter (one token an hour); clients still made per turn;
+* ``bare-clients``: credentials, connector and user-token client made once, as Resync's Teams
+  adapter does with the SDK: the leanest botbuilder app, the floor of what Resync adds.
+
+The default runs ``bare`` (what a team would write from the docs) and ``bare-clients`` (the floor).
+Each repetition starts a fresh process of each kind, in rotating order, and runs the same phases:
+
+* HTTP answer: ``--acks`` personal-chat ``status <job>`` messages at ``--in-flight`` outstanding,
+  the time until the HTTP 200 the channel waits for (p50, p99); every answer must reach the
+  connector before the next phase;
+* answered activities per second: ``--activities`` ``status <job>``, then as many ``help``, at
+  ``--in-flight``, from the first send until the last answer reached the connector; the bot's CPU
+  time (user + system, /proc, all its threads) over the phase per answered activity;
+* RSS: after start (and a warm-up), and after a burst of ``--burst`` ``status`` at 100 in flight,
+  once every one of them is answered.
+
+Every activity comes from its own conversation, so Teams' per-conversation pacing (7 a second)
+stays out of the figures; one user, so Resync asks the connector for the member's e-mail once.
+An answer is a message posted (``send`` or ``reply``) or an update of a "working on it" message;
+Resync's typing indicators and the tokens the identity provider issued are counted apart. Each
+figure is printed for every kind with Resync's ratio to each bare kind over the pairs of a
+repetition (median and min-max); the goals apply to the median pair, against each bare kind.
+First, the cost of one token validation (``authenticate_request``, keys cached), which every bot
+pays per request, is timed in this process.
+
+Where the time goes: ``--only KIND --profile FILE`` runs that bot under cProfile (main thread's
+CPU clock) and writes its statistics when it stops; docs/teams-performance.md has the figures
+measured on the development machine and the breakdown.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+from aiohttp import web
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.processes import PASSWORD, USER, free_port, resync_process  # noqa: E402
+from bench.slack import Goal, cpu_seconds, job_names, rss_mb  # noqa: E402
 from tests.fakes.bot_connector import FakeBotConnector, Member  # noqa: E402
 from tests.fakes.teams_idp import FakeIdentityProvider  # noqa: E402
 
@@ -47,38 +84,251 @@ APP_ID = "6d1f3a52-8b7c-4e9d-a0b1-c2d3e4f5a6b7"
 APP_PASSWORD = "bench-teams-app-password-0123"
 POLICY = '[roles.viewer]\nactions = []\n[bindings]\n"teams:aad-bench" = ["viewer"]\n'
 USER_ACCOUNT = Member(id="29:bench", name="Bench User", aad="aad-bench", email="bench@contoso.com")
+WORKING = "Working on it"  # Resync's "working on it" message, replaced by the answer when it comes
+REUSE = {"bare": "none", "bare-credentials": "credentials", "bare-clients": "clients"}  # bench/bare_botbuilder.py
+KINDS = ("resync", *REUSE)
+LABELS = {"resync": "Resync", "bare": "bare (SDK default)", "bare-credentials": "bare (token reused)",
+          "bare-clients": "bare (clients reused)"}
+
+GOALS = (
+    Goal(name="HTTP answer p50", unit="ms", better="lower"),
+    Goal(name="HTTP answer p99", unit="ms", better="lower", ratio_goal=1.3),
+    Goal(name="answered status/s", unit="/s", better="higher", ratio_goal=0.8),
+    Goal(name="answered help/s", unit="/s", better="higher", ratio_goal=0.8),
+    Goal(name="CPU per status", unit="ms", better="lower", ratio_goal=1.3),
+    Goal(name="CPU per help", unit="ms", better="lower", ratio_goal=1.3),
+    Goal(name="RSS after start", unit="MB", better="lower"),
+    Goal(name="RSS after burst", unit="MB", better="lower", absolute_goal=100.0),
+)
 
 
-def percentiles(values: list[float]) -> str:
-    cuts = statistics.quantiles(values, n=100, method="inclusive")
-    return (f"p50 {statistics.median(values) * 1000:7.1f} ms   p99 {cuts[98] * 1000:7.1f} ms   "
-            f"max {max(values) * 1000:7.1f} ms")
+@dataclass(slots=True)
+class Run:
+    figures: dict[str, float] = field(default_factory=dict)
+    notes: dict[str, int] = field(default_factory=dict)
 
 
-async def job_names(base: str, count: int) -> list[str]:
-    basic = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
-    async with aiohttp.ClientSession(headers={"Authorization": f"Basic {basic}"}) as session:
-        async with session.get(f"{base}/api/v2/plan/job", params={"limit": "200"}) as response:
-            names = sorted({job["name"] for job in (await response.json())["results"]})
-    return [names[i % len(names)] for i in range(count)]
+# --- the loopback Teams, in its own process -----------------------------------------------
 
 
-# --- token validation, in process ----------------------------------------------------------
+async def serve_fakes() -> None:
+    """The identity provider and the Bot Connector; prints one JSON line with their addresses.
+    ``GET /stats`` counts what reached the connector since ``POST /reset``, ``GET /last`` is the
+    last message; ``GET /token`` is a channel token for the connector's serviceUrl."""
+    with FakeIdentityProvider(tls=True, clients={APP_ID: APP_PASSWORD}) as idp:
+        async with FakeBotConnector(idp) as connector:
+            connector.add_member(USER_ACCOUNT)
+            tokens = [idp.tokens_issued]
 
-async def validation_cost(idp: FakeIdentityProvider, connector: FakeBotConnector, count: int) -> None:
-    from types import SimpleNamespace
+            async def stats(_request: web.Request) -> web.Response:
+                answers, working, typing, last = 0, 0, 0, 0.0
+                for call in connector.calls():
+                    if call.status >= 300:
+                        continue
+                    if call.kind == "update" or (call.kind in ("send", "reply") and call.body.get("type") == "message"):
+                        if call.kind != "update" and WORKING in json.dumps(call.body):
+                            working += 1
+                        else:
+                            answers, last = answers + 1, max(last, call.at)
+                    elif call.kind in ("send", "reply") and call.body.get("type") == "typing":
+                        typing += 1
+                return web.json_response({"answers": answers, "last_at": last, "working": working, "typing": typing,
+                                          "member": len(connector.calls("member")),
+                                          "tokens": idp.tokens_issued - tokens[0]})
 
+            async def reset(_request: web.Request) -> web.Response:
+                connector._calls.clear()  # noqa: SLF001 - the fake is ours; the bench must not grow it forever
+                connector.messages.clear()
+                connector.thread_of.clear()
+                connector._first.clear()  # noqa: SLF001
+                tokens[0] = idp.tokens_issued
+                return web.Response(text="ok")
+
+            async def last(_request: web.Request) -> web.Response:  # to see what the bots answer
+                answers = [c.body for c in connector.calls() if c.status < 300 and c.body.get("type") == "message"]
+                return web.json_response(answers[-1] if answers else None)
+
+            async def token(_request: web.Request) -> web.Response:
+                return web.Response(text=idp.channel_token(APP_ID, connector.url))
+
+            app = web.Application()
+            app.router.add_get("/stats", stats)
+            app.router.add_post("/reset", reset)
+            app.router.add_get("/token", token)
+            app.router.add_get("/last", last)
+            runner = web.AppRunner(app, handle_signals=False, access_log=None)
+            await runner.setup()
+            site = web.TCPSite(runner, "127.0.0.1", 0)
+            await site.start()
+            port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+            print(json.dumps({"connector": connector.url, "stats": f"http://127.0.0.1:{port}",
+                              "settings": idp.settings(APP_ID, APP_PASSWORD), "cert": str(idp.cert_path)}), flush=True)
+            await asyncio.Event().wait()
+
+
+@asynccontextmanager
+async def fake_teams() -> AsyncIterator[dict[str, Any]]:
+    process = subprocess.Popen([sys.executable, __file__, "--serve-fakes"], stdout=subprocess.PIPE, text=True)
+    try:
+        yield json.loads(process.stdout.readline())  # type: ignore[union-attr]
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+# The bot under cProfile timed by the main thread's CPU clock: the event loop's own cost, without
+# the time spent waiting (for the GIL, the network, the SQLite thread, the SDK's requests threads).
+# ``resync serve`` leaves with ``os._exit`` once its app has closed: write the statistics first.
+_PROFILED = """
+import cProfile, os, runpy, sys, time
+out, target = sys.argv[1], sys.argv[2]
+sys.argv = [target, *sys.argv[3:]]
+profile = cProfile.Profile(time.thread_time)
+leave = os._exit
+def _exit(code):
+    profile.disable()
+    profile.dump_stats(out)
+    leave(code)
+os._exit = _exit
+try:
+    if target.endswith(".py"):
+        profile.runcall(runpy.run_path, target, run_name="__main__")
+    else:
+        profile.runcall(runpy.run_module, target, run_name="__main__", alter_sys=True)
+finally:
+    profile.dump_stats(out)
+"""
+
+
+@asynccontextmanager
+async def bot(kind: str, root: Path, tws: str, teams: dict[str, Any], data: str,
+              profile: Path | None = None) -> AsyncIterator[tuple[str, int]]:
+    """The bot under test; yields (its /api/messages URL, its pid). ``profile``: run it under
+    cProfile and write its statistics there when it stops."""
+    port = free_port()
+    profiled = [sys.executable, "-c", _PROFILED, str(profile)] if profile else None
+    env = {"TWS_URL": tws, "TWS_USER": USER, "TWS_PASSWORD": PASSWORD, "REQUESTS_CA_BUNDLE": teams["cert"],
+           **teams["settings"]}
+    if kind == "resync":
+        env |= {"RESYNC_DATA_DIR": tempfile.mkdtemp(dir=data), "RESYNC_POLICY": str(Path(data, "policy.toml")),
+                "RESYNC_ALERTS": "false"}
+        serve = ["serve", "--port", str(port), "--host", "127.0.0.1", "--no-poll"]
+        launch = resync_process(serve, env, f"http://127.0.0.1:{port}/healthz", root=root,
+                                command=[*profiled, "bot", *serve] if profiled else None)
+    else:
+        bare = [str(ROOT / "bench" / "bare_botbuilder.py"), "--port", str(port), "--tws", tws, "--reuse", REUSE[kind]]
+        launch = resync_process([kind], env, f"http://127.0.0.1:{port}/healthz",
+                                command=[*(profiled or [sys.executable]), *bare])
+    async with launch as process:
+        yield f"http://127.0.0.1:{port}/api/messages", process.pid
+
+
+# --- playing the channel ------------------------------------------------------------------
+
+
+def activity_builder(service_url: str) -> FakeBotConnector:
+    """The fake connector's Activity JSON builder for a connector served elsewhere (never entered)."""
+    builder = FakeBotConnector(None)  # type: ignore[arg-type]
+    builder.url = service_url
+    return builder
+
+
+class Channel:
+    """Sends Teams' requests with the channel's token; reads the connector's counts."""
+
+    def __init__(self, session: aiohttp.ClientSession, url: str, teams: dict[str, Any], token: str) -> None:
+        self.session, self.url, self.stats_url, self.token = session, url, teams["stats"], token
+        self.activities = activity_builder(teams["connector"])
+
+    async def post(self, body: bytes) -> float:
+        headers = {"Content-Type": "application/json", "Authorization": f"Bearer {self.token}"}
+        started = time.perf_counter()
+        async with self.session.post(self.url, data=body, headers=headers) as response:
+            await response.read()
+            if response.status not in (200, 201, 202):
+                raise SystemExit(f"the bot answered {response.status}: {await response.text()}")
+        return time.perf_counter() - started
+
+    async def stats(self) -> dict[str, Any]:
+        async with self.session.get(f"{self.stats_url}/stats") as response:
+            return await response.json()
+
+    async def reset(self) -> None:
+        async with self.session.post(f"{self.stats_url}/reset") as response:
+            await response.read()
+
+    async def answered(self, count: int, timeout: float = 300) -> dict[str, Any]:
+        """Until ``count`` answers reached the connector; its counts (``last_at``: the last one's arrival)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            stats = await self.stats()
+            if stats["answers"] >= count:
+                return stats
+            await asyncio.sleep(0.02)
+        raise SystemExit(f"only {stats['answers']} of {count} answers reached the connector")
+
+    def messages(self, texts: list[str], label: str) -> list[bytes]:
+        return [json.dumps(self.activities.activity(text=text, conversation=f"a:bench-{label}-{i:05d}-{time.time_ns()}",
+                                                    user=USER_ACCOUNT)).encode() for i, text in enumerate(texts)]
+
+
+async def in_flight(bodies: list[bytes], channel: Channel, limit: int) -> list[float]:
+    gate = asyncio.Semaphore(limit)
+
+    async def one(body: bytes) -> float:
+        async with gate:
+            return await channel.post(body)
+
+    return list(await asyncio.gather(*(one(b) for b in bodies)))
+
+
+async def measure(channel: Channel, pid: int, names: list[str], args: argparse.Namespace) -> Run:
+    run = Run()
+    status = lambda count: [f"status {names[i % len(names)]}" for i in range(count)]  # noqa: E731
+    await in_flight(channel.messages(status(5) + ["help"] * 5, "warm"), channel, 5)
+    await channel.answered(10)
+    await asyncio.sleep(0.3)
+    run.figures["RSS after start"] = rss_mb(pid)
+
+    await channel.reset()
+    latencies = await in_flight(channel.messages(status(args.acks), "ack"), channel, args.in_flight)
+    await channel.answered(args.acks)
+    cuts = statistics.quantiles(latencies, n=100, method="inclusive")
+    run.figures["HTTP answer p50"] = statistics.median(latencies) * 1000
+    run.figures["HTTP answer p99"] = cuts[98] * 1000
+
+    for label, texts in (("status", status(args.activities)), ("help", ["help"] * args.activities)):
+        await channel.reset()
+        bodies = channel.messages(texts, label)
+        cpu, started = cpu_seconds(pid), time.monotonic()
+        await in_flight(bodies, channel, args.in_flight)
+        stats = await channel.answered(len(bodies))
+        run.figures[f"answered {label}/s"] = len(bodies) / (stats["last_at"] - started)
+        run.figures[f"CPU per {label}"] = (cpu_seconds(pid) - cpu) * 1000 / len(bodies)
+        for key, name in (("tokens", "tokens fetched"), ("typing", "typing indicators"),
+                          ("working", "'working on it'"), ("member", "member lookups")):
+            run.notes[name] = run.notes.get(name, 0) + stats[key]
+
+    await channel.reset()
+    await in_flight(channel.messages(status(args.burst), "burst"), channel, 100)
+    await channel.answered(args.burst)
+    await asyncio.sleep(0.5)
+    run.figures["RSS after burst"] = rss_mb(pid)
+    return run
+
+
+# --- token validation, in this process ------------------------------------------------------
+
+
+async def validation_cost(teams: dict[str, Any], token: str, count: int) -> None:
     from botbuilder.integration.aiohttp import ConfigurationBotFrameworkAuthentication
     from botbuilder.schema import Activity
 
-    env = idp.settings(APP_ID, APP_PASSWORD)
-    auth = ConfigurationBotFrameworkAuthentication(SimpleNamespace(
-        APP_ID=APP_ID, APP_PASSWORD=APP_PASSWORD, TO_BOT_FROM_CHANNEL_OPENID_METADATA_URL=env["ToBotFromChannelOpenIdMetadataUrl"],
-        TO_BOT_FROM_CHANNEL_TOKEN_ISSUER=env["ToBotFromChannelTokenIssuer"],
-        TO_CHANNEL_FROM_BOT_LOGIN_URL=env["ToChannelFromBotLoginUrl"],
-        TO_CHANNEL_FROM_BOT_OAUTH_SCOPE=env["ToChannelFromBotOAuthScope"], VALIDATE_AUTHORITY=False))
-    activity = Activity.deserialize(connector.activity(text="status X"))
-    header = f"Bearer {idp.channel_token(APP_ID, connector.url)}"
+    from bench.bare_botbuilder import configuration
+
+    auth = ConfigurationBotFrameworkAuthentication(configuration(teams["settings"]))
+    activity = Activity.deserialize(activity_builder(teams["connector"]).activity(text="status X"))
+    header = f"Bearer {token}"
     await auth.authenticate_request(activity, header)  # fetches the keys once (blocking, like the SDK does)
     times = []
     for _ in range(count):
@@ -86,136 +336,115 @@ async def validation_cost(idp: FakeIdentityProvider, connector: FakeBotConnector
         await auth.authenticate_request(activity, header)
         times.append(time.perf_counter() - started)
     cuts = statistics.quantiles(times, n=100, method="inclusive")
-    print(f"token validation (botbuilder authenticate_request, keys cached), {count} requests:")
-    print(f"  p50 {statistics.median(times) * 1e6:6.0f} µs   p99 {cuts[98] * 1e6:6.0f} µs   "
-          f"= {1 / statistics.mean(times):,.0f} validations/s on one core")
+    print(f"token validation (botbuilder authenticate_request, keys cached), {count} requests: "
+          f"p50 {statistics.median(times) * 1e6:.0f} µs, p99 {cuts[98] * 1e6:.0f} µs")
 
 
-# --- activity -> reply, over the wire ------------------------------------------------------
-
-async def load(url: str, idp: FakeIdentityProvider, connector: FakeBotConnector, texts: list[str],
-               in_flight: int, label: str) -> None:
-    gate = asyncio.Semaphore(in_flight)
-    token = idp.channel_token(APP_ID, connector.url)  # one token, as the channel reuses its own
-    answered: list[float] = []
-
-    async def one(session: aiohttp.ClientSession, i: int) -> float:
-        conversation = f"a:bench-{label}-{i:05d}"
-        body = json.dumps(connector.activity(text=texts[i], conversation=conversation, user=USER_ACCOUNT))
-        async with gate:
-            started = time.monotonic()
-            async with session.post(url, data=body, headers={"Content-Type": "application/json",
-                                                             "Authorization": f"Bearer {token}"}) as response:
-                await response.read()
-                if response.status not in (200, 201):
-                    raise SystemExit(f"{label}: the bot answered {response.status}: {await response.text()}")
-            answered.append(time.monotonic() - started)
-            reply = await connector.first_message(conversation, timeout=60)
-            return reply.at - started
-
-    connection = aiohttp.TCPConnector(limit=in_flight)
-    tokens = idp.tokens_issued
-    async with aiohttp.ClientSession(connector=connection) as session:
-        started = time.monotonic()
-        latencies = await asyncio.gather(*(one(session, i) for i in range(len(texts))))
-        took = time.monotonic() - started
-    print(f"{label}: {len(texts)} activities, {in_flight} in flight, token validation on; "
-          f"outbound tokens fetched from the identity provider: {idp.tokens_issued - tokens}")
-    print(f"  HTTP answer          {percentiles(answered)}")
-    print(f"  activity -> reply    {percentiles(latencies)}   ({len(texts) / took:.0f} replies/s)")
+# --- the table --------------------------------------------------------------------------------
 
 
-def bare_bot(port: int, env: dict[str, str]) -> None:
-    """A bare botbuilder bot: CloudAdapter.process and an echo in the turn; nothing else."""
-    from types import SimpleNamespace
+def table(runs: dict[str, list[Run]]) -> bool:
+    """Every figure for every kind, Resync's pairwise ratio to each bare kind; True when every
+    goal is met against every bare kind measured."""
+    def spread(values: list[float], fmt: Callable[[float], str]) -> str:
+        return f"{fmt(statistics.median(values))} ({fmt(min(values))}-{fmt(max(values))})" if values else "-"
 
-    from aiohttp import web
-    from botbuilder.core import ActivityHandler, MessageFactory, TurnContext
-    from botbuilder.integration.aiohttp import CloudAdapter, ConfigurationBotFrameworkAuthentication
-
-    config = SimpleNamespace(APP_ID=APP_ID, APP_PASSWORD=APP_PASSWORD, VALIDATE_AUTHORITY=False,
-                             TO_BOT_FROM_CHANNEL_OPENID_METADATA_URL=env["ToBotFromChannelOpenIdMetadataUrl"],
-                             TO_BOT_FROM_CHANNEL_TOKEN_ISSUER=env["ToBotFromChannelTokenIssuer"],
-                             TO_CHANNEL_FROM_BOT_LOGIN_URL=env["ToChannelFromBotLoginUrl"],
-                             TO_CHANNEL_FROM_BOT_OAUTH_SCOPE=env["ToChannelFromBotOAuthScope"])
-    adapter = CloudAdapter(ConfigurationBotFrameworkAuthentication(config))
-
-    class Echo(ActivityHandler):
-        async def on_message_activity(self, turn_context: TurnContext) -> None:
-            await turn_context.send_activity(MessageFactory.text(f"echo: {turn_context.activity.text}"))
-
-    bot = Echo()
-
-    async def messages(request: web.Request) -> web.Response:
-        return await adapter.process(request, bot) or web.Response(status=200)
-
-    async def healthz(_: web.Request) -> web.Response:
-        return web.Response(text="ok")
-
-    app = web.Application()
-    app.router.add_post("/api/messages", messages)
-    app.router.add_get("/healthz", healthz)
-    web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None)
-
-
-async def bare(idp: FakeIdentityProvider, connector: FakeBotConnector, texts: list[str], in_flight: int,
-               env: dict[str, str]) -> None:
-    port = free_port()
-    process = subprocess.Popen([sys.executable, __file__, "--serve-bare", str(port)], cwd=ROOT,
-                               env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        async with aiohttp.ClientSession() as session:
-            for _ in range(300):
-                try:
-                    async with session.get(f"http://127.0.0.1:{port}/healthz") as response:
-                        if response.status == 200:
-                            break
-                except aiohttp.ClientError:
-                    await asyncio.sleep(0.1)
-        url = f"http://127.0.0.1:{port}/api/messages"
-        await load(url, idp, connector, texts[:5], 5, "bare-warmup")
-        await load(url, idp, connector, texts, in_flight, "bare botbuilder echo bot")
-    finally:
-        process.terminate()
-        process.wait(timeout=15)
+    number = lambda v: f"{v:,.1f}" if v < 100 else f"{v:,.0f}"  # noqa: E731
+    bares = [k for k in KINDS[1:] if runs.get(k)]
+    head = f"\n{'figure':22} {LABELS['resync']:>22}"
+    for kind in bares:
+        head += f" {LABELS[kind]:>22} {'ratio':>17}"
+    print(head + "  goal")
+    met = True
+    for goal in GOALS:
+        ours = [r.figures[goal.name] for r in runs.get("resync", [])]
+        line = f"{goal.name + ' (' + goal.unit + ')':22} {spread(ours, number):>22}"
+        verdicts = []
+        for kind in bares:
+            theirs = [r.figures[goal.name] for r in runs[kind]]
+            ratios = [a / b for a, b in zip(ours, theirs) if b]
+            line += f" {spread(theirs, number):>22} {spread(ratios, lambda v: f'{v:.2f}'):>17}"
+            if goal.ratio_goal is not None and ratios:
+                median = statistics.median(ratios)
+                ok = median <= goal.ratio_goal if goal.better == "lower" else median >= goal.ratio_goal
+                verdicts.append("ok" if ok else "MISSED")
+                met &= ok
+        verdict = ""
+        if verdicts:
+            verdict = f"{'≤' if goal.better == 'lower' else '≥'} {goal.ratio_goal:g}× {' / '.join(verdicts)}"
+        if goal.absolute_goal is not None and ours:
+            ok = max(ours) <= goal.absolute_goal
+            verdict = f"≤ {goal.absolute_goal:g} {goal.unit} {'ok' if ok else 'MISSED'}"
+            met &= ok
+        print(f"{line}  {verdict}")
+    for kind, kind_runs in runs.items():
+        if kind_runs:
+            notes = {k: statistics.median([r.notes[k] for r in kind_runs]) for k in kind_runs[0].notes}
+            print(f"  {LABELS[kind]}, per repetition's status and help phases (median): "
+                  + ", ".join(f"{k} {v:g}" for k, v in notes.items()))
+    return met
 
 
-async def main(args: argparse.Namespace) -> None:
-    sim_port, bot_port = free_port(), free_port()
-    base = f"http://127.0.0.1:{sim_port}/twsd"
-    with tempfile.TemporaryDirectory() as data, FakeIdentityProvider(tls=True, clients={APP_ID: APP_PASSWORD}) as idp:
+async def main(args: argparse.Namespace) -> int:
+    sim_port = free_port()
+    tws = f"http://127.0.0.1:{sim_port}/twsd"
+    kinds = ["resync", *args.bare] if args.only is None else [args.only]
+    runs: dict[str, list[Run]] = {k: [] for k in kinds}
+    with tempfile.TemporaryDirectory() as data:
         Path(data, "policy.toml").write_text(POLICY)
-        os.environ["REQUESTS_CA_BUNDLE"] = str(idp.cert_path)  # this process and its children trust the fake IdP
-        async with FakeBotConnector(idp) as connector, resync_process(
-                ["simulator", "--port", str(sim_port), "--jobs", str(args.jobs), "--seed", "11", "--speed", "1"],
-                {"TWS_USER": USER, "TWS_PASSWORD": PASSWORD}, f"{base}/sim/stats"):
-            connector.add_member(USER_ACCOUNT)
-            await validation_cost(idp, connector, args.validations)
-            teams = idp.settings(APP_ID, APP_PASSWORD)
-            env = {"TWS_URL": base, "TWS_USER": USER, "TWS_PASSWORD": PASSWORD, "RESYNC_DATA_DIR": data,
-                   "RESYNC_POLICY": str(Path(data, "policy.toml")), "RESYNC_ALERTS": "false", **teams}
-            names = await job_names(base, args.activities)
-            texts = [f"status {name}" for name in names]
-            async with resync_process(["serve", "--port", str(bot_port), "--host", "127.0.0.1", "--no-poll"], env,
-                                      f"http://127.0.0.1:{bot_port}/healthz"):
-                url = f"http://127.0.0.1:{bot_port}/api/messages"
-                await load(url, idp, connector, texts[:5], 5, "warm-up")
-                print(f"(simulator: {args.jobs} jobs; bot: resync serve, SQLite store; warm-up done)")
-                await load(url, idp, connector, texts, args.in_flight, "resync serve (Teams adapter + core + TWS)")
-            if args.bare:
-                await bare(idp, connector, texts, args.in_flight, teams)
+        async with fake_teams() as teams, resync_process(
+                ["simulator", "--port", str(sim_port), "--jobs", str(args.jobs), "--seed", "11", "--speed", "0"],
+                {"TWS_USER": USER, "TWS_PASSWORD": PASSWORD}, f"{tws}/sim/stats"):
+            os.environ["REQUESTS_CA_BUNDLE"] = teams["cert"]  # this process trusts the fake identity provider
+            names = await job_names(tws, 200)
+            connector = aiohttp.TCPConnector(limit=args.in_flight + 110)
+            async with aiohttp.ClientSession(connector=connector) as session:
+                async with session.get(f"{teams['stats']}/token") as response:
+                    token = await response.text()  # one token, as the channel reuses its own
+                if args.validations:
+                    await validation_cost(teams, token, args.validations)
+                print(f"simulator: {args.jobs} jobs; {args.reps} repetitions, fresh processes, rotating order; "
+                      f"{args.acks} acks and {args.activities} activities of each kind at {args.in_flight} in flight, "
+                      f"burst {args.burst}; Resync from {args.root}")
+                for rep in range(args.reps):
+                    for kind in kinds[rep % len(kinds):] + kinds[:rep % len(kinds)]:
+                        async with bot(kind, args.root, tws, teams, data, args.profile) as (url, pid):
+                            run = await measure(Channel(session, url, teams, token), pid, names, args)
+                        runs[kind].append(run)
+                        print(f"  rep {rep + 1} {kind:11} " + "  ".join(f"{k} {v:.1f}" for k, v in run.figures.items()),
+                              flush=True)
+    return 0 if table(runs) else 1
+
+
+def _interrupted(*_: object) -> None:
+    raise KeyboardInterrupt  # so that the child processes are stopped on the way out
 
 
 if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, _interrupted)
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--activities", type=int, default=500)
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--acks", type=int, default=500)
+    parser.add_argument("--activities", type=int, default=1000)
+    parser.add_argument("--burst", type=int, default=3000)
     parser.add_argument("--in-flight", type=int, default=50)
-    parser.add_argument("--validations", type=int, default=2000)
     parser.add_argument("--jobs", type=int, default=2000)
-    parser.add_argument("--no-bare", dest="bare", action="store_false", help="skip the bare botbuilder bot")
-    parser.add_argument("--serve-bare", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--validations", type=int, default=2000, help="token validations timed in process (0: skip)")
+    parser.add_argument("--bare", type=lambda v: [k for k in v.split(",") if k], default=["bare", "bare-clients"],
+                        help="the bare apps to run beside Resync, comma-separated: bare (the SDK's defaults), "
+                             "bare-credentials (token reused), bare-clients (token and clients reused); "
+                             "default bare,bare-clients")
+    parser.add_argument("--root", type=Path, default=ROOT, help="the Resync checkout to run (default: this one)")
+    parser.add_argument("--only", choices=KINDS, help="run one kind only (profiling)")
+    parser.add_argument("--profile", type=Path, help="run the bot under cProfile, statistics written to this file")
+    parser.add_argument("--serve-fakes", action="store_true", help=argparse.SUPPRESS)
     parsed = parser.parse_args()
-    if parsed.serve_bare:
-        bare_bot(parsed.serve_bare, dict(os.environ))
+    if unknown := set(parsed.bare) - set(REUSE):
+        parser.error(f"--bare: unknown {', '.join(sorted(unknown))} (choose from {', '.join(REUSE)})")
+    if parsed.serve_fakes:
+        try:
+            asyncio.run(serve_fakes())
+        except KeyboardInterrupt:
+            pass
     else:
-        asyncio.run(main(parsed))
+        sys.exit(asyncio.run(main(parsed)))
