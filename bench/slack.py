@@ -103,10 +103,17 @@ class Run:
 # ``python -m bot`` under cProfile timed by the main thread's CPU clock: the event loop's own cost,
 # without the time spent waiting (for the GIL, the network, the SQLite thread).
 _PROFILED = """
-import cProfile, runpy, sys, time
+import cProfile, os, runpy, sys, time
 out = sys.argv[1]
 sys.argv = ["bot", *sys.argv[2:]]
 profile = cProfile.Profile(time.thread_time)
+# ``resync serve`` leaves with ``os._exit`` once its app has closed: write the statistics first.
+leave = os._exit
+def _exit(code):
+    profile.disable()
+    profile.dump_stats(out)
+    leave(code)
+os._exit = _exit
 try:
     profile.runcall(runpy.run_module, "bot", run_name="__main__", alter_sys=True)
 finally:

@@ -53,7 +53,7 @@ def _answered(stats: dict) -> int:
     """Events answered: calls of ``understand``, which every text event passes once (a coroutine
     would count each resumption as a call)."""
     for (file, _line, name), (primitive, *_rest) in stats.items():
-        if file.endswith("bot/nlu.py") and name == "understand":
+        if file.endswith(("bot/nlu.py", "bot/nlu/__init__.py")) and name == "understand":
             return primitive
     return 0
 
