@@ -16,6 +16,7 @@ bot is installed there again. No botbuilder import here: the CLI reads this with
 from __future__ import annotations
 
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -23,6 +24,9 @@ from bot.store import JSON, Store
 
 PREFIX = "convref:teams:"
 TOUCH_EVERY = 300.0  # seconds: a busy conversation is rewritten at most this often
+# Conversations kept in memory: the store holds them all, this is a cache. Every channel thread is
+# a conversation of its own (";messageid=..."), so an unbounded one grew ~3 KB per thread, forever.
+MEMORY = 5_000
 
 
 def base_id(conversation_id: str) -> str:
@@ -71,11 +75,21 @@ class Conversation:
 class Conversations:
     """Reads and writes the stored conversations, with a small write-behind memory."""
 
-    def __init__(self, store: Store, *, clock: Any = time.time) -> None:
+    def __init__(self, store: Store, *, clock: Any = time.time, memory: int = MEMORY) -> None:
         self._store = store
         self._clock = clock
-        self._known: dict[str, Conversation] = {}
+        self._memory = memory
+        self._known: OrderedDict[str, Conversation] = OrderedDict()  # least recently used first
         self._read: dict[str, float] = {}  # when each known conversation was last read or written
+
+    def _keep(self, conversation: Conversation, *, read: float | None = None) -> None:
+        self._known[conversation.id] = conversation
+        self._known.move_to_end(conversation.id)
+        if read is not None:
+            self._read[conversation.id] = read
+        while len(self._known) > self._memory:
+            oldest, _ = self._known.popitem(last=False)
+            self._read.pop(oldest, None)
 
     async def seen(self, conversation: Conversation) -> None:
         """Remember a conversation just heard from; names already known are kept."""
@@ -88,22 +102,23 @@ class Conversations:
             channel=conversation.channel or (before.channel if before else None), last_seen=now, gone=None)
         if before is not None and before.gone is None and now - before.last_seen < TOUCH_EVERY and \
                 (before.service_url, before.team, before.channel) == (merged.service_url, merged.team, merged.channel):
-            self._known[conversation.id] = before
+            self._keep(before)
             return
         await self._store.put(PREFIX + conversation.id, merged.to_record())
-        self._known[conversation.id], self._read[conversation.id] = merged, now
+        self._keep(merged, read=now)
 
     async def get(self, conversation_id: str) -> Conversation | None:
         """The stored conversation; what this process read less than ``TOUCH_EVERY`` ago is reused
         (another replica may have stored a newer reference since)."""
         known = self._known.get(conversation_id)
         if known is not None and self._read.get(conversation_id, 0.0) > self._clock() - TOUCH_EVERY:
+            self._known.move_to_end(conversation_id)
             return known
         record = await self._store.get(PREFIX + conversation_id)
         if record is None:
             return None
-        found = self._known[conversation_id] = Conversation.from_json(record)
-        self._read[conversation_id] = self._clock()
+        found = Conversation.from_json(record)
+        self._keep(found, read=self._clock())
         return found
 
     async def gone(self, conversation_id: str, reason: str) -> bool:
@@ -113,7 +128,7 @@ class Conversations:
             return False
         marked = replace(current, gone=reason)
         await self._store.put(PREFIX + conversation_id, marked.to_record())
-        self._known[conversation_id], self._read[conversation_id] = marked, self._clock()
+        self._keep(marked, read=self._clock())
         return True
 
 

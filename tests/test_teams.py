@@ -588,3 +588,19 @@ async def test_not_healthy_until_the_signing_keys_are_known(idp: FakeIdentityPro
     finally:
         await client.close()
         await adapter.close()
+
+
+async def test_conversations_in_memory_are_bounded_and_the_store_still_has_them(sqlite_store: SqliteStore) -> None:
+    """Every channel thread is a conversation of its own: memory keeps the most recent, the store all."""
+    from adapters.teams_conversations import Conversation, Conversations
+
+    conversations = Conversations(sqlite_store, memory=50)
+    for n in range(200):
+        await conversations.seen(Conversation(id=f"19:chan@thread.tacv2;messageid={n}", type="channel", tenant="T",
+                                              service_url="https://smba.example/", reference={"n": n}))
+        await conversations.get("19:chan@thread.tacv2;messageid=0")  # used again and again: stays
+    assert len(conversations._known) == 50 and len(conversations._read) <= 50
+    assert "19:chan@thread.tacv2;messageid=0" in conversations._known
+    oldest = await conversations.get("19:chan@thread.tacv2;messageid=1")  # forgotten here, read back
+    assert oldest is not None and oldest.reference == {"n": 1}
+    assert len(await list_conversations(sqlite_store)) == 200
