@@ -19,6 +19,36 @@ ROOT = Path(__file__).resolve().parent.parent
 USER = PASSWORD = "resync"
 
 
+# A program under cProfile timed by its main thread's CPU clock: the event loop's own cost, without
+# the time spent waiting (for the GIL, the network, the SQLite thread, an SDK's requests threads).
+# ``resync serve`` leaves with ``os._exit`` once its app has closed: write the statistics first.
+_PROFILED = """
+import cProfile, os, runpy, sys, time
+out, target = sys.argv[1], sys.argv[2]
+sys.argv = [target, *sys.argv[3:]]
+profile = cProfile.Profile(time.thread_time)
+leave = os._exit
+def _exit(code):
+    profile.disable()
+    profile.dump_stats(out)
+    leave(code)
+os._exit = _exit
+try:
+    if target.endswith(".py"):
+        profile.runcall(runpy.run_path, target, run_name="__main__")
+    else:
+        profile.runcall(runpy.run_module, target, run_name="__main__", alter_sys=True)
+finally:
+    profile.dump_stats(out)
+"""
+
+
+def profiled(out: Path) -> list[str]:
+    """The command prefix that runs a module (``bot``) or a script (``x.py``), with its arguments
+    after it, under cProfile, writing the statistics to ``out`` when it stops."""
+    return [sys.executable, "-c", _PROFILED, str(out)]
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

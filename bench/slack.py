@@ -44,7 +44,6 @@ import argparse
 import asyncio
 import base64
 import json
-import os
 import signal
 import statistics
 import subprocess
@@ -52,9 +51,8 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
@@ -62,25 +60,19 @@ import aiohttp
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.processes import PASSWORD, USER, free_port, resync_process  # noqa: E402
+from bench.processes import PASSWORD, USER, free_port, profiled, resync_process  # noqa: E402
+from bench.sidebyside import Goal, Run, cpu_seconds, rss_mb, table  # noqa: E402
 from tests.fakes.slack_api import BOT_USER_ID, event_callback, mention, sign, slash_command  # noqa: E402
 
 SECRET = "bench-signing-secret-0123456789"
 TOKEN = "xoxb-bench-0000-token"
 POLICY = '[roles.operator]\nactions = ["rerun"]\n[bindings]\n"slack:U0ANA" = ["operator"]\n'
 FORM, JSON_TYPE = "application/x-www-form-urlencoded", "application/json"
-TICKS = os.sysconf("SC_CLK_TCK")
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Goal:
-    name: str
-    unit: str
-    better: str  # "lower" or "higher"
-    ratio_goal: float | None = None  # Resync / bare
-    absolute_goal: float | None = None  # Resync's own figure (RSS)
 
 
+LABELS = {"resync": "Resync", "bare": "bare bolt"}
 GOALS = (
     Goal(name="slash-command ack p50", unit="ms", better="lower"),
     Goal(name="slash-command ack p99", unit="ms", better="lower", ratio_goal=1.3),
@@ -93,33 +85,9 @@ GOALS = (
 )
 
 
-@dataclass(slots=True)
-class Run:
-    figures: dict[str, float] = field(default_factory=dict)
 
 
 # --- the processes --------------------------------------------------------------------------
-
-# ``python -m bot`` under cProfile timed by the main thread's CPU clock: the event loop's own cost,
-# without the time spent waiting (for the GIL, the network, the SQLite thread).
-_PROFILED = """
-import cProfile, os, runpy, sys, time
-out = sys.argv[1]
-sys.argv = ["bot", *sys.argv[2:]]
-profile = cProfile.Profile(time.thread_time)
-# ``resync serve`` leaves with ``os._exit`` once its app has closed: write the statistics first.
-leave = os._exit
-def _exit(code):
-    profile.disable()
-    profile.dump_stats(out)
-    leave(code)
-os._exit = _exit
-try:
-    profile.runcall(runpy.run_module, "bot", run_name="__main__", alter_sys=True)
-finally:
-    profile.dump_stats(out)
-"""
-
 
 @asynccontextmanager
 async def fake_slack() -> AsyncIterator[tuple[str, str, str]]:
@@ -149,8 +117,8 @@ async def bot(kind: str, root: Path, tws: str, api: str, data: str,
         if redis:
             env["REDIS_URL"] = redis
         serve = ["serve", "--port", str(port), "--host", "127.0.0.1", "--no-poll"]
-        profiled = [sys.executable, "-c", _PROFILED, str(profile), *serve] if profile else None
-        launch = resync_process(serve, env, f"http://127.0.0.1:{port}/healthz", root=root, command=profiled)
+        command = [*profiled(profile), "bot", *serve] if profile else None
+        launch = resync_process(serve, env, f"http://127.0.0.1:{port}/healthz", root=root, command=command)
     else:
         launch = resync_process(["bare"], env, f"http://127.0.0.1:{port}/healthz", command=[
             sys.executable, str(ROOT / "bench" / "bare_bolt.py"), "--port", str(port), "--tws", tws,
@@ -159,14 +127,6 @@ async def bot(kind: str, root: Path, tws: str, api: str, data: str,
         yield f"http://127.0.0.1:{port}/slack/events", process.pid
 
 
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS
-
-
-def rss_mb(pid: int) -> float:
-    line = next(x for x in Path(f"/proc/{pid}/status").read_text().splitlines() if x.startswith("VmRSS:"))
-    return int(line.split()[1]) / 1024
 
 
 # --- playing Slack ----------------------------------------------------------------------------
@@ -281,32 +241,6 @@ async def job_names(base: str, count: int) -> list[str]:
 # --- the table --------------------------------------------------------------------------------
 
 
-def table(runs: dict[str, list[Run]]) -> bool:
-    """Print every figure for both with the pairwise ratio; True when every goal is met."""
-    def spread(values: list[float], fmt: Callable[[float], str]) -> str:
-        return f"{fmt(statistics.median(values))} ({fmt(min(values))}-{fmt(max(values))})"
-
-    number = lambda v: f"{v:,.1f}" if v < 100 else f"{v:,.0f}"  # noqa: E731
-    print(f"\n{'figure':24} {'Resync (min-max)':>24} {'bare bolt (min-max)':>24} {'ratio (min-max)':>20}  goal")
-    met = True
-    for goal in GOALS:
-        ours = [r.figures[goal.name] for r in runs.get("resync", [])]
-        bare = [r.figures[goal.name] for r in runs.get("bare", [])]
-        ratios = [a / b for a, b in zip(ours, bare) if b]
-        verdict = ""
-        if goal.ratio_goal is not None and ratios:
-            ok = (statistics.median(ratios) <= goal.ratio_goal if goal.better == "lower"
-                  else statistics.median(ratios) >= goal.ratio_goal)
-            verdict = f"{'≤' if goal.better == 'lower' else '≥'} {goal.ratio_goal:g}× {'ok' if ok else 'MISSED'}"
-            met &= ok
-        if goal.absolute_goal is not None and ours:
-            ok = max(ours) <= goal.absolute_goal
-            verdict = f"≤ {goal.absolute_goal:g} {goal.unit} {'ok' if ok else 'MISSED'}"
-            met &= ok
-        ratio = spread(ratios, lambda v: f"{v:.2f}") if ratios else "-"
-        print(f"{goal.name + ' (' + goal.unit + ')':24} {spread(ours, number) if ours else '-':>24} "
-              f"{spread(bare, number) if bare else '-':>24} {ratio:>20}  {verdict}")
-    return met
 
 
 async def main(args: argparse.Namespace) -> int:
@@ -332,7 +266,7 @@ async def main(args: argparse.Namespace) -> int:
                         runs[kind].append(run)
                         print(f"  rep {rep + 1} {kind:6} " + "  ".join(f"{k} {v:.1f}" for k, v in run.figures.items()),
                               flush=True)
-    return 0 if table(runs) else 1
+    return 0 if table(GOALS, runs, LABELS) else 1
 
 
 def _interrupted(*_: object) -> None:

@@ -63,9 +63,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -75,8 +74,9 @@ from aiohttp import web
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.processes import PASSWORD, USER, free_port, resync_process  # noqa: E402
-from bench.slack import Goal, cpu_seconds, job_names, rss_mb  # noqa: E402
+from bench.processes import PASSWORD, USER, free_port, profiled, resync_process  # noqa: E402
+from bench.sidebyside import Goal, Run, cpu_seconds, rss_mb, table  # noqa: E402
+from bench.slack import job_names  # noqa: E402
 from tests.fakes.bot_connector import FakeBotConnector, Member  # noqa: E402
 from tests.fakes.teams_idp import FakeIdentityProvider  # noqa: E402
 
@@ -102,10 +102,6 @@ GOALS = (
 )
 
 
-@dataclass(slots=True)
-class Run:
-    figures: dict[str, float] = field(default_factory=dict)
-    notes: dict[str, int] = field(default_factory=dict)
 
 
 # --- the loopback Teams, in its own process -----------------------------------------------
@@ -176,37 +172,13 @@ async def fake_teams() -> AsyncIterator[dict[str, Any]]:
         process.wait(timeout=10)
 
 
-# The bot under cProfile timed by the main thread's CPU clock: the event loop's own cost, without
-# the time spent waiting (for the GIL, the network, the SQLite thread, the SDK's requests threads).
-# ``resync serve`` leaves with ``os._exit`` once its app has closed: write the statistics first.
-_PROFILED = """
-import cProfile, os, runpy, sys, time
-out, target = sys.argv[1], sys.argv[2]
-sys.argv = [target, *sys.argv[3:]]
-profile = cProfile.Profile(time.thread_time)
-leave = os._exit
-def _exit(code):
-    profile.disable()
-    profile.dump_stats(out)
-    leave(code)
-os._exit = _exit
-try:
-    if target.endswith(".py"):
-        profile.runcall(runpy.run_path, target, run_name="__main__")
-    else:
-        profile.runcall(runpy.run_module, target, run_name="__main__", alter_sys=True)
-finally:
-    profile.dump_stats(out)
-"""
-
-
 @asynccontextmanager
 async def bot(kind: str, root: Path, tws: str, teams: dict[str, Any], data: str,
               profile: Path | None = None) -> AsyncIterator[tuple[str, int]]:
     """The bot under test; yields (its /api/messages URL, its pid). ``profile``: run it under
     cProfile and write its statistics there when it stops."""
     port = free_port()
-    profiled = [sys.executable, "-c", _PROFILED, str(profile)] if profile else None
+    prefix = profiled(profile) if profile else None
     env = {"TWS_URL": tws, "TWS_USER": USER, "TWS_PASSWORD": PASSWORD, "REQUESTS_CA_BUNDLE": teams["cert"],
            **teams["settings"]}
     if kind == "resync":
@@ -214,11 +186,11 @@ async def bot(kind: str, root: Path, tws: str, teams: dict[str, Any], data: str,
                 "RESYNC_ALERTS": "false"}
         serve = ["serve", "--port", str(port), "--host", "127.0.0.1", "--no-poll"]
         launch = resync_process(serve, env, f"http://127.0.0.1:{port}/healthz", root=root,
-                                command=[*profiled, "bot", *serve] if profiled else None)
+                                command=[*prefix, "bot", *serve] if prefix else None)
     else:
         bare = [str(ROOT / "bench" / "bare_botbuilder.py"), "--port", str(port), "--tws", tws, "--reuse", REUSE[kind]]
         launch = resync_process([kind], env, f"http://127.0.0.1:{port}/healthz",
-                                command=[*(profiled or [sys.executable]), *bare])
+                                command=[*(prefix or [sys.executable]), *bare])
     async with launch as process:
         yield f"http://127.0.0.1:{port}/api/messages", process.pid
 
@@ -343,46 +315,6 @@ async def validation_cost(teams: dict[str, Any], token: str, count: int) -> None
 # --- the table --------------------------------------------------------------------------------
 
 
-def table(runs: dict[str, list[Run]]) -> bool:
-    """Every figure for every kind, Resync's pairwise ratio to each bare kind; True when every
-    goal is met against every bare kind measured."""
-    def spread(values: list[float], fmt: Callable[[float], str]) -> str:
-        return f"{fmt(statistics.median(values))} ({fmt(min(values))}-{fmt(max(values))})" if values else "-"
-
-    number = lambda v: f"{v:,.1f}" if v < 100 else f"{v:,.0f}"  # noqa: E731
-    bares = [k for k in KINDS[1:] if runs.get(k)]
-    head = f"\n{'figure':22} {LABELS['resync']:>22}"
-    for kind in bares:
-        head += f" {LABELS[kind]:>22} {'ratio':>17}"
-    print(head + "  goal")
-    met = True
-    for goal in GOALS:
-        ours = [r.figures[goal.name] for r in runs.get("resync", [])]
-        line = f"{goal.name + ' (' + goal.unit + ')':22} {spread(ours, number):>22}"
-        verdicts = []
-        for kind in bares:
-            theirs = [r.figures[goal.name] for r in runs[kind]]
-            ratios = [a / b for a, b in zip(ours, theirs) if b]
-            line += f" {spread(theirs, number):>22} {spread(ratios, lambda v: f'{v:.2f}'):>17}"
-            if goal.ratio_goal is not None and ratios:
-                median = statistics.median(ratios)
-                ok = median <= goal.ratio_goal if goal.better == "lower" else median >= goal.ratio_goal
-                verdicts.append("ok" if ok else "MISSED")
-                met &= ok
-        verdict = ""
-        if verdicts:
-            verdict = f"{'≤' if goal.better == 'lower' else '≥'} {goal.ratio_goal:g}× {' / '.join(verdicts)}"
-        if goal.absolute_goal is not None and ours:
-            ok = max(ours) <= goal.absolute_goal
-            verdict = f"≤ {goal.absolute_goal:g} {goal.unit} {'ok' if ok else 'MISSED'}"
-            met &= ok
-        print(f"{line}  {verdict}")
-    for kind, kind_runs in runs.items():
-        if kind_runs:
-            notes = {k: statistics.median([r.notes[k] for r in kind_runs]) for k in kind_runs[0].notes}
-            print(f"  {LABELS[kind]}, per repetition's status and help phases (median): "
-                  + ", ".join(f"{k} {v:g}" for k, v in notes.items()))
-    return met
 
 
 async def main(args: argparse.Namespace) -> int:
@@ -413,7 +345,7 @@ async def main(args: argparse.Namespace) -> int:
                         runs[kind].append(run)
                         print(f"  rep {rep + 1} {kind:11} " + "  ".join(f"{k} {v:.1f}" for k, v in run.figures.items()),
                               flush=True)
-    return 0 if table(runs) else 1
+    return 0 if table(GOALS, runs, LABELS) else 1
 
 
 def _interrupted(*_: object) -> None:
