@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -318,22 +319,31 @@ async def test_error_shapes_from_the_simulator(wired: Wired) -> None:
 ])
 async def test_every_error_shape_on_an_action(status: int, body: Any, error: type, said: str) -> None:
     """Shapes the simulator has no fault for, from a loopback server answering exactly them."""
+    async with _answering("PUT", "/twsd/api/v2/plan/job/{id}/action/{action}", status, body) as base:
+        async with client(base) as tws:
+            with pytest.raises(error, match=said) as raised:
+                await tws.rerun("0f0f0f0f-0000-4000-8000-000000000000")
+    if error is not OutcomeUnknown:
+        assert not isinstance(raised.value, OutcomeUnknown)
+
+
+@asynccontextmanager
+async def _answering(method: str, path: str, status: int, body: Any,
+                     headers: dict[str, str] | None = None) -> AsyncIterator[str]:
+    """A loopback server answering ``method path`` with exactly this status, body (JSON, or a str
+    as HTML) and headers; yields the TWS base URL to point the client at."""
     async def answer(request: web.Request) -> web.Response:
         if isinstance(body, str):
-            return web.Response(status=status, text=body, content_type="text/html")
-        return web.json_response(body, status=status)
+            return web.Response(status=status, text=body, content_type="text/html", headers=headers)
+        return web.json_response(body, status=status, headers=headers)
 
     app = web.Application()
-    app.router.add_put("/twsd/api/v2/plan/job/{id}/action/{action}", answer)
+    app.router.add_route(method, path, answer)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", 0).start()
     try:
-        async with client(f"http://127.0.0.1:{runner.addresses[0][1]}/twsd") as tws:
-            with pytest.raises(error, match=said) as raised:
-                await tws.rerun("0f0f0f0f-0000-4000-8000-000000000000")
-        if error is not OutcomeUnknown:
-            assert not isinstance(raised.value, OutcomeUnknown)
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}/twsd"
     finally:
         await runner.cleanup()
 
@@ -349,23 +359,11 @@ async def test_every_error_shape_on_an_action(status: int, body: Any, error: typ
 async def test_every_answer_that_is_not_served_is_kept_on_a_read(status: int, body: Any, headers: dict[str, str],
                                                                 answer: str) -> None:
     """Something answered (TWS or a gateway before it): the error carries what, never "unreachable"."""
-    async def reply(request: web.Request) -> web.Response:
-        if isinstance(body, str):
-            return web.Response(status=status, text=body, content_type="text/html", headers=headers)
-        return web.json_response(body, status=status, headers=headers)
-
-    app = web.Application()
-    app.router.add_get("/twsd/api/v2/engine/info", reply)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    try:
-        async with client(f"http://127.0.0.1:{runner.addresses[0][1]}/twsd", retries=0) as tws:
+    async with _answering("GET", "/twsd/api/v2/engine/info", status, body, headers) as base:
+        async with client(base, retries=0) as tws:
             with pytest.raises(TwsUnavailable) as raised:
                 await tws.engine_info()
-        assert raised.value.answer == answer and "unreachable" not in str(raised.value)
-    finally:
-        await runner.cleanup()
+    assert raised.value.answer == answer and "unreachable" not in str(raised.value)
 
 
 def test_the_check_catches_what_the_document_does_not_list() -> None:
